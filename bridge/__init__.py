@@ -1,0 +1,1 @@
+"""The Gateway bridge: WebSocket clients (browsers, Electron) to the gRPC mesh."""

@@ -1,0 +1,1 @@
+"""PeroMesh servers: dialog core, TTS, memory, reminders, tasks, monitor, hub."""

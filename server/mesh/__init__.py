@@ -1,0 +1,1 @@
+"""Composition of the mesh: which servers run in this process and how they find each other."""

@@ -1,0 +1,17 @@
+"""The components `peromesh serve` knows, in start order.
+
+Order matters: a component may depend on the addresses of the ones before it
+(the core needs TTS and memory; the bridge needs the core).
+"""
+
+from __future__ import annotations
+
+from peromesh.server.mesh.component import Component
+
+
+def components() -> list[Component]:
+    # Imported here so `peromesh --help` stays fast and optional parts stay optional.
+    from peromesh.server.dialog.component import CoreComponent
+    from peromesh.server.tts.component import TtsComponent
+
+    return [TtsComponent(), CoreComponent()]

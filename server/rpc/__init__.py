@@ -1,0 +1,1 @@
+"""gRPC plumbing shared by every server: serving, auth, errors, client channels."""

@@ -1,0 +1,19 @@
+"""Client channels to other PeroMesh servers (the same path embedded or remote)."""
+
+from __future__ import annotations
+
+import grpc
+
+from peromesh.server.rpc.serving import MAX_MESSAGE_BYTES
+
+
+def open_channel(address: str, max_message_bytes: int = MAX_MESSAGE_BYTES) -> grpc.aio.Channel:
+    """An insecure channel (loopback or a private network; tokens ride in metadata)."""
+    return grpc.aio.insecure_channel(
+        address,
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.enable_retries", 0),
+        ],
+    )

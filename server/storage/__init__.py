@@ -1,0 +1,1 @@
+"""Relational storage shared by the servers: SQLAlchemy engines and the model base."""

@@ -1,0 +1,1 @@
+"""The TTS server: TtsService streaming PCM speech, one engine per language."""
