@@ -1,0 +1,1 @@
+"""Generated protobuf/gRPC stubs (scripts/gen_proto.py); do not edit."""
