@@ -72,8 +72,7 @@ def selected(parts: list[Component], only: str, addresses_given: set[str]) -> li
     return [p for p in parts if p.name in wanted]
 
 
-async def serve(args: argparse.Namespace, parts: list[Component]) -> None:
-    data_dir = Path(args.data_dir).expanduser()
+async def serve(args: argparse.Namespace, parts: list[Component], data_dir: Path) -> None:
     token, created = load_or_create_token(data_dir, args.token)
     if created:
         print(f"peromesh: created access token {token} (saved in {data_dir / 'token'})", flush=True)
@@ -105,4 +104,4 @@ def main(argv: list[str] | None = None) -> None:
 
         print(prepare_model(args.model, Path(args.data_dir).expanduser()))
         return
-    asyncio.run(serve(args, parts))
+    asyncio.run(serve(args, parts, Path(args.data_dir).expanduser()))

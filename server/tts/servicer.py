@@ -30,7 +30,7 @@ class TtsServicer(pb_grpc.TtsServiceServicer):
     def __init__(self, router: EngineRouter) -> None:
         self.router = router
 
-    async def Synthesize(  # noqa: N802 - gRPC method name
+    async def Synthesize(
         self, request_iterator: AsyncIterator[pb.SynthesizeRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SynthesizeResponse]:
         config = await _read_config(request_iterator, context)
@@ -48,6 +48,7 @@ async def _read_config(requests: AsyncIterator[pb.SynthesizeRequest], context: g
     first = await anext(requests, None)
     if first is None or first.WhichOneof("kind") != "config":
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be `config`")
+        raise AssertionError("abort raises")
     config = first.config
     rate = config.sample_rate_hertz or DEFAULT_RATE_HZ
     if not 8000 <= rate <= 48000:

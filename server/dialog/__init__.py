@@ -1,0 +1,1 @@
+"""The dialog core: DialogService.Converse and the streaming, interruptible turn loop."""

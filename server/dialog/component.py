@@ -1,0 +1,97 @@
+"""The core server as a `peromesh serve` component: DialogService plus core-hosted services."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+
+from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
+from peromesh.server.dialog.deps import DialogDeps
+from peromesh.server.dialog.history import HistoryStore
+from peromesh.server.dialog.servicer import DialogServicer
+from peromesh.server.llm import factory
+from peromesh.server.llm.base import LlmProvider
+from peromesh.server.mesh.component import MeshContext
+from peromesh.server.mesh.core_services import CoreService, core_services
+from peromesh.server.rpc.auth import bearer_metadata
+from peromesh.server.rpc.channels import open_channel
+from peromesh.server.rpc.serving import GrpcServer, ServiceBinding, start_server
+from peromesh.server.storage.db import Database
+from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningCore:
+    server: GrpcServer
+    servicer: DialogServicer
+    llm: LlmProvider
+    db: Database
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+    services: list[CoreService] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        for service in reversed(self.services):
+            await service.stop()
+        for channel in self.channels:
+            await channel.close()
+        await self.llm.aclose()
+        self.db.dispose()
+
+
+class CoreComponent:
+    name = "core"
+    default_port = 50051
+    description = "dialog core (DialogService) and core-hosted services"
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        factory.add_arguments(group)
+        group.add_argument("--history-turns", type=int, default=12, help="past turns fed to the model")
+        for service in core_services():
+            service.add_arguments(group)
+
+    async def start(self, ctx: MeshContext) -> RunningCore:
+        db = Database(ctx.db_url("core"))
+        await _create_tables(db)
+        llm = await factory.build_provider(ctx.settings, ctx.data_dir)
+        channels: list[grpc.aio.Channel] = []
+        tts_stub = None
+        if tts_address := ctx.address_of("tts"):
+            channels.append(open_channel(tts_address))
+            tts_stub = tts_grpc.TtsServiceStub(channels[-1])
+        else:
+            log.warning("no TTS server (--tts-addr): the companion answers in text only")
+        deps = DialogDeps(llm=llm, history=HistoryStore(db, ctx.settings.history_turns), tts=tts_stub,
+                          tts_metadata=bearer_metadata(ctx.token), max_new_tokens=ctx.settings.max_new_tokens)
+        ctx.shared["dialog_deps"] = deps
+        started: list[CoreService] = []
+        bindings: list[ServiceBinding] = []
+        try:
+            for service in core_services():
+                bindings += await service.start(ctx)
+                started.append(service)
+                ctx.shared[service.name] = service
+            servicer = DialogServicer(deps)
+            bindings.append(ServiceBinding("peromesh.dialog.v1.DialogService",
+                                           pb_grpc.add_DialogServiceServicer_to_server, servicer))
+            server = await start_server("core", bindings, ctx.settings.host, ctx.port("core"), ctx.token)
+        except BaseException:
+            for service in reversed(started):
+                await service.stop()
+            raise
+        return RunningCore(server, servicer, llm, db, channels, started)
+
+
+async def _create_tables(db: Database) -> None:
+    import asyncio
+
+    await asyncio.to_thread(db.create_all)

@@ -1,0 +1,33 @@
+"""What the dialog core depends on, gathered in one object the component builds."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from peromesh.server.dialog.history import HistoryStore
+from peromesh.server.llm.base import LlmProvider
+from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
+
+Recall = Callable[[str, str], Awaitable[list[str]]]  # (session_id, user text) → memory lines
+Ingest = Callable[[str, str, str, str], Awaitable[None]]  # (session_id, turn_id, user, assistant)
+
+
+async def _no_recall(_session_id: str, _text: str) -> list[str]:
+    return []
+
+
+async def _no_ingest(_session_id: str, _turn_id: str, _user: str, _assistant: str) -> None:
+    return None
+
+
+@dataclass
+class DialogDeps:
+    llm: LlmProvider
+    history: HistoryStore
+    tts: tts_grpc.TtsServiceStub | None  # None: text only
+    tts_metadata: Sequence[tuple[str, str]] = ()
+    max_new_tokens: int = 200
+    max_text_chars: int = 8000
+    recall: Recall = field(default=_no_recall)
+    ingest: Ingest = field(default=_no_ingest)

@@ -1,0 +1,82 @@
+"""What did the user hear? Playout accounting for interrupted turns.
+
+The core knows which audio chunks it delivered and which text segments they
+carried; a segment whose audio was fully delivered was heard whole, a partly
+delivered one is cut proportionally (by its final byte count when the TTS
+finished it, else by a speaking-rate estimate) at a word boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peromesh.server.tts.language import detect_language
+
+_MS_PER_CHAR = {"zh": 230.0, "en": 70.0}
+
+
+@dataclass
+class _Segment:
+    text: str
+    total_bytes: int | None = None
+    delivered_bytes: int = 0
+
+
+class PlayoutTracker:
+    def __init__(self, sample_rate: int) -> None:
+        self._bytes_per_ms = sample_rate * 2 / 1000
+        self._segments: dict[int, _Segment] = {}
+        self._chunks: dict[int, list[tuple[int, int]]] = {}
+
+    def segment_started(self, seq: int, text: str) -> None:
+        self._segments[seq] = _Segment(text)
+
+    def segment_finished(self, seq: int, total_bytes: int) -> None:
+        if seq in self._segments:
+            self._segments[seq].total_bytes = total_bytes
+
+    def chunk_built(self, chunk_seq: int, parts: list[tuple[int, int]]) -> None:
+        self._chunks[chunk_seq] = parts
+
+    def chunk_delivered(self, chunk_seq: int) -> None:
+        for seq, n in self._chunks.pop(chunk_seq, []):
+            if seq in self._segments:
+                self._segments[seq].delivered_bytes += n
+
+    def heard_text(self) -> str:
+        heard: list[str] = []
+        for seq in sorted(self._segments):
+            segment = self._segments[seq]
+            fraction = self._fraction(segment)
+            if fraction <= 0:
+                break
+            if fraction >= 1:
+                heard.append(segment.text)
+                continue
+            heard.append(_cut(segment.text, fraction))
+            break
+        return _join(heard)
+
+    def _fraction(self, segment: _Segment) -> float:
+        if segment.total_bytes:
+            return min(1.0, segment.delivered_bytes / segment.total_bytes)
+        ms = segment.delivered_bytes / self._bytes_per_ms
+        expected = len(segment.text) * _MS_PER_CHAR[detect_language(segment.text)]
+        return min(0.99, ms / expected) if expected else 0.0
+
+
+def _cut(text: str, fraction: float) -> str:
+    end = int(len(text) * fraction)
+    if detect_language(text) == "en":
+        space = text.rfind(" ", 0, end + 1)
+        end = space if space > 0 else end
+    return text[:end].rstrip()
+
+
+def _join(parts: list[str]) -> str:
+    out = ""
+    for part in parts:
+        if out and out[-1].isascii() and part[:1].isascii():
+            out += " "
+        out += part
+    return out

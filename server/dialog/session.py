@@ -1,0 +1,154 @@
+"""One Converse stream: reads client messages and runs turns, with barge-in.
+
+Client messages are read by their own task (the priority lane): an
+interrupt is acted on while a turn is still producing, never queued behind
+its audio. Teardown order on interrupt is fixed: close the turn at the gate →
+emit audio_cancel → cancel the turn task (LLM stops, TTS call cancelled) →
+report and persist what was said and heard.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from peromesh.server.aio import TaskOwner, cancel_and_wait
+from peromesh.server.dialog import events
+from peromesh.server.dialog.deps import DialogDeps
+from peromesh.server.dialog.gate import OutboundGate
+from peromesh.server.dialog.turn import Turn, TurnInput
+from peromesh.server.dialog.turn_counter import TurnCounter
+
+log = logging.getLogger(__name__)
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+DEFAULT_RATE_HZ = 24000
+
+
+class ConverseSession:
+    def __init__(self, deps: DialogDeps, counter: TurnCounter) -> None:
+        self.deps = deps
+        self.counter = counter
+        self.gate = OutboundGate(on_delivered=self._delivered)
+        self.config: pb.SessionConfig | None = None
+        self.session_id = ""
+        self.turn: Turn | None = None
+        self._ended_turns: set[str] = set()
+        self._tasks = TaskOwner("converse")
+
+    # -- reading -----------------------------------------------------------
+    async def read(self, requests: AsyncIterator[pb.ConverseRequest]) -> None:
+        """Handle client messages until the client half-closes, then finish the turn and end."""
+        try:
+            async for request in requests:
+                await self._handle(request, time.perf_counter())
+            if self.turn and self.turn.task:
+                await self.turn.task
+        finally:
+            self.gate.end()
+
+    async def _handle(self, request: pb.ConverseRequest, received: float) -> None:
+        kind = request.WhichOneof("kind")
+        if kind is None:
+            self._error("", "INVALID_ARGUMENT", "empty ConverseRequest: set one of config, user_text, "
+                                                "user_audio, interrupt")
+        elif kind == "config":
+            await self._configure(request.config)
+        elif self.config is None:
+            self._error("", "FAILED_PRECONDITION", f"`{kind}` before `config`: send config first")
+        elif kind == "user_text":
+            await self._user_text(request.user_text.text, received)
+        elif kind == "interrupt":
+            await self.interrupt(request.interrupt.turn_id, received)
+        elif kind == "user_audio":
+            self._error("", "UNIMPLEMENTED", "speech input (user_audio) needs an ASR engine; none is configured")
+
+    async def _configure(self, config: pb.SessionConfig) -> None:
+        if self.config is not None:
+            self._error("", "FAILED_PRECONDITION", "config was already received on this stream")
+            return
+        rate = config.sample_rate_hertz or DEFAULT_RATE_HZ
+        if not 8000 <= rate <= 48000:
+            self._error("", "INVALID_ARGUMENT", f"sample_rate_hertz {rate} not in 8000..48000")
+            return
+        if config.session_id and not _SESSION_ID.match(config.session_id):
+            self._error("", "INVALID_ARGUMENT", "session_id must be 1-64 characters of [A-Za-z0-9_.:-]")
+            return
+        self.config = config
+        self.session_id = config.session_id or uuid.uuid4().hex[:16]
+        done = await self.deps.history.count_turns(self.session_id)
+        self.gate.emit(pb.ConverseResponse(session_started=pb.SessionStarted(
+            session_id=self.session_id, history_turns=done)))
+
+    async def _user_text(self, text: str, received: float) -> None:
+        text = text.strip()
+        if not text or len(text) > self.deps.max_text_chars:
+            self._error("", "INVALID_ARGUMENT", f"user_text must be 1..{self.deps.max_text_chars} characters "
+                                                f"(got {len(text)})")
+            return
+        if self.turn is not None and self.turn.task and not self.turn.task.done():
+            await self.interrupt("", received)  # a new utterance barges in
+        await self.start_turn(text, received)
+
+    async def start_turn(self, text: str, received: float) -> Turn:
+        assert self.config is not None
+        index = await self.counter.next(self.session_id)
+        turn = Turn(self.deps, self.gate, TurnInput(
+            self.session_id, index, text, self.config.sample_rate_hertz or DEFAULT_RATE_HZ,
+            self.config.voice, not self.config.text_only, received))
+        self.turn = turn
+        turn.task = self._tasks.spawn(self._run(turn), turn.id)
+        return turn
+
+    async def _run(self, turn: Turn) -> None:
+        try:
+            await turn.run()
+        except Exception as exc:
+            log.exception("turn failed", extra={"corr": turn.id})
+            self._error(turn.id, "INTERNAL", f"turn failed: {str(exc)[:300]}")
+            self.gate.emit(events.state(turn.id, pb.STATE_IDLE))
+        finally:
+            self._ended_turns.add(turn.id)
+
+    # -- barge-in ----------------------------------------------------------
+    async def interrupt(self, turn_id: str, received: float) -> None:
+        turn = self.turn
+        if turn_id and (turn is None or turn_id != turn.id):
+            if turn_id in self._ended_turns:
+                self._error(turn_id, "FAILED_PRECONDITION", f"turn {turn_id} has already ended")
+            else:
+                self._error(turn_id, "NOT_FOUND", f"no turn {turn_id!r} in this session")
+            return
+        if turn is None or turn.task is None or turn.task.done():
+            if turn_id:
+                self._error(turn_id, "FAILED_PRECONDITION", f"turn {turn_id} has already ended")
+            return
+        self.gate.close_turn(turn.id)
+        self.gate.emit(events.audio_cancel(turn.id, turn.chunks_sent))
+        t_interrupt_ms = (time.perf_counter() - received) * 1000.0
+        await cancel_and_wait(turn.task)
+        await turn.finish_interrupted(t_interrupt_ms)
+
+    # -- plumbing ----------------------------------------------------------
+    def _delivered(self, event: pb.ConverseResponse) -> None:
+        if self.turn is not None and event.turn_id == self.turn.id:
+            self.turn.on_delivered(event)
+
+    def _error(self, turn_id: str, code: str, message: str) -> None:
+        log.info("client error %s: %s", code, message, extra={"corr": turn_id or self.session_id or "-"})
+        self.gate.emit(events.error(turn_id, code, message))
+
+    async def close(self) -> None:
+        """The stream is gone: stop the running turn and keep its history consistent."""
+        turn = self.turn
+        if turn is not None and turn.task is not None and not turn.task.done():
+            self.gate.close_turn(turn.id)
+            await cancel_and_wait(turn.task)
+            try:
+                await turn.finish_interrupted(0.0)
+            except Exception:
+                log.exception("could not persist the interrupted turn", extra={"corr": turn.id})
+        await self._tasks.close()

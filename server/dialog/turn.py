@@ -1,0 +1,216 @@
+"""The turn loop: user text → streamed answer text and speech, interruptible.
+
+    THINKING → assistant_delta* (as tokens arrive) ─┬─ clauses → TTS → audio_begin, audio_chunk*
+                                                     └─ assistant_final → audio_end → metrics → IDLE
+
+Text and speech run concurrently: the model keeps generating while earlier
+clauses are already being spoken. An interrupt is handled by the session
+(see session.py): it closes the turn at the outbound gate, cancels this
+task (the LLM stops within a token, the TTS call is cancelled), then calls
+`finish_interrupted()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+
+from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from peromesh.server.aio import cancel_and_wait
+from peromesh.server.dialog import events
+from peromesh.server.dialog.audio_chunks import PcmChunker
+from peromesh.server.dialog.deps import DialogDeps
+from peromesh.server.dialog.gate import OutboundGate
+from peromesh.server.dialog.metrics import TurnMetricsRecorder
+from peromesh.server.dialog.playout import PlayoutTracker
+from peromesh.server.dialog.segmenter import ClauseSegmenter
+from peromesh.server.dialog.speech import SpeechStream
+from peromesh.server.llm.base import ChatMessage, LlmRequest
+from peromesh.server.llm.prompt import build_messages
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("peromesh.dialog")
+
+
+@dataclass
+class TurnInput:
+    session_id: str
+    turn_index: int
+    text: str
+    sample_rate: int
+    voice: str
+    speak: bool
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def turn_id(self) -> str:
+        return f"{self.session_id}#{self.turn_index}"
+
+
+class Turn:
+    """One user turn and the answer to it."""
+
+    def __init__(self, deps: DialogDeps, gate: OutboundGate, given: TurnInput) -> None:
+        self.deps = deps
+        self.gate = gate
+        self.input = given
+        self.id = given.turn_id
+        self.text = ""
+        self.tokens = 0
+        self.chunks_sent = 0
+        self.audio_begun = False
+        self.finished = False
+        self._user_write: asyncio.Task[None] | None = None
+        self.playout = PlayoutTracker(given.sample_rate)
+        self.clock = TurnMetricsRecorder(given.started)
+        self.task: asyncio.Task[None] | None = None
+        self._span = tracer.start_span("dialog.turn", attributes={"peromesh.correlation_id": self.id})
+        self._log = logging.LoggerAdapter(log, {"corr": self.id})
+
+    # -- the normal path ---------------------------------------------------
+    async def run(self) -> None:
+        self.gate.emit(events.state(self.id, pb.STATE_THINKING))
+        with trace.use_span(self._span, end_on_exit=False):
+            history = await self.deps.history.context(self.input.session_id)
+            memories = await self.deps.recall(self.input.session_id, self.input.text)
+            # Persisted concurrently: the disk write must not delay the first token.
+            self._user_write = asyncio.create_task(self.deps.history.add_user(
+                self.input.session_id, self.input.turn_index, self.input.text), name=f"{self.id}:store")
+            speech = self._open_speech()
+            audio = asyncio.create_task(self._pump_audio(speech), name=f"{self.id}:audio") if speech else None
+            try:
+                await self._generate(history, memories, speech)
+                if audio:
+                    await audio
+            finally:
+                if speech:
+                    await speech.cancel()
+                await cancel_and_wait(audio)
+            await self._user_write
+        await self._complete()
+
+    async def _generate(self, history: list[ChatMessage], memories: list[str], speech: SpeechStream | None) -> None:
+        request = LlmRequest(build_messages(history, self.input.text, memories), self.input.session_id,
+                             self.deps.max_new_tokens)
+        segmenter = ClauseSegmenter()
+        first = tracer.start_span("llm.first_token")
+        stream = self.deps.llm.stream(request)
+        try:
+            async for piece in stream:
+                if not self.tokens:
+                    first.end()
+                    self.clock.first_delta()
+                self.tokens += 1
+                self.text += piece
+                self.gate.emit(events.delta(self.id, piece))
+                for clause in segmenter.feed(piece):
+                    self._say(speech, clause)
+        finally:
+            if first.is_recording():
+                first.end()
+            await _aclose(stream)
+        if rest := segmenter.flush():
+            self._say(speech, rest)
+        if speech:
+            speech.finish()
+        self.gate.emit(events.final(self.id, self.text, False, self.text))
+
+    def _say(self, speech: SpeechStream | None, clause: str) -> None:
+        if speech:
+            self.playout.segment_started(speech.say(clause), clause)
+
+    def _open_speech(self) -> SpeechStream | None:
+        if not self.input.speak or self.deps.tts is None:
+            return None
+        return SpeechStream(self.deps.tts, self.input.sample_rate, self.input.voice, self.deps.tts_metadata)
+
+    async def _pump_audio(self, speech: SpeechStream) -> None:
+        chunker = PcmChunker()
+        sizes: dict[int, int] = {}
+        first_chunk = tracer.start_span("tts.first_chunk")
+        try:
+            async for response in speech.responses():
+                kind = response.WhichOneof("kind")
+                if kind == "chunk":
+                    seq = response.chunk.segment_seq
+                    sizes[seq] = sizes.get(seq, 0) + len(response.chunk.pcm)
+                    for chunk in chunker.add(seq, response.chunk.pcm):
+                        self._send_chunk(chunk.pcm, chunk.parts, first_chunk)
+                elif kind == "segment_done":
+                    seq = response.segment_done.segment_seq
+                    self.playout.segment_finished(seq, sizes.get(seq, 0))
+                    for chunk in chunker.end_segment():
+                        self._send_chunk(chunk.pcm, chunk.parts, first_chunk)
+                elif kind == "end":
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # TTS down or died: the turn goes on as text
+            self._log.warning("speech failed: %s", exc)
+            self.gate.emit(events.error(self.id, "UNAVAILABLE", f"speech synthesis failed: {_describe(exc)}"))
+        finally:
+            if first_chunk.is_recording():
+                first_chunk.end()
+        if self.audio_begun:
+            self.gate.emit(events.audio_end(self.id, self.chunks_sent))
+
+    def _send_chunk(self, pcm: bytes, parts: list[tuple[int, int]], first_span: trace.Span) -> None:
+        if not self.audio_begun:
+            self.audio_begun = True
+            first_span.end()
+            self.clock.first_audio()
+            self.gate.emit(events.audio_begin(self.id, self.input.sample_rate))
+            self.gate.emit(events.state(self.id, pb.STATE_SPEAKING))
+        self.playout.chunk_built(self.chunks_sent, parts)
+        self.gate.emit(events.audio_chunk(self.id, self.chunks_sent, pcm))
+        self.chunks_sent += 1
+
+    async def _complete(self) -> None:
+        await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text,
+                                              False, self.text)
+        self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=self.clock.finish(self.tokens)))
+        self.gate.emit(events.state(self.id, pb.STATE_IDLE))
+        self._end_span(interrupted=False)
+        await self.deps.ingest(self.input.session_id, self.id, self.input.text, self.text)
+
+    # -- barge-in ----------------------------------------------------------
+    async def finish_interrupted(self, t_interrupt_ms: float) -> None:
+        """After the session closed and cancelled this turn: report and persist."""
+        heard = self.playout.heard_text()
+        self.gate.emit(events.final(self.id, self.text, True, heard))
+        self.gate.emit(pb.ConverseResponse(
+            turn_id=self.id, metrics=self.clock.finish(self.tokens, t_interrupt_ms=t_interrupt_ms)))
+        self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
+        if self._user_write is None:  # cut before the user text was even queued for storage
+            await self.deps.history.add_user(self.input.session_id, self.input.turn_index, self.input.text)
+        else:
+            await asyncio.shield(self._user_write)  # the user row precedes the assistant row
+        await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text,
+                                              True, heard)
+        self._end_span(interrupted=True)
+
+    def on_delivered(self, event: pb.ConverseResponse) -> None:
+        if event.WhichOneof("event") == "audio_chunk":
+            self.playout.chunk_delivered(event.audio_chunk.seq)
+
+    def _end_span(self, interrupted: bool) -> None:
+        self.finished = True
+        self._span.set_attribute("peromesh.interrupted", interrupted)
+        self._span.set_attribute("peromesh.tokens", self.tokens)
+        self._span.end()
+
+
+async def _aclose(stream: AsyncIterator[str]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _describe(exc: BaseException) -> str:
+    details = getattr(exc, "details", None)
+    return str(details() if callable(details) else exc)[:300]

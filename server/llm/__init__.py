@@ -1,0 +1,1 @@
+"""Chat model providers behind one streaming interface (local, OpenAI-compatible, scripted)."""

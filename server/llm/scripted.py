@@ -1,0 +1,48 @@
+"""A deterministic provider for tests and benchmarks: a fixed answer, token by token.
+
+Tokens are words, CJK characters and punctuation, each after `delay_ms` (also
+the first), so a benchmark can subtract the provider's own delay exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from peromesh.server.llm.base import LlmRequest
+
+DEFAULT_TEXT = (
+    "Hello! I am Pero, your desktop companion, and I am happy to help you today. "
+    "我们先看看今天的安排吧，下午三点你有一个会议。"
+    "After that, you wanted to stretch and drink some water, so I will remind you. "
+    "如果你想聊天，我随时都在这里。"
+    "Tell me what you would like to do next, and we will plan it together."
+)
+_TOKEN = re.compile(r"\s*[A-Za-z0-9']+|\s*[\u3400-\u9fff]|\s*[^\sA-Za-z0-9'\u3400-\u9fff]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Split into the deltas the provider emits; joining them gives `text` back."""
+    tokens = _TOKEN.findall(text)
+    rest = text[len("".join(tokens)):]
+    return [*tokens, rest] if rest else tokens
+
+
+class ScriptedProvider:
+    name = "scripted"
+
+    def __init__(self, text: str = DEFAULT_TEXT, delay_ms: float = 20.0) -> None:
+        self.tokens = tokenize(text)
+        self.delay_s = delay_ms / 1000.0
+        self.calls: list[LlmRequest] = []  # what it was asked (tests inspect the context)
+
+    async def stream(self, request: LlmRequest) -> AsyncIterator[str]:
+        self.calls.append(request)
+        for token in self.tokens[: max(1, request.max_new_tokens)]:
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            yield token
+
+    async def aclose(self) -> None:
+        return None
