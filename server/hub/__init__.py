@@ -1,0 +1,1 @@
+"""The hub: where every node of the mesh meets (HubService, hosted in the core)."""

@@ -1,0 +1,112 @@
+"""Attached nodes: what the hub knows about each (NodeInfo) and its link (NodeLink).
+
+NodeInfo is the registry record the capability grid builds on: id, kind
+(platform, transport), capabilities and liveness. NodeLink is the node's
+bounded outbox; a node that does not drain it is closed, never waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+import grpc
+
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.hub.v1 import hub_service_pb2 as pb
+from peromesh.server.hub.envelopes import now_ms
+
+DEFAULT_OUTBOX = 4096
+
+
+class NodeChange(Enum):
+    JOINED = pb.NODE_CHANGE_JOINED
+    UPDATED = pb.NODE_CHANGE_UPDATED
+    LEFT = pb.NODE_CHANGE_LEFT
+
+
+@dataclass
+class NodeInfo:
+    """One attached node, as the registry (and the capability grid) sees it."""
+
+    node_id: str
+    session_id: str
+    transport: int = pb.TRANSPORT_GRPC
+    device_name: str = ""
+    platform: str = ""
+    client_version: str = ""
+    peer: str = ""
+    capabilities: dict[str, gw.Capability] = field(default_factory=dict)
+    connected_at_ms: int = field(default_factory=now_ms)
+    last_seen_at_ms: int = field(default_factory=now_ms)
+    last_seen: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def from_hello(cls, envelope: gw.Envelope, session_id: str, transport: int, peer: str) -> NodeInfo:
+        hello = envelope.hello
+        caps = {name: gw.Capability(name=name) for name in hello.capabilities if name}
+        return cls(envelope.source_id, session_id, transport, hello.device_name, hello.platform,
+                   hello.client_version, peer, caps)
+
+    def touch(self) -> None:
+        self.last_seen, self.last_seen_at_ms = time.monotonic(), now_ms()
+
+    def register(self, capabilities: list[gw.Capability]) -> None:
+        """Replace the capability list (PeroLink `register` semantics)."""
+        self.capabilities = {c.name: c for c in capabilities if c.name}
+
+    def to_proto(self) -> pb.Node:
+        return pb.Node(node_id=self.node_id, device_name=self.device_name, platform=self.platform,
+                       client_version=self.client_version, transport=self.transport,  # type: ignore[arg-type]
+                       session_id=self.session_id, capabilities=list(self.capabilities.values()),
+                       connected_at_ms=self.connected_at_ms, last_seen_at_ms=self.last_seen_at_ms, peer=self.peer)
+
+
+@dataclass(frozen=True)
+class Closing:
+    """The end of a link: the status its Attach stream ends with, and why."""
+
+    code: grpc.StatusCode
+    reason: str
+
+
+class NodeLink:
+    """An attached node's connection: a bounded outbox of Attach responses."""
+
+    def __init__(self, info: NodeInfo, capacity: int = DEFAULT_OUTBOX) -> None:
+        self.info = info
+        self.capacity = capacity
+        self.outbox: asyncio.Queue[pb.AttachResponse | Closing] = asyncio.Queue()
+        self.closing: Closing | None = None
+
+    @property
+    def node_id(self) -> str:
+        return self.info.node_id
+
+    def deliver(self, response: pb.AttachResponse) -> bool:
+        """Queue `response`; a node whose outbox is full is closed (slow consumer)."""
+        if self.closing is not None:
+            return False
+        if self.outbox.qsize() >= self.capacity:
+            self.close(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                       f"slow consumer: {self.capacity} envelopes queued for node {self.node_id!r}", discard=True)
+            return False
+        self.outbox.put_nowait(response)
+        return True
+
+    def send(self, envelope: gw.Envelope) -> bool:
+        return self.deliver(pb.AttachResponse(envelope=envelope))
+
+    def close(self, code: grpc.StatusCode, reason: str, discard: bool = False) -> None:
+        """End the link after what is queued (or at once, dropping it, with `discard`).
+
+        Idempotent; the first reason wins.
+        """
+        if self.closing is not None:
+            return
+        self.closing = Closing(code, reason)
+        while discard and not self.outbox.empty():
+            self.outbox.get_nowait()
+        self.outbox.put_nowait(self.closing)

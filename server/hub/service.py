@@ -1,0 +1,46 @@
+"""The hub as a core-hosted service (registered first in core_services)."""
+
+from __future__ import annotations
+
+import argparse
+
+from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
+from peromesh.server.hub.hub import Hub, HubConfig
+from peromesh.server.hub.servicer import HubServicer
+from peromesh.server.mesh.component import MeshContext
+from peromesh.server.rpc.serving import ServiceBinding
+
+
+class HubService:
+    """Starts the Hub, shares it as `ctx.shared["hub"]` and serves HubService."""
+
+    name = "hub"
+
+    def __init__(self) -> None:
+        self.hub: Hub | None = None
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        group.add_argument("--hub-heartbeat-interval", type=float, default=10.0,
+                           help="seconds between node heartbeats (told to nodes in the welcome)")
+        group.add_argument("--hub-heartbeat-timeout", type=float, default=30.0,
+                           help="drop a node silent for this many seconds")
+        group.add_argument("--hub-resume-grace", type=float, default=60.0,
+                           help="seconds a disconnected device can reconnect into the same session")
+
+    async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
+        token = ctx.shared.get("gateway_token") or ctx.token
+        if not token:
+            raise ValueError("the hub needs a gateway token (ctx.shared['gateway_token'] or --token)")
+        settings = ctx.settings
+        config = HubConfig(heartbeat_interval_s=getattr(settings, "hub_heartbeat_interval", 10.0),
+                           heartbeat_timeout_s=getattr(settings, "hub_heartbeat_timeout", 30.0),
+                           resume_grace_s=getattr(settings, "hub_resume_grace", 60.0))
+        self.hub = Hub(token, config)
+        await self.hub.start()
+        ctx.shared["hub"] = self.hub
+        return [ServiceBinding("peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server,
+                               HubServicer(self.hub))]
+
+    async def stop(self) -> None:
+        if self.hub is not None:
+            await self.hub.close()

@@ -1,0 +1,112 @@
+"""HubService over gRPC: Attach streams, node listing and watching, broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from peromesh.hub.v1 import hub_service_pb2 as pb
+from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
+from peromesh.server.aio import TaskOwner
+from peromesh.server.hub import envelopes as env
+from peromesh.server.hub.hub import Hub, HubError
+from peromesh.server.hub.nodes import Closing, NodeChange, NodeInfo, NodeLink
+
+log = logging.getLogger(__name__)
+HELLO_TIMEOUT_S = 10.0
+TRANSPORT_KEY = "x-peromesh-transport"  # set by the bridge: "websocket"
+PEER_KEY = "x-peromesh-peer"  # set by the bridge: the WebSocket client's address
+
+
+class HubServicer(pb_grpc.HubServiceServicer):
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def Attach(
+        self, request_iterator: AsyncIterator[pb.AttachRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.AttachResponse]:
+        """Hello → welcome (or error and end) → envelopes both ways until either side ends.
+
+        Cancellation: when the client goes away the reader and this generator
+        are cancelled by grpc; `finally` detaches the node.
+        """
+        hello = await _first_envelope(request_iterator, context)
+        transport, peer = _transport_and_peer(context)
+        try:
+            link = self.hub.join(hello.envelope, transport, peer)
+        except HubError as exc:
+            yield pb.AttachResponse(envelope=env.error(hello.envelope.id, hello.envelope.source_id,
+                                                       exc.code.name, str(exc)))
+            await context.abort(exc.code, str(exc))
+            return
+        tasks = TaskOwner(f"attach:{link.node_id}")
+        tasks.spawn(self._read(link, request_iterator), "reader")
+        try:
+            while not isinstance(item := await link.outbox.get(), Closing):
+                yield item
+            if item.code != grpc.StatusCode.OK:
+                await context.abort(item.code, item.reason)
+        finally:
+            self.hub.leave(link, grpc.StatusCode.CANCELLED, "the stream ended")
+            await tasks.close()
+
+    async def _read(self, link: NodeLink, requests: AsyncIterator[pb.AttachRequest]) -> None:
+        try:
+            async for request in requests:
+                self.hub.route(link, request.envelope)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            log.debug("attach reader of %s ended: %r", link.node_id, exc)
+        self.hub.leave(link, grpc.StatusCode.OK, "the node closed its stream")
+
+    async def ListNodes(
+        self, request: pb.ListNodesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListNodesResponse:
+        return pb.ListNodesResponse(nodes=[n.to_proto() for n in self.hub.nodes()])
+
+    async def WatchNodes(
+        self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchNodesResponse]:
+        queue: asyncio.Queue[pb.WatchNodesResponse] = asyncio.Queue(maxsize=10_000)
+
+        def on_change(change: NodeChange, node: NodeInfo, reason: str) -> None:
+            if queue.full():
+                return  # a watcher that stopped reading misses changes rather than growing memory
+            queue.put_nowait(pb.WatchNodesResponse(change=change.value, node=node.to_proto(), reason=reason))
+
+        remove = self.hub.add_listener(on_change)
+        try:
+            for node in self.hub.nodes():
+                yield pb.WatchNodesResponse(change=pb.NODE_CHANGE_PRESENT, node=node.to_proto())
+            while True:
+                yield await queue.get()
+        finally:
+            remove()
+
+    async def Broadcast(
+        self, request: pb.BroadcastRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BroadcastResponse:
+        if not request.action_name:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "action_name is required")
+        return pb.BroadcastResponse(delivered=self.hub.broadcast(request.action_name, dict(request.params)))
+
+
+async def _first_envelope(requests: AsyncIterator[pb.AttachRequest],
+                          context: grpc.aio.ServicerContext) -> pb.AttachRequest:
+    try:
+        first = await asyncio.wait_for(anext(requests, None), HELLO_TIMEOUT_S)
+    except TimeoutError:
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no hello within {HELLO_TIMEOUT_S:g}s")
+    if first is None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the stream ended before a hello")
+        raise AssertionError("unreachable: abort raises")
+    return first
+
+
+def _transport_and_peer(context: grpc.aio.ServicerContext) -> tuple[int, str]:
+    metadata = dict(context.invocation_metadata() or ())
+    websocket = metadata.get(TRANSPORT_KEY) == "websocket"
+    peer = str(metadata.get(PEER_KEY) or context.peer() or "")
+    return (pb.TRANSPORT_WEBSOCKET if websocket else pb.TRANSPORT_GRPC), peer

@@ -1,0 +1,36 @@
+"""A real hub on a real gRPC server (127.0.0.1:0) and native Attach clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
+from peromesh.server.hub.hub import Hub, HubConfig
+from peromesh.server.hub.servicer import HubServicer
+from peromesh.server.rpc.serving import ServiceBinding, start_server
+
+from .hub_harness import TOKEN, HubHarness
+
+
+@pytest.fixture
+def hub_config() -> HubConfig:
+    return HubConfig(heartbeat_interval_s=0.2, heartbeat_timeout_s=30.0, resume_grace_s=30.0)
+
+
+@pytest.fixture
+async def harness(hub_config: HubConfig) -> AsyncIterator[HubHarness]:
+    hub = Hub(TOKEN, hub_config)
+    await hub.start()
+    server = await start_server("hub-test", [ServiceBinding(
+        "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, HubServicer(hub))])
+    h = HubHarness(hub, server)
+    try:
+        yield h
+    finally:
+        for node in h.nodes:
+            node.call.cancel()
+        await h.channel.close()
+        await hub.close()
+        await server.stop(0.5)

@@ -1,0 +1,33 @@
+"""NodeLink's bounded outbox and the session directory, without a server."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.server.hub.nodes import Closing, NodeInfo, NodeLink
+from peromesh.server.hub.sessions import SessionDirectory
+
+
+async def test_full_outbox_closes_the_link_and_drops_the_backlog() -> None:
+    link = NodeLink(NodeInfo("slow", "s1"), capacity=3)
+    assert all(link.send(gw.Envelope(id=str(i))) for i in range(3))
+    assert not link.send(gw.Envelope(id="overflow"))
+    closing = link.outbox.get_nowait()
+    assert isinstance(closing, Closing) and closing.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "slow consumer" in closing.reason and link.outbox.empty()
+    assert not link.send(gw.Envelope(id="after"))
+
+
+def test_session_survives_inside_grace_only() -> None:
+    sessions = SessionDirectory(grace_s=0.05)
+    first, resumed = sessions.claim("d")
+    assert not resumed
+    sessions.release("d")
+    assert sessions.claim("d") == (first, True)
+    sessions.release("d")
+    time.sleep(0.08)
+    second, resumed = sessions.claim("d")
+    assert second != first and not resumed
