@@ -55,7 +55,9 @@ class EspeakEngine:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-                await proc.wait()
+            # communicate() drains stdout to EOF: with reading paused on a full buffer,
+            # a plain wait() would never see the pipe close and hang forever.
+            await proc.communicate()
 
 
 async def _wav_payload(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:

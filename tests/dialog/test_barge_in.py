@@ -1,0 +1,128 @@
+"""Barge-in: interrupts at random points never let a delta or chunk of the turn through."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from meshkit import Conversation, kinds, start_test_mesh
+
+from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from peromesh.server.llm.scripted import DEFAULT_TEXT
+from peromesh.server.mesh.runner import Mesh
+from peromesh.server.rpc.channels import open_channel
+
+LEAKS = {"assistant_delta", "audio_chunk", "audio_begin", "audio_end"}
+
+
+@pytest.fixture
+async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
+    mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "4", only=["tts", "core"])
+    yield mesh
+    await mesh.stop()
+
+
+def assert_no_leak_after_cancel(events: list[pb.ConverseResponse], turn_id: str) -> None:
+    mine = [e for e in events if e.turn_id == turn_id]
+    names = kinds(mine)
+    assert names.count("audio_cancel") == 1, names
+    after = names[names.index("audio_cancel") + 1:]
+    assert not LEAKS & set(after), f"{turn_id}: {after}"
+    assert after[:3] == ["assistant_final", "metrics", "state_update"]
+
+
+async def test_random_interrupts_never_leak_events_of_the_cut_turn(mesh: Mesh) -> None:
+    rng = random.Random(20261121)
+    async with open_channel(mesh.addresses["core"]) as channel:
+        talk = Conversation(channel)
+        talk.config(session_id="barge")
+        await talk.next()
+        seen: list[pb.ConverseResponse] = []
+        cut: list[str] = []
+        for turn in range(1, 41):
+            turn_id = f"barge#{turn}"
+            talk.say(f"turn {turn}")
+            delay = rng.choice([0.0, 0.0005, rng.uniform(0.001, 0.05), rng.uniform(0.05, 0.5)])
+            if delay:
+                await asyncio.sleep(delay)
+            if rng.random() < 0.5:
+                talk.interrupt(turn_id if rng.random() < 0.5 else "")
+                events = await talk.until("state_update", turn_id=turn_id, timeout=30)
+                while events[-1].state_update.state not in (pb.STATE_INTERRUPTED, pb.STATE_IDLE):
+                    events += await talk.until("state_update", turn_id=turn_id, timeout=30)
+                seen += events
+            # else: the next user_text barges in on its own (or the turn already ended)
+            if any(e.turn_id == turn_id and e.HasField("audio_cancel") for e in seen):
+                cut.append(turn_id)
+        talk.half_close()
+        seen += await talk.rest()
+    by_turn = {e.turn_id for e in seen if e.turn_id}
+    cancelled = {e.turn_id for e in seen if e.HasField("audio_cancel")}
+    assert len(cancelled) >= 20, "most turns should have been cut"
+    for turn_id in cancelled:
+        assert_no_leak_after_cancel(seen, turn_id)
+        # the last final is the corrective one (a first, complete one exists when only audio was cut)
+        final = [e.assistant_final for e in seen if e.turn_id == turn_id and e.HasField("assistant_final")][-1]
+        assert final.interrupted and DEFAULT_TEXT.startswith(final.text)
+        assert len(final.heard_text) <= len(final.text)
+        metrics = next(e.metrics for e in seen if e.turn_id == turn_id and e.HasField("metrics"))
+        assert metrics.t_interrupt_ms > 0
+    assert len(by_turn) == 40
+
+
+async def test_interrupt_stops_the_model_within_a_token(mesh: Mesh) -> None:
+    provider = mesh.context.shared["dialog_deps"].llm
+    provider.delay_s = 0.05
+    async with open_channel(mesh.addresses["core"]) as channel:
+        talk = Conversation(channel)
+        talk.config(session_id="stop", text_only=True)
+        await talk.next()
+        talk.say("go")
+        await talk.until("assistant_delta")
+        talk.interrupt()
+        events = await talk.until_state(pb.STATE_INTERRUPTED)
+        final = next(e.assistant_final for e in events if e.HasField("assistant_final"))
+        await asyncio.sleep(0.3)  # six more token periods: nothing may follow
+        assert talk.events.empty()
+        await talk.close()
+    delivered = sum(1 for e in events if e.HasField("assistant_delta")) + 1
+    assert len(final.text) > 0 and final.interrupted
+    # the model produced at most one token beyond what had been delivered when the interrupt arrived
+    assert final.text.count(" ") <= delivered + 1
+
+
+async def test_new_user_text_barges_in(mesh: Mesh) -> None:
+    async with open_channel(mesh.addresses["core"]) as channel:
+        talk = Conversation(channel)
+        talk.config(session_id="over")
+        await talk.next()
+        talk.say("first")
+        await talk.until("audio_chunk")
+        talk.say("second")
+        events = await talk.until_state(pb.STATE_IDLE)
+        await talk.close()
+    assert_no_leak_after_cancel(events, "over#1")
+    assert [e.turn_id for e in events if e.HasField("assistant_final")] == ["over#1", "over#2"]
+    interrupted = next(e for e in events if e.turn_id == "over#1" and e.HasField("assistant_final"))
+    assert interrupted.assistant_final.interrupted and interrupted.assistant_final.heard_text
+
+
+async def test_interrupted_turn_is_stored_with_what_was_heard(mesh: Mesh) -> None:
+    async with open_channel(mesh.addresses["core"]) as channel:
+        talk = Conversation(channel)
+        talk.config(session_id="heard")
+        await talk.next()
+        talk.say("first")
+        await talk.until("audio_chunk")
+        await asyncio.sleep(0.2)
+        talk.interrupt()
+        events = await talk.until_state(pb.STATE_INTERRUPTED)
+        talk.say("second")
+        await talk.until_state(pb.STATE_IDLE)
+        await talk.close()
+    heard = next(e.assistant_final.heard_text for e in events if e.HasField("assistant_final"))
+    messages = mesh.context.shared["dialog_deps"].llm.calls[-1].messages
+    assert messages[2].role == "assistant" and messages[2].content == heard + " …"
