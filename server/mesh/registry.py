@@ -11,7 +11,8 @@ from peromesh.server.mesh.component import Component
 
 def components() -> list[Component]:
     # Imported here so `peromesh --help` stays fast and optional parts stay optional.
+    from peromesh.bridge.component import BridgeComponent
     from peromesh.server.dialog.component import CoreComponent
     from peromesh.server.tts.component import TtsComponent
 
-    return [TtsComponent(), CoreComponent()]
+    return [TtsComponent(), CoreComponent(), BridgeComponent()]  # bridge last: it needs the core

@@ -1,0 +1,305 @@
+"""One WebSocket client of the bridge: hello → Attach + Converse → four pumps.
+
+The bridge only translates. Authentication, liveness, sessions and routing
+live in the core's hub (one HubService.Attach per client, opened with the
+client's own hello); the conversation is one DialogService.Converse per
+client, opened with the session id the hub assigned (so a reconnect inside
+the grace window continues the same history).
+
+Pumps, until the first one ends: the client reader (limits, decoding,
+dispatch), the hub reader, the dialog reader (events → envelopes; an
+audio_cancel purges the turn from the outbound queue first), and the single
+writer (the one place frames leave; see outbound.py).
+
+Close codes: 4400 bad first message, 4401 unauthenticated, 4408 heartbeat
+timeout, 4409 replaced by a newer connection of the same device, 1008 slow
+client or message-rate abuse, 1009 frame over the hard size limit, 1011 the
+mesh failed, 1001 the bridge is stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+
+import grpc
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from peromesh.dialog.v1 import dialog_service_pb2 as dpb
+from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.hub.v1 import hub_service_pb2 as hpb
+from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
+from peromesh.server.aio import TaskOwner
+from peromesh.server.hub import envelopes as env
+from peromesh.server.hub.servicer import PEER_KEY, TRANSPORT_KEY
+
+from . import codec
+from .limits import Limits, RateLimiter
+from .outbound import Outbound, OutboundQueue, SlowClientError
+from .translate import EventTranslator
+
+log = logging.getLogger(__name__)
+DIALOG_TEXT_ACTIONS = frozenset({"chat", "user_text"})
+_RATE = re.compile(r"rate=(\d+)")
+_HUB_CLOSE = {grpc.StatusCode.UNAUTHENTICATED: 4401, grpc.StatusCode.INVALID_ARGUMENT: 4400,
+              grpc.StatusCode.DEADLINE_EXCEEDED: 4408, grpc.StatusCode.ABORTED: 4409,
+              grpc.StatusCode.RESOURCE_EXHAUSTED: 1008, grpc.StatusCode.UNAVAILABLE: 1001}
+
+
+@dataclass(frozen=True)
+class MeshStubs:
+    """The core's services as the bridge reaches them (one channel shared by all clients)."""
+
+    hub: hpb_grpc.HubServiceStub
+    dialog: dpb_grpc.DialogServiceStub
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+class CloseConnection(Exception):
+    """End the connection with this WebSocket close code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class GatewayConnection:
+    def __init__(self, ws: ServerConnection, stubs: MeshStubs, limits: Limits) -> None:
+        self.ws = ws
+        self.stubs = stubs
+        self.limits = limits
+        self.node_id = ""
+        self.binary = True  # control frames mirror the client's hello (binary or JSON text)
+        self.queue = OutboundQueue(limits.max_queue_frames, limits.max_queue_bytes)
+        self.translator = EventTranslator("")
+        self.rate = RateLimiter(limits.rate_per_s, limits.burst)
+        self._attach: grpc.aio.StreamStreamCall | None = None
+        self._converse: grpc.aio.StreamStreamCall | None = None
+        self._pending_turns: collections.deque[gw.Envelope] = collections.deque()
+        self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
+        self._last_rate_error = 0.0
+        self._tasks = TaskOwner("bridge-conn")
+
+    async def run(self) -> None:
+        """Serve the client until it leaves or must be closed.
+
+        Cancellation: cancelling run() cancels the pumps and both gRPC calls
+        (the dialog stops the turn in progress; the hub detaches the node).
+        """
+        try:
+            await self._serve()
+        except CloseConnection as exc:
+            await self._close(exc.code, exc.reason)
+        except SlowClientError as exc:
+            await self._close(1008, str(exc))
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._tasks.close()
+            for call in (self._attach, self._converse):
+                if call is not None:
+                    call.cancel()
+
+    # -- set-up ----------------------------------------------------------
+    async def _serve(self) -> None:
+        hello = await self._read_hello()
+        welcome = await self._attach_to_hub(hello)
+        self.node_id = welcome.node_id
+        self.translator = EventTranslator(self.node_id)
+        welcome.history_turns = await self._open_converse(welcome.session_id)
+        self.queue.push(Outbound(env.welcome(self.node_id, welcome)))
+        await self._pump()
+
+    async def _read_hello(self) -> gw.Envelope:
+        try:
+            frame = await asyncio.wait_for(self.ws.recv(), self.limits.hello_timeout_s)
+        except TimeoutError:
+            await self._refuse("", "UNAUTHENTICATED", f"no hello within {self.limits.hello_timeout_s:g}s", 4401)
+        self.binary = isinstance(frame, bytes)
+        try:
+            return codec.decode(frame, self.limits.max_frame_bytes)
+        except codec.CodecError as exc:
+            await self._refuse("", "INVALID_ARGUMENT", f"the first frame is not an Envelope: {exc}", 4400)
+        raise AssertionError("unreachable")
+
+    async def _attach_to_hub(self, hello: gw.Envelope) -> gw.Welcome:
+        peer = self.ws.remote_address
+        metadata = (*self.stubs.metadata, (TRANSPORT_KEY, "websocket"),
+                    (PEER_KEY, f"{peer[0]}:{peer[1]}" if peer else ""))
+        self._attach = self.stubs.hub.Attach(metadata=metadata)
+        await self._attach.write(hpb.AttachRequest(envelope=hello))
+        try:
+            answer = await self._attach.read()
+        except grpc.aio.AioRpcError as exc:
+            await self._refuse(hello.id, exc.code().name, exc.details() or "the hub refused", 1011)
+        if answer is grpc.aio.EOF:
+            await self._refuse(hello.id, "UNAVAILABLE", "the hub ended the stream", 1011)
+        envelope: gw.Envelope = answer.envelope
+        if not envelope.HasField("welcome"):
+            status = await self._attach.code()
+            await self._send_now(envelope)
+            raise CloseConnection(_HUB_CLOSE.get(status, 4401), envelope.response.error_msg)
+        return envelope.welcome
+
+    async def _open_converse(self, session_id: str) -> int:
+        self._converse = self.stubs.dialog.Converse(metadata=self.stubs.metadata)
+        config = dpb.SessionConfig(session_id=session_id, device_id=self.node_id, sample_rate_hertz=24000)
+        await self._converse.write(dpb.ConverseRequest(config=config))
+        first = await asyncio.wait_for(self._converse.read(), 10.0)
+        if first is grpc.aio.EOF or not first.HasField("session_started"):
+            detail = "stream ended" if first is grpc.aio.EOF else first.error.message
+            raise CloseConnection(1011, f"the dialog refused the session: {detail}")
+        return int(first.session_started.history_turns)
+
+    # -- pumps -----------------------------------------------------------
+    async def _pump(self) -> None:
+        pumps = [self._tasks.spawn(coro, name) for coro, name in (
+            (self._read_client(), "client-reader"), (self._read_hub(), "hub-reader"),
+            (self._read_dialog(), "dialog-reader"), (self._write(), "writer"))]
+        done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc
+
+    async def _read_client(self) -> None:
+        async for frame in self.ws:
+            await self._on_frame(frame)
+
+    async def _read_hub(self) -> None:
+        assert self._attach is not None
+        try:
+            while (answer := await self._attach.read()) is not grpc.aio.EOF:
+                self.queue.push(Outbound(answer.envelope))
+        except grpc.aio.AioRpcError as exc:
+            raise CloseConnection(_HUB_CLOSE.get(exc.code(), 1011), exc.details() or exc.code().name) from exc
+        raise CloseConnection(1011, "the hub ended the node's stream")
+
+    async def _read_dialog(self) -> None:
+        assert self._converse is not None
+        try:
+            while (event := await self._converse.read()) is not grpc.aio.EOF:
+                self._on_event(event)
+        except grpc.aio.AioRpcError as exc:
+            raise CloseConnection(1011, f"dialog stream failed: {exc.details()}") from exc
+        raise CloseConnection(1011, "the dialog ended the session")
+
+    async def _write(self) -> None:
+        while True:
+            item = await self.queue.get()
+            binary = self.binary or item.envelope.HasField("stream")
+            await self.ws.send(codec.encode(item.envelope, binary))
+
+    # -- client → mesh ---------------------------------------------------
+    async def _on_frame(self, frame: str | bytes) -> None:
+        if not self.rate.allow():
+            self._rate_limited()
+            return
+        try:
+            envelope = codec.decode(frame, self.limits.max_frame_bytes)
+        except codec.CodecError as exc:
+            self._error("", "INVALID_ARGUMENT", str(exc))
+            return
+        kind = envelope.WhichOneof("payload")
+        to_master = envelope.target_id in (env.MASTER, "")
+        if kind in ("hello", "welcome"):
+            self._error(envelope.id, "FAILED_PRECONDITION", f"unexpected {kind}: this connection is authenticated")
+        elif to_master and kind == "request" and envelope.request.action_name in DIALOG_TEXT_ACTIONS:
+            await self._user_text(envelope)
+        elif to_master and kind == "request" and envelope.request.action_name == "interrupt":
+            await self._interrupt(envelope)
+        elif to_master and kind == "stream" and envelope.stream.content_type.startswith("audio/pcm"):
+            await self._user_audio(envelope)
+        else:
+            assert self._attach is not None
+            await self._attach.write(hpb.AttachRequest(envelope=envelope))
+
+    async def _user_text(self, envelope: gw.Envelope) -> None:
+        params = envelope.request.params
+        text = params.get("text") or params.get("content") or ""
+        if not text.strip():
+            self._error(envelope.id, "INVALID_ARGUMENT", f"{envelope.request.action_name} needs params.text")
+            return
+        self._pending_turns.append(envelope)
+        await self._dialog_write(dpb.ConverseRequest(user_text=dpb.UserText(text=text)))
+
+    async def _interrupt(self, envelope: gw.Envelope) -> None:
+        turn_id = envelope.request.params.get("turn_id", "")
+        await self._dialog_write(dpb.ConverseRequest(interrupt=dpb.Interrupt(turn_id=turn_id)))
+        if envelope.id:
+            self.queue.push(Outbound(env.ok(envelope, turn_id)))
+
+    async def _user_audio(self, envelope: gw.Envelope) -> None:
+        stream = envelope.stream
+        match = _RATE.search(stream.content_type)
+        rate = int(match.group(1)) if match else 16000
+        if stream.is_end:
+            self._pending_turns.append(envelope)
+        await self._dialog_write(dpb.ConverseRequest(user_audio=dpb.UserAudio(
+            pcm=stream.data, is_end=stream.is_end, sample_rate_hertz=rate)))
+
+    async def _dialog_write(self, request: dpb.ConverseRequest) -> None:
+        assert self._converse is not None
+        await self._converse.write(request)
+
+    # -- mesh → client ---------------------------------------------------
+    def _on_event(self, event: dpb.ConverseResponse) -> None:
+        turn = event.turn_id
+        if turn and turn not in self._seen_turns:
+            self._seen_turns.append(turn)
+            self._answer_pending(turn)
+        elif not turn and event.HasField("error") and self._pending_turns:
+            request = self._pending_turns.popleft()
+            self._error(request.id, event.error.code, event.error.message)
+            return
+        if event.HasField("audio_cancel"):
+            self.queue.cancel_turn(turn)
+        for item in self.translator.translate(event):
+            self.queue.push(item)
+
+    def _answer_pending(self, turn: str) -> None:
+        """The first event of a new turn answers the oldest chat request with its turn id."""
+        if self._pending_turns:
+            request = self._pending_turns.popleft()
+            if request.id and request.HasField("request"):
+                self.queue.push(Outbound(env.ok(request, json.dumps({"turn_id": turn}))))
+
+    def _error(self, request_id: str, code: str, message: str) -> None:
+        self.queue.push(Outbound(env.error(request_id, self.node_id, code, message)))
+
+    def _rate_limited(self) -> None:
+        if self.rate.strikes >= self.limits.strikes_to_close:
+            raise CloseConnection(1008, f"message rate over {self.rate.rate_per_s:g}/s for too long")
+        now = asyncio.get_running_loop().time()
+        if now - self._last_rate_error >= 1.0:
+            self._last_rate_error = now
+            self._error("", "RESOURCE_EXHAUSTED", f"rate limit: at most {self.rate.rate_per_s:g} messages/s "
+                                                  f"(bursts of {self.rate.burst}); messages are being dropped")
+
+    # -- closing ---------------------------------------------------------
+    async def _refuse(self, request_id: str, code: str, message: str, close_code: int) -> None:
+        await self._send_now(env.error(request_id, self.node_id, code, message))
+        raise CloseConnection(close_code, message)
+
+    async def _send_now(self, envelope: gw.Envelope) -> None:
+        """Send outside the queue (only before the pumps run)."""
+        with contextlib.suppress(TimeoutError, ConnectionClosed):
+            await asyncio.wait_for(self.ws.send(codec.encode(envelope, self.binary)), 2.0)
+
+    async def _close(self, code: int, reason: str) -> None:
+        log.info("closing %s (%d): %s", self.node_id or self.ws.remote_address, code, reason)
+        await self._tasks.close()
+        await self.ws.close(code, _clip(reason))
+
+
+def _clip(reason: str, limit: int = 123) -> str:
+    """A close reason fits in 123 bytes of UTF-8."""
+    data = reason.encode()
+    return reason if len(data) <= limit else data[: limit - 3].decode(errors="ignore") + "..."

@@ -1,0 +1,71 @@
+"""The bridge's WebSocket server: `/ws` for the Gateway protocol, the console at `/`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
+from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
+from peromesh.server.rpc.auth import bearer_metadata
+from peromesh.server.rpc.channels import open_channel
+
+from .connection import GatewayConnection, MeshStubs
+from .limits import Limits
+from .static_files import StaticSite
+
+log = logging.getLogger(__name__)
+WRITE_LIMIT = 64 * 1024  # bytes buffered per socket before send() waits (then our queue absorbs bursts)
+
+
+@dataclass
+class BridgeServer:
+    """A started bridge; `stop()` closes every client (1001) and the core channel."""
+
+    server: Server
+    channel: grpc.aio.Channel
+    host: str
+    port: int
+    connections: set[GatewayConnection]
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.address}/ws"
+
+    async def stop(self) -> None:
+        self.server.close(close_connections=True)
+        await self.server.wait_closed()
+        await self.channel.close()
+        log.info("bridge stopped")
+
+
+async def start_bridge(core_address: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                       limits: Limits | None = None) -> BridgeServer:
+    """Serve the Gateway protocol on ws://host:port/ws in front of the core at `core_address`."""
+    limits = limits or Limits()
+    channel = open_channel(core_address)
+    stubs = MeshStubs(hpb_grpc.HubServiceStub(channel), dpb_grpc.DialogServiceStub(channel), bearer_metadata(token))
+    connections: set[GatewayConnection] = set()
+
+    async def handle(ws: ServerConnection) -> None:
+        connection = GatewayConnection(ws, stubs, limits)
+        connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            connections.discard(connection)
+
+    server = await serve(handle, host, port, process_request=StaticSite().process_request,
+                         max_size=limits.hard_frame_bytes, max_queue=32, write_limit=WRITE_LIMIT,
+                         compression=None, close_timeout=5, ping_interval=20, ping_timeout=20)
+    bound = next(iter(server.sockets)).getsockname()[1]
+    log.info("bridge listening on ws://%s:%d/ws", host, bound)
+    return BridgeServer(server, channel, host, bound, connections)
