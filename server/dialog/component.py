@@ -40,6 +40,7 @@ class RunningCore:
 
     async def stop(self) -> None:
         await self.server.stop()
+        await self.servicer.drain()
         for service in reversed(self.services):
             await service.stop()
         for channel in self.channels:

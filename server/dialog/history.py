@@ -63,7 +63,7 @@ class HistoryStore:
 
         def query(s: Session) -> list[DialogTurnRow]:
             stmt = (select(DialogTurnRow).where(DialogTurnRow.session_id == session_id)
-                    .order_by(DialogTurnRow.turn_index.desc(), DialogTurnRow.role.desc()).limit(limit))
+                    .order_by(DialogTurnRow.turn_index.desc(), DialogTurnRow.id.desc()).limit(limit))
             return list(s.scalars(stmt))
 
         rows = list(reversed(await self.db.run(query)))

@@ -20,6 +20,7 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
         self.deps = deps
         self.counter = TurnCounter(deps.history)
         self.open_sessions = 0  # visible to tests: cancelled calls must release their session
+        self._teardowns: set[asyncio.Task[None]] = set()
 
     async def Converse(
         self, request_iterator: AsyncIterator[pb.ConverseRequest], context: grpc.aio.ServicerContext
@@ -31,6 +32,20 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
             async for event in session.gate.events():
                 yield event
         finally:
-            self.open_sessions -= 1
+            # Shielded: gRPC may cancel this coroutine again while it cleans up, and the
+            # interrupted turn must still be persisted and every task released.
+            teardown = asyncio.create_task(self._teardown(session, reader), name="converse:teardown")
+            self._teardowns.add(teardown)
+            teardown.add_done_callback(self._teardowns.discard)
+            await asyncio.shield(teardown)
+
+    async def _teardown(self, session: ConverseSession, reader: asyncio.Task[None]) -> None:
+        try:
             await session.close()
             await cancel_and_wait(reader)
+        finally:
+            self.open_sessions -= 1
+
+    async def drain(self) -> None:
+        """Wait for stream teardowns still running (at server stop)."""
+        await asyncio.gather(*self._teardowns, return_exceptions=True)
