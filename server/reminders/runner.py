@@ -1,0 +1,52 @@
+"""Run the ReminderService alone: `python -m peromesh.server.reminders.runner --db-url URL`.
+
+For relays under test and for deployments that keep the clock in its own
+process. Prints `listening on HOST:PORT` once serving; SIGTERM/SIGINT stop it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
+from peromesh.server.reminders.service import DEFAULT_MISFIRE_GRACE_S, ReminderService, local_timezone
+from peromesh.server.reminders.servicer import ReminderServicer
+from peromesh.server.rpc.serving import ServiceBinding, start_server
+
+
+async def serve(args: argparse.Namespace) -> None:
+    service = ReminderService()
+    await service.open(args.db_url, timezone=args.timezone or local_timezone(),
+                       misfire_grace_s=args.misfire_grace)
+    binding = ServiceBinding("peromesh.reminder.v1.ReminderService",
+                             pb_grpc.add_ReminderServiceServicer_to_server, ReminderServicer(service))
+    server = await start_server("reminders", [binding], args.host, args.port, args.token)
+    print(f"listening on {server.address}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+    await service.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db-url", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--timezone", default=None)
+    parser.add_argument("--misfire-grace", type=float, default=DEFAULT_MISFIRE_GRACE_S)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,402 @@
+"""ReminderService: APScheduler is the clock, the trigger log is the truth.
+
+Why the split: APScheduler 3 removes or advances a job in its store when it
+*submits* the job, so a crash between that and our callback would lose an
+occurrence, and a crash after our callback but before the store update would
+run it twice. So the job callback does not carry the occurrence; it only says
+"look at reminder X now". `_log_due` then logs every occurrence in
+(checked_until, now] in one transaction (unique per reminder and due time)
+and moves `checked_until`. At start-up every active reminder is caught up the
+same way before the scheduler resumes, and its job is (re)placed in the job
+store. Result: each occurrence is logged exactly once, late ones within the
+misfire grace are FIRED (late), older ones are reported MISSED, none dropped.
+
+In-process API (for the bridge and the dialog), all on the core's event loop:
+  await svc.create(content=..., due_time=|delay=|cron=..., target_devices=(), timezone=None) -> Reminder
+  await svc.create_from_text(text, timezone=None, target_devices=(), validate_only=False)
+        -> (Reminder, ParsedReminder)
+  await svc.add_reminder(time, content, timezone=None) -> Reminder      # the LLM tool
+  await svc.list_reminders(include_inactive=False) -> list[Reminder]
+  await svc.cancel(reminder_id) -> Reminder
+  svc.watch(after_cursor=None, device_id=None) -> AsyncIterator[Trigger | CaughtUp]
+  svc.triggers() -> Subscription[Trigger]              # live triggers only
+  svc.schedule_updates() -> Subscription[ScheduleUpdate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from peromesh.server.mesh.component import MeshContext
+from peromesh.server.reminders.schedule import Schedule, cron_text, normalise_cron
+from peromesh.server.reminders.store import (
+    TABLES,
+    CaughtUp,
+    Reminder,
+    ReminderRow,
+    ScheduleUpdate,
+    Status,
+    Trigger,
+    TriggerRow,
+    from_db,
+    to_db,
+)
+from peromesh.server.reminders.timeparse import CronSpec, ParsedReminder, TimeParseError, parse_reminder, zone
+from peromesh.server.rpc.serving import ServiceBinding
+from peromesh.server.storage.db import Base, Database
+from peromesh.server.tasks.fanout import Fanout, Subscription
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MISFIRE_GRACE_S = 600.0
+MAX_CATCH_UP = 500  # per reminder and wake-up; older ones are logged as skipped (not silently)
+_PAGE = 500
+
+# Services alive in this process, by job-store key (the job's pickled args name it).
+_LIVE: dict[str, ReminderService] = {}
+
+
+def fire_job(key: str, reminder_id: str) -> None:
+    """The APScheduler job (runs in a scheduler worker thread): hand over to the service's loop."""
+    service = _LIVE.get(key)
+    if service is None:
+        log.warning("reminder %s is due but its service (%s) is not running here", reminder_id, key)
+        return
+    service._wake_from_thread(reminder_id)
+
+
+def local_timezone() -> str:
+    try:
+        from tzlocal import get_localzone_name
+
+        return get_localzone_name() or "UTC"
+    except Exception:  # tzlocal may not find a zone in minimal containers
+        return "UTC"
+
+
+class ReminderNotFound(KeyError):
+    """No reminder has that id."""
+
+
+class ReminderService:
+    """The core-hosted reminder service (a `CoreService`) and its in-process API."""
+
+    name = "reminders"
+
+    def __init__(self) -> None:
+        self.db: Database | None = None
+        self.default_timezone = "UTC"
+        self.misfire_grace = timedelta(seconds=DEFAULT_MISFIRE_GRACE_S)
+        self._scheduler: BackgroundScheduler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._key = ""
+        self._fire_lock = asyncio.Lock()
+        self._triggers: Fanout[Trigger] = Fanout("reminder triggers")
+        self._updates: Fanout[ScheduleUpdate] = Fanout("schedule updates")
+
+    # ------------------------------------------------------------ CoreService
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        group.add_argument("--reminder-timezone", default=None,
+                           help="IANA zone for reminder phrases without one (default: this machine's)")
+        group.add_argument("--reminder-misfire-grace", type=float, default=DEFAULT_MISFIRE_GRACE_S,
+                           help="seconds a reminder may fire late (e.g. after downtime); older ones are "
+                                "reported MISSED, never dropped")
+
+    async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
+        from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
+        from peromesh.server.reminders.servicer import ReminderServicer
+
+        settings = ctx.settings
+        await self.open(ctx.db_url("reminders"),
+                        timezone=getattr(settings, "reminder_timezone", None) or local_timezone(),
+                        misfire_grace_s=getattr(settings, "reminder_misfire_grace", DEFAULT_MISFIRE_GRACE_S))
+        return [ServiceBinding("peromesh.reminder.v1.ReminderService",
+                               pb_grpc.add_ReminderServiceServicer_to_server, ReminderServicer(self))]
+
+    async def open(self, db_url: str, *, timezone: str = "UTC",
+                   misfire_grace_s: float = DEFAULT_MISFIRE_GRACE_S, jobs_table: str = "reminder_jobs") -> None:
+        """Open the tables and the job store, catch up what fell due while down, start the clock."""
+        zone(timezone)
+        self.default_timezone = timezone
+        self.misfire_grace = timedelta(seconds=misfire_grace_s)
+        self._loop = asyncio.get_running_loop()
+        self.db = Database(db_url)
+        db = self.db
+        await asyncio.to_thread(Base.metadata.create_all, db.engine, tables=TABLES)
+        self._key = f"{db_url}#{jobs_table}"
+        if self._key in _LIVE:
+            raise RuntimeError(f"a reminder service already runs on {db_url} in this process")
+        _LIVE[self._key] = self
+        self._scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=db.engine, tablename=jobs_table)},
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone=UTC)
+        await asyncio.to_thread(self._scheduler.start, paused=True)
+        active = await db.run(lambda s: list(s.scalars(select(ReminderRow.id).where(ReminderRow.state == "active"))))
+        for reminder_id in active:
+            await self._wake(reminder_id)
+            reminder = await self.get(reminder_id)
+            if reminder.state == "active":
+                await asyncio.to_thread(self._place_job, reminder)
+        await asyncio.to_thread(self._scheduler.resume)
+        log.info("reminders: %d active, timezone %s, misfire grace %.0fs", len(active), timezone, misfire_grace_s)
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            scheduler, self._scheduler = self._scheduler, None
+            await asyncio.to_thread(scheduler.shutdown, wait=True)
+        _LIVE.pop(self._key, None)
+        if self.db is not None:
+            self.db.dispose()
+
+    # ------------------------------------------------------------ in-process API
+
+    async def create(self, *, content: str, due_time: datetime | None = None, delay: timedelta | None = None,
+                     cron: CronSpec | None = None, target_devices: Sequence[str] = (),
+                     timezone: str | None = None) -> Reminder:
+        """Schedule a reminder; exactly one of due_time (aware), delay, cron. ValueError on bad input."""
+        content = content.strip()
+        if not content or len(content) > 2000:
+            raise ValueError("content must be 1 to 2000 characters")
+        if sum(x is not None for x in (due_time, delay, cron)) != 1:
+            raise ValueError("give exactly one of due_time, delay, cron")
+        tz = timezone or self.default_timezone
+        zone(tz)
+        now = datetime.now(UTC)
+        if delay is not None:
+            if delay <= timedelta(0):
+                raise ValueError("delay must be positive")
+            due_time = now + delay
+        if due_time is not None:
+            if due_time.tzinfo is None:
+                raise ValueError("due_time must carry a time zone")
+            due_time = due_time.astimezone(UTC)
+            if due_time <= now:
+                raise ValueError("due_time is in the past")
+        spec = normalise_cron(cron) if cron is not None else None
+        row = ReminderRow(id=uuid.uuid4().hex, content=content, due_time=to_db(due_time) if due_time else None,
+                          cron=cron_text(spec) if spec else None, timezone=tz,
+                          targets=json.dumps(list(target_devices)), state="active", checked_until=to_db(now),
+                          created_at=to_db(now))
+        reminder = await self._db().run(lambda s: _add(s, row))
+        await asyncio.to_thread(self._place_job, reminder)
+        self._updates.publish(ScheduleUpdate("create", reminder.as_data()))
+        return reminder
+
+    async def create_from_text(self, text: str, timezone: str | None = None, target_devices: Sequence[str] = (),
+                               validate_only: bool = False) -> tuple[Reminder, ParsedReminder]:
+        """Parse a phrase ("明天早上八点提醒我开会") and schedule it (TimeParseError when unusable)."""
+        tz = timezone or self.default_timezone
+        parsed = parse_reminder(text, datetime.now(UTC), tz)
+        if validate_only:
+            schedule = Schedule(tz, due_time=parsed.due_time.astimezone(UTC) if parsed.due_time else None,
+                                cron=parsed.cron)
+            now = datetime.now(UTC)
+            preview = Reminder("", parsed.content, schedule, tuple(target_devices), "active",
+                               schedule.next_after(now), now)
+            return preview, parsed
+        reminder = await self.create(content=parsed.content, due_time=parsed.due_time, cron=parsed.cron,
+                                     target_devices=target_devices, timezone=tz)
+        return reminder, parsed
+
+    async def add_reminder(self, time: str, content: str, timezone: str | None = None) -> Reminder:
+        """The LLM tool: `time` is ISO 8601 or a phrase ("12:00", "明天8点", "in 10 minutes", "every day at 9")."""
+        tz = timezone or self.default_timezone
+        try:
+            due = datetime.fromisoformat(time.strip())
+        except ValueError:
+            parsed = parse_reminder(time, datetime.now(UTC), tz)
+            return await self.create(content=content, due_time=parsed.due_time, cron=parsed.cron, timezone=tz)
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=zone(tz))
+        return await self.create(content=content, due_time=due, timezone=tz)
+
+    async def get(self, reminder_id: str) -> Reminder:
+        def read(s: Session) -> Reminder:
+            row = s.get(ReminderRow, reminder_id)
+            if row is None:
+                raise ReminderNotFound(reminder_id)
+            return Reminder.from_row(row)
+
+        return await self._db().run(read)
+
+    async def list_reminders(self, include_inactive: bool = False) -> list[Reminder]:
+        def read(s: Session) -> list[Reminder]:
+            query = select(ReminderRow).order_by(ReminderRow.created_at.desc(), ReminderRow.id)
+            if not include_inactive:
+                query = query.where(ReminderRow.state == "active")
+            return [Reminder.from_row(r) for r in s.scalars(query)]
+
+        return await self._db().run(read)
+
+    async def cancel(self, reminder_id: str) -> Reminder:
+        """Cancel an active reminder (ReminderNotFound; ValueError when already done or cancelled)."""
+
+        def write(s: Session) -> Reminder:
+            row = s.get(ReminderRow, reminder_id, with_for_update=True)
+            if row is None:
+                raise ReminderNotFound(reminder_id)
+            if row.state != "active":
+                raise ValueError(f"reminder {reminder_id} is already {row.state}")
+            row.state = "cancelled"
+            return Reminder.from_row(row)
+
+        async with self._fire_lock:
+            reminder = await self._db().run(write)
+        await asyncio.to_thread(self._drop_job, reminder_id)
+        self._updates.publish(ScheduleUpdate("cancel", reminder.as_data()))
+        return reminder
+
+    async def watch(self, after_cursor: int | None = None,
+                    device_id: str | None = None) -> AsyncIterator[Trigger | CaughtUp]:
+        """Replay the log after `after_cursor` (None: nothing), yield CaughtUp, then live triggers."""
+        with self._triggers.subscribe() as live:
+            last = await self.last_cursor() if after_cursor is None else after_cursor
+            async for trigger in self._replay(last):
+                last = trigger.cursor
+                if trigger.for_device(device_id):
+                    yield trigger
+            yield CaughtUp(last)
+            while True:
+                trigger = await live.get()
+                if live.overflowed:  # we lost live events: the log has them
+                    live.overflowed = False
+                    async for missed in self._replay(last):
+                        last = missed.cursor
+                        if missed.for_device(device_id):
+                            yield missed
+                if trigger.cursor <= last:
+                    continue
+                last = trigger.cursor
+                if trigger.for_device(device_id):
+                    yield trigger
+
+    def triggers(self) -> Subscription[Trigger]:
+        """Live triggers from now on (the bridge's `reminder_trigger`, the dialog's spoken reminder)."""
+        return self._triggers.subscribe()
+
+    def schedule_updates(self) -> Subscription[ScheduleUpdate]:
+        """Reminder set changes (the bridge's `schedule_update`)."""
+        return self._updates.subscribe()
+
+    async def last_cursor(self) -> int:
+        def read(s: Session) -> int:
+            top = s.scalars(select(TriggerRow.cursor).order_by(TriggerRow.cursor.desc()).limit(1)).first()
+            return top or 0
+
+        return await self._db().run(read)
+
+    async def triggers_after(self, cursor: int, limit: int = _PAGE) -> list[Trigger]:
+        def read(s: Session) -> list[Trigger]:
+            rows = s.scalars(select(TriggerRow).where(TriggerRow.cursor > cursor)
+                             .order_by(TriggerRow.cursor).limit(limit))
+            return [Trigger.from_row(r) for r in rows]
+
+        return await self._db().run(read)
+
+    # ------------------------------------------------------------ firing
+
+    async def _replay(self, after: int) -> AsyncIterator[Trigger]:
+        while True:
+            page = await self.triggers_after(after)
+            for trigger in page:
+                yield trigger
+            if len(page) < _PAGE:
+                return
+            after = page[-1].cursor
+
+    def _wake_from_thread(self, reminder_id: str) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._wake(reminder_id), loop)
+        try:
+            future.result(timeout=60)
+        except Exception:
+            log.exception("reminder %s: firing failed (it is retried at the next start-up)", reminder_id)
+
+    async def _wake(self, reminder_id: str) -> None:
+        """Log every occurrence of the reminder due by now, then publish them."""
+        async with self._fire_lock:
+            now = datetime.now(UTC)
+            new, finished = await self._db().run(lambda s: self._log_due(s, reminder_id, now))
+        for trigger in new:
+            log.info("reminder %s %s (due %s): %s", trigger.reminder_id, trigger.status,
+                     trigger.due_time.isoformat(), trigger.content)
+            self._triggers.publish(trigger)
+        if finished is not None:
+            self._updates.publish(ScheduleUpdate("done", finished.as_data()))
+
+    def _log_due(self, s: Session, reminder_id: str, now: datetime) -> tuple[list[Trigger], Reminder | None]:
+        row = s.get(ReminderRow, reminder_id, with_for_update=True)
+        if row is None or row.state != "active":
+            return [], None
+        schedule = row.schedule()
+        checked = from_db(row.checked_until)
+        due = schedule.occurrences(checked, now, limit=MAX_CATCH_UP + 1)
+        if len(due) > MAX_CATCH_UP:
+            log.warning("reminder %s: more than %d occurrences while down; logging the newest %d",
+                        reminder_id, MAX_CATCH_UP, MAX_CATCH_UP)
+            due = due[-MAX_CATCH_UP:]
+        logged = set(s.scalars(select(TriggerRow.due_time).where(
+            TriggerRow.reminder_id == reminder_id, TriggerRow.due_time.in_([to_db(d) for d in due])))) if due else set()
+        rows: list[TriggerRow] = []
+        for when in due:
+            if to_db(when) in logged:
+                continue
+            status: Status = "fired" if now - when <= self.misfire_grace else "missed"
+            rows.append(TriggerRow(reminder_id=reminder_id, content=row.content, due_time=to_db(when),
+                                   fired_time=to_db(now), status=status, targets=row.targets))
+        s.add_all(rows)
+        row.checked_until = to_db(now)
+        finished = None
+        if schedule.next_after(now) is None:
+            row.state = "done"
+            finished = Reminder.from_row(row)
+        s.flush()
+        return [Trigger.from_row(r) for r in rows], finished
+
+    # ------------------------------------------------------------ job store (called in threads)
+
+    def _place_job(self, reminder: Reminder) -> None:
+        scheduler = self._scheduler
+        if scheduler is None or reminder.next_due_time is None:
+            return
+        scheduler.add_job(fire_job, trigger=reminder.schedule.trigger(), args=[self._key, reminder.id],
+                          id=reminder.id, name=reminder.content[:60], replace_existing=True)
+
+    def _drop_job(self, reminder_id: str) -> None:
+        if self._scheduler is not None:
+            with contextlib.suppress(JobLookupError):
+                self._scheduler.remove_job(reminder_id)
+
+    def _db(self) -> Database:
+        if self.db is None:
+            raise RuntimeError("reminder service is not open")
+        return self.db
+
+
+def _add(s: Session, row: ReminderRow) -> Reminder:
+    s.add(row)
+    s.flush()
+    return Reminder.from_row(row)
+
+
+__all__ = ["CaughtUp", "Reminder", "ReminderNotFound", "ReminderService", "ScheduleUpdate", "TimeParseError",
+           "Trigger", "fire_job"]

@@ -1,0 +1,1 @@
+"""Tasks: the shared to-do list (TaskService), persisted, with a change stream."""
