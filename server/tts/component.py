@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 from peromesh.server.mesh.component import MeshContext
 from peromesh.server.rpc.serving import GrpcServer, ServiceBinding, start_server
@@ -17,6 +18,19 @@ def build_router() -> EngineRouter:
     return EngineRouter([EspeakEngine()])
 
 
+@dataclass
+class RunningTts:
+    server: GrpcServer
+    router: EngineRouter
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
 class TtsComponent:
     name = "tts"
     default_port = 50052
@@ -25,7 +39,9 @@ class TtsComponent:
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         pass
 
-    async def start(self, ctx: MeshContext) -> GrpcServer:
+    async def start(self, ctx: MeshContext) -> RunningTts:
+        router = build_router()
         binding = ServiceBinding("peromesh.tts.v1.TtsService", pb_grpc.add_TtsServiceServicer_to_server,
-                                 TtsServicer(build_router()))
-        return await start_server("tts", [binding], ctx.settings.host, ctx.port("tts"), ctx.token)
+                                 TtsServicer(router))
+        server = await start_server("tts", [binding], ctx.settings.host, ctx.port("tts"), ctx.token)
+        return RunningTts(server, router)

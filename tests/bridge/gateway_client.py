@@ -22,6 +22,7 @@ class GatewayClient:
         self.device = device
         self.binary = binary
         self.welcome: gw.Welcome | None = None
+        self.frame_types: list[type] = []  # bytes or str, per received frame
 
     @classmethod
     async def open(cls, url: str, device: str, token: str = "test-token", binary: bool = False,
@@ -50,6 +51,7 @@ class GatewayClient:
 
     async def recv(self, wait_s: float = 10.0) -> gw.Envelope:
         frame = await asyncio.wait_for(self.ws.recv(), wait_s)
+        self.frame_types.append(type(frame))
         return codec.decode(frame, 1 << 30)
 
     async def recv_until(self, predicate: Any, wait_s: float = 20.0) -> list[gw.Envelope]:

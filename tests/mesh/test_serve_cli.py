@@ -1,0 +1,92 @@
+"""`peromesh serve` as a real process: grpcurl list/describe/Converse, graceful Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from peromesh.server.mesh.registry import components
+
+BIN = Path(sys.executable).parent
+GRPCURL = str(BIN / "grpcurl")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    ports = [arg for part in components() for arg in (f"--{part.name}-port", "0")]
+    proc = subprocess.Popen(
+        [str(BIN / "peromesh"), "serve", "--llm", "scripted", "--scripted-delay-ms", "1",
+         "--data-dir", str(tmp_path), *ports],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "peromesh: ready" in line or not line:
+            break
+    assert any("peromesh: ready" in line for line in lines), "".join(lines)
+    assert any("created access token" in line for line in lines)
+    endpoints = json.loads((tmp_path / "endpoints.json").read_text())
+    yield proc, endpoints
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+
+
+def grpcurl(*args: str, stdin: str | None = None) -> str:
+    done = subprocess.run([GRPCURL, "-plaintext", *args], input=stdin, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_grpcurl_lists_describes_and_converses(served: tuple[subprocess.Popen[str], dict[str, str]]) -> None:
+    proc, endpoints = served
+    core, tts = endpoints["core"], endpoints["tts"]
+    listed = grpcurl(core, "list").split()
+    assert {"peromesh.dialog.v1.DialogService", "grpc.health.v1.Health"} <= set(listed)
+    assert "peromesh.tts.v1.TtsService" in grpcurl(tts, "list").split()
+    described = grpcurl(core, "describe", "peromesh.dialog.v1.DialogService")
+    assert "rpc Converse ( stream .peromesh.dialog.v1.ConverseRequest )" in described
+    assert "STATE_INTERRUPTED" in grpcurl(core, "describe", "peromesh.dialog.v1.State")
+    for address in endpoints.values():
+        if ":" in address and address != endpoints.get("bridge"):
+            assert '"status": "SERVING"' in grpcurl(address, "grpc.health.v1.Health/Check")
+    script = '{"config": {"sessionId": "grpcurl-1"}}\n{"userText": {"text": "Hello from grpcurl"}}\n'
+    out = grpcurl("-d", "@", core, "peromesh.dialog.v1.DialogService/Converse", stdin=script)
+    events = [json.loads(chunk) for chunk in _json_objects(out)]
+    keys = [next(k for k in e if k not in ("turnId", "turn_id")).replace("_", "").lower() for e in events]
+    assert keys[0] == "sessionstarted" and keys[-1] == "stateupdate"
+    assert {"assistantdelta", "audiobegin", "audiochunk", "assistantfinal", "audioend", "metrics"} <= set(keys)
+    assert "STATE_IDLE" in json.dumps(events[-1])
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert proc.stdout is not None
+    assert "shutting down" in proc.stdout.read()
+
+
+def _json_objects(text: str) -> list[str]:
+    """grpcurl prints one pretty JSON object per message, back to back."""
+    objects, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "{":
+            depth += 1
+            if depth == 1:
+                start = i
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                objects.append(text[start:i + 1])
+    return objects
