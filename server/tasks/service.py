@@ -1,0 +1,200 @@
+"""TaskService: the shared to-do list, persisted, every change fanned out.
+
+In-process API (for the bridge's `task:add`/`task:complete`/list actions and
+`task:update` broadcasts, and the dialog's `add_task` tool):
+  await svc.add(title, notes="", due_time=None) -> Task
+  await svc.complete(task_id) / svc.reopen(task_id) / svc.delete(task_id) -> Task   (TaskNotFound)
+  await svc.list_tasks(include_completed=False) -> list[Task]
+  await svc.add_task(title, notes="") -> Task                                       # the LLM tool
+  svc.changes() -> Subscription[TaskChange]        # TaskChange.as_action() is the `task:update` payload
+Completing a completed task (or reopening an open one) is a no-op without an event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import Boolean, DateTime, String, Table, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from peromesh.server.mesh.component import MeshContext
+from peromesh.server.rpc.serving import ServiceBinding
+from peromesh.server.storage.db import Base, Database
+from peromesh.server.tasks.fanout import Fanout, Subscription
+
+Operation = Literal["snapshot", "added", "completed", "reopened", "deleted"]
+
+
+class TaskRow(Base):
+    __tablename__ = "task"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    completed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    due_time: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    return None if t is None else t.replace(tzinfo=UTC)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def _naive(t: datetime | None) -> datetime | None:
+    return None if t is None else t.astimezone(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str
+    notes: str
+    completed: bool
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    due_time: datetime | None
+
+    @classmethod
+    def from_row(cls, row: TaskRow) -> Task:
+        return cls(row.id, row.title, row.notes, row.completed, row.created_at.replace(tzinfo=UTC),
+                   row.updated_at.replace(tzinfo=UTC), _utc(row.completed_at), _utc(row.due_time))
+
+    def as_data(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "notes": self.notes, "completed": self.completed,
+                "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
+                "completed_at": _iso(self.completed_at), "due_time": _iso(self.due_time)}
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    operation: Operation
+    task: Task
+
+    def as_action(self) -> dict[str, Any]:
+        """The gateway `task:update` payload."""
+        return {"operation": self.operation, "task": self.task.as_data()}
+
+
+class TaskNotFound(KeyError):
+    """No task has that id."""
+
+
+class TaskService:
+    """The core-hosted task service (a `CoreService`) and its in-process API."""
+
+    name = "tasks"
+
+    def __init__(self) -> None:
+        self.db: Database | None = None
+        self._changes: Fanout[TaskChange] = Fanout("task changes")
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        pass
+
+    async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
+        from peromesh.server.tasks.servicer import TaskServicer
+        from peromesh.task.v1 import task_service_pb2_grpc as pb_grpc
+
+        await self.open(ctx.db_url("tasks"))
+        return [ServiceBinding("peromesh.task.v1.TaskService", pb_grpc.add_TaskServiceServicer_to_server,
+                               TaskServicer(self))]
+
+    async def open(self, db_url: str) -> None:
+        self.db = Database(db_url)
+        await asyncio.to_thread(Base.metadata.create_all, self.db.engine, tables=[cast(Table, TaskRow.__table__)])
+
+    async def stop(self) -> None:
+        if self.db is not None:
+            self.db.dispose()
+
+    # ------------------------------------------------------------ API
+
+    async def add(self, title: str, notes: str = "", due_time: datetime | None = None) -> Task:
+        title, notes = title.strip(), notes.strip()
+        if not title or len(title) > 500:
+            raise ValueError("title must be 1 to 500 characters")
+        if len(notes) > 5000:
+            raise ValueError("notes must be at most 5000 characters")
+        if due_time is not None and due_time.tzinfo is None:
+            raise ValueError("due_time must carry a time zone")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        row = TaskRow(id=uuid.uuid4().hex, title=title, notes=notes, completed=False, created_at=now,
+                      updated_at=now, completed_at=None, due_time=_naive(due_time))
+
+        def write(s: Session) -> Task:
+            s.add(row)
+            s.flush()
+            return Task.from_row(row)
+
+        return self._emit("added", await self._db().run(write))
+
+    async def add_task(self, title: str, notes: str = "") -> Task:
+        """The LLM tool."""
+        return await self.add(title, notes)
+
+    async def complete(self, task_id: str) -> Task:
+        return await self._set_completed(task_id, True)
+
+    async def reopen(self, task_id: str) -> Task:
+        return await self._set_completed(task_id, False)
+
+    async def delete(self, task_id: str) -> Task:
+        def write(s: Session) -> Task:
+            row = s.get(TaskRow, task_id)
+            if row is None:
+                raise TaskNotFound(task_id)
+            task = Task.from_row(row)
+            s.delete(row)
+            return task
+
+        return self._emit("deleted", await self._db().run(write))
+
+    async def list_tasks(self, include_completed: bool = False) -> list[Task]:
+        def read(s: Session) -> list[Task]:
+            query = select(TaskRow).order_by(TaskRow.created_at, TaskRow.id)
+            if not include_completed:
+                query = query.where(TaskRow.completed.is_(False))
+            return [Task.from_row(r) for r in s.scalars(query)]
+
+        return await self._db().run(read)
+
+    def changes(self) -> Subscription[TaskChange]:
+        """Every change from now on."""
+        return self._changes.subscribe()
+
+    # ------------------------------------------------------------ internals
+
+    async def _set_completed(self, task_id: str, completed: bool) -> Task:
+        def write(s: Session) -> tuple[Task, bool]:
+            row = s.get(TaskRow, task_id)
+            if row is None:
+                raise TaskNotFound(task_id)
+            if row.completed == completed:
+                return Task.from_row(row), False
+            now = datetime.now(UTC).replace(tzinfo=None)
+            row.completed, row.updated_at, row.completed_at = completed, now, now if completed else None
+            return Task.from_row(row), True
+
+        task, changed = await self._db().run(write)
+        return self._emit("completed" if completed else "reopened", task) if changed else task
+
+    def _emit(self, operation: Operation, task: Task) -> Task:
+        self._changes.publish(TaskChange(operation, task))
+        return task
+
+    def _db(self) -> Database:
+        if self.db is None:
+            raise RuntimeError("task service is not open")
+        return self.db
