@@ -1,0 +1,1 @@
+"""System monitor: CPU, memory, process RSS and NVIDIA GPU load (MonitorService)."""
