@@ -25,7 +25,9 @@ import contextlib
 import json
 import logging
 import re
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from websockets.asyncio.server import ServerConnection
@@ -103,10 +105,7 @@ class GatewayConnection:
         except ConnectionClosed:
             pass
         finally:
-            await self._tasks.close()
-            for call in (self._attach, self._converse):
-                if call is not None:
-                    call.cancel()
+            await self._release()
 
     # -- set-up ----------------------------------------------------------
     async def _serve(self) -> None:
@@ -161,13 +160,13 @@ class GatewayConnection:
 
     # -- pumps -----------------------------------------------------------
     async def _pump(self) -> None:
-        pumps = [self._tasks.spawn(coro, name) for coro, name in (
+        pumps = [self._tasks.spawn(_ending(coro), name) for coro, name in (
             (self._read_client(), "client-reader"), (self._read_hub(), "hub-reader"),
             (self._read_dialog(), "dialog-reader"), (self._write(), "writer"))]
         done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                raise exc
+            if (ending := task.result()) is not None:
+                raise ending
 
     async def _read_client(self) -> None:
         async for frame in self.ws:
@@ -276,7 +275,7 @@ class GatewayConnection:
 
     def _rate_limited(self) -> None:
         if self.rate.strikes >= self.limits.strikes_to_close:
-            raise CloseConnection(1008, f"message rate over {self.rate.rate_per_s:g}/s for too long")
+            raise CloseConnection(1008, f"message rate limit: {self.rate.strikes} messages refused in 10 s")
         now = asyncio.get_running_loop().time()
         if now - self._last_rate_error >= 1.0:
             self._last_rate_error = now
@@ -294,9 +293,25 @@ class GatewayConnection:
             await asyncio.wait_for(self.ws.send(codec.encode(envelope, self.binary)), 2.0)
 
     async def _close(self, code: int, reason: str) -> None:
+        """Leave the mesh first (the hub and dialog let go at once), then close the socket."""
         log.info("closing %s (%d): %s", self.node_id or self.ws.remote_address, code, reason)
-        await self._tasks.close()
+        await self._release()
         await self.ws.close(code, _clip(reason))
+
+    async def _release(self) -> None:
+        await self._tasks.close()
+        for call in (self._attach, self._converse):
+            if call is not None:
+                call.cancel()
+
+
+async def _ending(pump: Coroutine[Any, Any, None]) -> Exception | None:
+    """Run a pump; the expected ways a connection ends are returned, not logged as failures."""
+    try:
+        await pump
+    except (CloseConnection, SlowClientError, ConnectionClosed) as exc:
+        return exc
+    return None
 
 
 def _clip(reason: str, limit: int = 123) -> str:

@@ -2,14 +2,16 @@
 
 A token bucket: `rate_per_s` messages per second on average, bursts up to
 `burst`. A message over the limit is refused with an error (the client is
-told which limit and by how much); a client that keeps going after
-`strikes_to_close` refusals in a row is disconnected.
+told which limit); a client with more than `strikes_to_close` refused
+messages inside one `STRIKE_WINDOW_S` window is disconnected.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
+STRIKE_WINDOW_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -30,16 +32,18 @@ class RateLimiter:
         self.burst = burst
         self._tokens = float(burst)
         self._stamp = time.monotonic()
+        self._window_start = self._stamp
         self.strikes = 0
 
     def allow(self) -> bool:
-        """Take one token; False (and a strike) when the bucket is empty."""
+        """Take one token; False (and a strike in the current window) when the bucket is empty."""
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate_per_s)
         self._stamp = now
+        if now - self._window_start > STRIKE_WINDOW_S:
+            self._window_start, self.strikes = now, 0
         if self._tokens >= 1.0:
             self._tokens -= 1.0
-            self.strikes = 0
             return True
         self.strikes += 1
         return False

@@ -132,4 +132,4 @@ def _flag(value: bool) -> str:
 
 
 def _ms(value: float) -> str:
-    return f"{value:.1f}"
+    return f"{value:.3f}"

@@ -12,9 +12,13 @@ from peromesh.server.rpc.serving import ServiceBinding
 
 
 class HubService:
-    """Starts the Hub, shares it as `ctx.shared["hub"]` and serves HubService."""
+    """Starts the Hub, shares it as `ctx.shared["hub"]` and serves HubService.
 
-    name = "hub"
+    Named "hub_service" because the core also files every core service under
+    its own name in ctx.shared; "hub" is the Hub itself (the in-process API).
+    """
+
+    name = "hub_service"
 
     def __init__(self) -> None:
         self.hub: Hub | None = None
