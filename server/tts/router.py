@@ -1,20 +1,32 @@
-"""Route each segment to the engine for its language, with espeak-ng behind all.
+"""Route each piece of a segment to the engine for its language, with espeak-ng behind all.
 
-Engines are tried in preference order; when a preferred engine fails before it
-produced audio, the segment is spoken by the next one (ultimately espeak-ng),
-so a broken neural voice degrades speech instead of silencing it.
+A segment is split into language runs and clauses (language.py); each clause
+goes to the first engine that supports its language (neural voices first,
+espeak-ng last). When an engine fails — a missing model, a crashed or killed
+worker — the clause is spoken again by the next engine (ultimately
+espeak-ng), so a broken neural voice degrades speech instead of silencing it
+or ending the stream. A clause that failed half-way is repeated whole by the
+fallback: hearing a few words twice beats losing them.
+
+Audio leaves in 4–16 KiB pieces: small engine outputs are gathered (the
+first clause's audio still goes out as soon as 4 KiB exist), big ones (piper
+returns a whole sentence at once) are cut.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 
+from peromesh.server.aio import TaskOwner
 from peromesh.server.tts.engine import SpeechEngine
-from peromesh.server.tts.language import detect_language
+from peromesh.server.tts.language import split_clauses, split_language_runs
 
 log = logging.getLogger(__name__)
+MIN_CHUNK_BYTES = 4096
+MAX_CHUNK_BYTES = 16384
 
 
 @dataclass
@@ -30,21 +42,66 @@ class EngineRouter:
         if not engines:
             raise ValueError("at least one speech engine is required")
         self.engines = list(engines)
+        self._tasks = TaskOwner("tts-engines")
 
     def candidates(self, language: str) -> list[SpeechEngine]:
         return [e for e in self.engines if e.supports(language)] or [self.engines[-1]]
 
+    async def start(self) -> None:
+        """Warm engines that load models (in the background: serving starts at once; a segment
+        arriving meanwhile waits for its engine's model)."""
+        for engine in self.engines:
+            start = getattr(engine, "start", None)
+            if start is not None:
+                self._tasks.spawn(_warm(engine.name, start()), f"warm-{engine.name}")
+
+    async def close(self) -> None:
+        """Stop warm-ups and release engines (worker processes killed and reaped)."""
+        await self._tasks.close()
+        for engine in self.engines:
+            close = getattr(engine, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
     async def speak(self, text: str, language_hint: str, voice: str, rate: int) -> AsyncIterator[SpokenAudio]:
-        language = detect_language(text, language_hint)
+        """The segment's audio in 4–16 KiB pieces (the last one may be smaller)."""
+        pending = bytearray()
+        engine_name = ""
+        for run in split_language_runs(text, language_hint):
+            for clause in split_clauses(run.text):
+                async for pcm, engine_name in self._speak_clause(clause, run.language, voice, rate):
+                    pending += pcm
+                    while len(pending) >= MIN_CHUNK_BYTES:
+                        size = min(len(pending), MAX_CHUNK_BYTES)
+                        size -= size % 2
+                        yield SpokenAudio(bytes(pending[:size]), engine_name)
+                        del pending[:size]
+        if pending:
+            yield SpokenAudio(bytes(pending), engine_name)
+
+    async def _speak_clause(self, clause: str, language: str, voice: str,
+                            rate: int) -> AsyncIterator[tuple[bytes, str]]:
         candidates = self.candidates(language)
         for index, engine in enumerate(candidates):
-            produced = False
+            audio = engine.synthesize(clause, language, voice, rate)
             try:
-                async for pcm in engine.synthesize(text, language, voice, rate):
-                    produced = True
-                    yield SpokenAudio(pcm, engine.name)
+                async for pcm in audio:
+                    yield pcm, engine.name
                 return
             except Exception as exc:
-                if produced or index == len(candidates) - 1:
+                if index == len(candidates) - 1:
                     raise
-                log.warning("%s failed (%s); falling back to %s", engine.name, exc, candidates[index + 1].name)
+                log.warning("%s failed on %r (%s); speaking it with %s", engine.name, clause, exc,
+                            candidates[index + 1].name)
+            finally:  # close the engine now (kills its process), not whenever it is collected
+                aclose = getattr(audio, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+
+async def _warm(name: str, start: Awaitable[None]) -> None:
+    try:
+        await start
+    except Exception:
+        log.exception("%s failed to start; its languages fall back to the next engine", name)

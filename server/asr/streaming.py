@@ -1,0 +1,307 @@
+"""Streaming recognition: PCM chunks in, speech-start / partial / final events out.
+
+How the dialog core uses it (one recognizer per Converse stream)::
+
+    recognizer = StreamingRecognizer(load_transcriber("base"))   # load_transcriber blocks ~1 s: to_thread
+    # request reader, for every user_audio:
+    await recognizer.feed(msg.pcm, msg.sample_rate_hertz or 16000)
+    if msg.is_end:
+        await recognizer.end()
+    # a task owned by the stream:
+    async for event in recognizer.events():
+        match event:
+            case SpeechStarted():      # ≥ min_speech_ms of voice: barge in if the assistant is speaking
+            case PartialTranscript():  # → transcription{text, is_final=false}
+            case FinalTranscript():    # → transcription{text, is_final=true}; non-empty text starts a turn
+    await recognizer.close()           # when the stream ends
+
+Endpointing: Silero VAD per 32 ms frame with hysteresis (speech above 0.5,
+silence below 0.35). An utterance starts after `min_speech_ms` of voiced
+frames (so a cough, a click or a burst of echo does not count) and ends after
+`end_silence_ms` of silence, on `end()` (the client's is_end), or at
+`max_utterance_s` (Whisper's 30 s window). `pre_roll_ms` of audio before the
+onset is kept so the first syllable is not clipped.
+
+Partials: Whisper does not stream, so the growing utterance is re-decoded
+after every `partial_interval_s` of new audio (measured in audio time, which
+is wall time for a live microphone), on the model's thread, never more than
+one at a time per recognizer and never while the shared model is busy with
+another decode (partials are skipped, not queued, so finals are not delayed
+behind a backlog). A partial of an utterance that has meanwhile been
+finalised is dropped, so events of one utterance always end with its final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from peromesh.server.aio import TaskOwner
+from peromesh.server.asr.transcriber import SAMPLE_RATE, Transcript, WhisperTranscriber
+from peromesh.server.asr.vad import FRAME_SAMPLES, SileroVad
+
+log = logging.getLogger(__name__)
+FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+# Trailing silence kept in a final's audio, and the point where a speculative final decode starts.
+_SPECULATE_AFTER_FRAMES = round(0.2 / FRAME_S)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """Tuning of speech detection and partial updates (defaults suit a close microphone)."""
+
+    speech_threshold: float = 0.5
+    silence_threshold: float = 0.35
+    min_speech_ms: int = 300
+    end_silence_ms: int = 700
+    pre_roll_ms: int = 300
+    partial_interval_s: float = 1.5
+    max_utterance_s: float = 28.0
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The user has been speaking for at least `min_speech_ms` (the barge-in signal)."""
+
+    utterance: int
+    at_s: float  # stream time of the onset, seconds since the first fed sample
+
+
+@dataclass(frozen=True)
+class PartialTranscript:
+    """The utterance so far (may still change)."""
+
+    utterance: int
+    text: str
+
+
+@dataclass(frozen=True)
+class FinalTranscript:
+    """The utterance's final text. Empty text: nothing intelligible; start no turn."""
+
+    utterance: int
+    text: str
+    language: str
+    reason: str  # "end_of_speech" | "is_end" | "max_length"
+    audio_s: float
+    decode_s: float
+    latency_s: float  # from the end of the utterance (endpoint or end()) to this event
+
+
+RecognitionEvent = SpeechStarted | PartialTranscript | FinalTranscript
+_CLOSED = object()
+
+
+class StreamingRecognizer:
+    """One audio stream's recognizer. Not thread-safe: call it from one event loop."""
+
+    def __init__(self, transcriber: WhisperTranscriber, config: EndpointConfig | None = None) -> None:
+        self.transcriber = transcriber
+        self.config = config or EndpointConfig()
+        self._vad = SileroVad()
+        self._events: asyncio.Queue[RecognitionEvent | object] = asyncio.Queue()
+        self._tasks = TaskOwner("asr")
+        self._resampler: soxr.ResampleStream | None = None
+        self._resampler_rate = SAMPLE_RATE
+        self._odd_byte = b""
+        self._pending = np.zeros(0, dtype=np.float32)  # samples not yet a whole VAD frame
+        pre_roll_frames = max(1, round(self.config.pre_roll_ms / 1000 / FRAME_S))
+        self._pre_roll: deque[npt.NDArray[np.float32]] = deque(maxlen=pre_roll_frames)
+        self._utterance = 0  # id of the current (or next) utterance
+        self._frames: list[npt.NDArray[np.float32]] = []  # audio of the current utterance
+        self._voiced = 0  # voiced frames while confirming an onset
+        self._speaking = False
+        self._silent = 0  # consecutive silent frames while speaking
+        self._frame_index = 0  # frames stepped through the VAD so far
+        self._onset_frame = 0
+        self._partial_at = 0  # utterance length (frames) at the last partial decode
+        self._partial_task: asyncio.Task[None] | None = None
+        self._last_partial = ""
+        self._final_chain: asyncio.Task[None] | None = None
+        # A decode started when the user fell silent, reused as the final if the silence lasts.
+        self._speculative: asyncio.Task[Transcript] | None = None
+        self._closed = False
+
+    @property
+    def speaking(self) -> bool:
+        """True between SpeechStarted and the end of that utterance."""
+        return self._speaking
+
+    async def feed(self, pcm: bytes, sample_rate_hertz: int = SAMPLE_RATE) -> None:
+        """Add PCM16LE mono audio (any chunk size, any rate 8–48 kHz; resampled to 16 kHz)."""
+        if self._closed:
+            raise RuntimeError("recognizer is closed")
+        audio = self._to_float16k(pcm, sample_rate_hertz or SAMPLE_RATE)
+        if not len(audio):
+            return
+        data = np.concatenate([self._pending, audio]) if len(self._pending) else audio
+        whole = len(data) - len(data) % FRAME_SAMPLES
+        self._pending = data[whole:].copy()
+        if not whole:
+            return
+        frames = data[:whole]
+        if whole > 32 * FRAME_SAMPLES:  # a big upload (e.g. a WAV file): keep the loop responsive
+            probs = await asyncio.to_thread(self._vad.probabilities, frames)
+        else:
+            probs = self._vad.probabilities(frames)
+        for i, prob in enumerate(probs):
+            self._step(frames[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES], float(prob))
+
+    async def end(self) -> None:
+        """The client marked the end of the utterance (is_end): finalise what was heard."""
+        if self._closed:
+            return
+        heard = self._speaking or self._voiced > 0
+        if heard and len(self._pending):
+            self._frames.append(self._pending)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._finalize("is_end", heard=heard)
+
+    async def events(self) -> AsyncIterator[RecognitionEvent]:
+        """Events in order until `close()`."""
+        while (event := await self._events.get()) is not _CLOSED:
+            assert isinstance(event, SpeechStarted | PartialTranscript | FinalTranscript)
+            yield event
+
+    async def close(self) -> None:
+        """Stop: pending decodes are abandoned, `events()` ends."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._tasks.close()
+        self._events.put_nowait(_CLOSED)
+
+    async def drain(self) -> None:
+        """Wait until every final already triggered has been emitted (tests, benchmarks, shutdown)."""
+        while self._final_chain is not None and not self._final_chain.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._final_chain)
+
+    # --- audio plumbing -------------------------------------------------------------------------
+
+    def _to_float16k(self, pcm: bytes, rate: int) -> npt.NDArray[np.float32]:
+        if not 8000 <= rate <= 48000:
+            raise ValueError(f"sample rate {rate} not in 8000..48000")
+        data = self._odd_byte + pcm
+        even = len(data) - len(data) % 2
+        self._odd_byte = data[even:]
+        samples = np.frombuffer(data[:even], dtype="<i2").astype(np.float32) / 32768.0
+        if rate == SAMPLE_RATE:
+            return samples
+        if self._resampler is None or self._resampler_rate != rate:
+            self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+            self._resampler_rate = rate
+        return np.asarray(self._resampler.resample_chunk(samples), dtype=np.float32)
+
+    # --- endpointing ----------------------------------------------------------------------------
+
+    def _step(self, frame: npt.NDArray[np.float32], prob: float) -> None:
+        cfg = self.config
+        self._frame_index += 1
+        if not self._speaking:
+            if prob >= cfg.speech_threshold or (self._voiced and prob >= cfg.silence_threshold):
+                if not self._voiced:
+                    self._frames = list(self._pre_roll)
+                    self._onset_frame = self._frame_index - 1
+                self._voiced += 1
+                self._frames.append(frame)
+                if self._voiced * FRAME_S * 1000 >= cfg.min_speech_ms:
+                    self._speaking = True
+                    self._silent = 0
+                    self._partial_at = len(self._frames)
+                    self._last_partial = ""
+                    self._emit(SpeechStarted(self._utterance, self._onset_frame * FRAME_S))
+            else:
+                if self._voiced:  # too short to be speech: a cough or a click
+                    self._voiced = 0
+                    self._frames = []
+                self._pre_roll.append(frame)
+            return
+        self._frames.append(frame)
+        if prob < cfg.silence_threshold:
+            self._silent += 1
+            if self._silent == _SPECULATE_AFTER_FRAMES:
+                self._speculate()
+        else:
+            self._silent = 0
+            self._speculative = None  # the user went on speaking: that guess is stale
+        if self._silent * FRAME_S * 1000 >= cfg.end_silence_ms:
+            self._finalize("end_of_speech")
+        elif len(self._frames) * FRAME_S >= cfg.max_utterance_s:
+            self._finalize("max_length")
+        else:
+            self._maybe_partial()
+
+    # --- decoding -------------------------------------------------------------------------------
+
+    def _maybe_partial(self) -> None:
+        grown = (len(self._frames) - self._partial_at) * FRAME_S
+        trailing_silence_ms = self._silent * FRAME_S * 1000
+        if (grown < self.config.partial_interval_s or trailing_silence_ms > 200
+                or (self._partial_task is not None and not self._partial_task.done())
+                or self.transcriber.busy):
+            return
+        self._partial_at = len(self._frames)
+        audio = np.concatenate(self._frames)
+        self._partial_task = self._tasks.spawn(self._partial(self._utterance, audio), "partial")
+
+    async def _partial(self, utterance: int, audio: npt.NDArray[np.float32]) -> None:
+        transcript = await self.transcriber.transcribe_async(audio)
+        if utterance != self._utterance or not transcript.text or transcript.text == self._last_partial:
+            return  # finalised meanwhile, or nothing new
+        self._last_partial = transcript.text
+        self._emit(PartialTranscript(utterance, transcript.text))
+
+    def _speculate(self) -> None:
+        """Start decoding as soon as the user falls silent: if the silence becomes the endpoint,
+        this decode (of exactly the audio the final would use) is the final, and end-of-speech →
+        final costs max(end_silence, decode) instead of their sum."""
+        audio = np.concatenate(self._frames)
+        self._speculative = self._tasks.spawn(self.transcriber.transcribe_async(audio), "speculative")
+
+    def _finalize(self, reason: str, heard: bool = True) -> None:
+        audio = np.concatenate(self._frames) if heard and self._frames else np.zeros(0, dtype=np.float32)
+        guess = None
+        if reason == "end_of_speech":  # keep ~200 ms of the trailing silence, not all of it
+            keep = len(audio) - max(0, self._silent - _SPECULATE_AFTER_FRAMES) * FRAME_SAMPLES
+            audio = audio[:keep]
+            guess = self._speculative
+        self._speculative = None
+        utterance = self._utterance
+        self._utterance += 1
+        self._frames, self._voiced, self._speaking, self._silent = [], 0, False, 0
+        self._pre_roll.clear()
+        previous = self._final_chain
+        loop = asyncio.get_running_loop()
+        self._final_chain = self._tasks.spawn(
+            self._final(utterance, audio, reason, loop.time(), previous, guess), "final")
+
+    async def _final(self, utterance: int, audio: npt.NDArray[np.float32], reason: str, ended_at: float,
+                     previous: asyncio.Task[None] | None, guess: asyncio.Task[Transcript] | None) -> None:
+        if previous is not None and not previous.done():  # finals leave in utterance order
+            with contextlib.suppress(Exception):
+                await asyncio.shield(previous)
+        if not len(audio):  # is_end without any speech: say so rather than let Whisper hallucinate
+            self._emit(FinalTranscript(utterance, "", "", reason, 0.0, 0.0, 0.0))
+            return
+        transcript = None
+        if guess is not None:
+            with contextlib.suppress(Exception):
+                transcript = await guess
+        if transcript is None:
+            transcript = await self.transcriber.transcribe_async(audio)
+        latency = asyncio.get_running_loop().time() - ended_at
+        self._emit(FinalTranscript(utterance, transcript.text, transcript.language, reason,
+                                   transcript.audio_s, transcript.decode_s, latency))
+
+    def _emit(self, event: RecognitionEvent) -> None:
+        if not self._closed:
+            self._events.put_nowait(event)
