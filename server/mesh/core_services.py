@@ -31,6 +31,10 @@ class CoreService(Protocol):
 def core_services() -> list[CoreService]:
     """The core-hosted services, in start order (append new ones here)."""
     from peromesh.server.hub.service import HubService
+    from peromesh.server.monitor.service import MonitorService
+    from peromesh.server.reminders.service import ReminderService
+    from peromesh.server.tasks.service import TaskService
 
     services: list[CoreService] = [HubService()]  # first: the others broadcast through ctx.shared["hub"]
+    services += [ReminderService(), TaskService(), MonitorService()]  # ctx.shared: reminders, tasks, monitor
     return services
