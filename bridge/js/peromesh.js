@@ -1,0 +1,334 @@
+// PeroMesh JS SDK: talk to the mesh through the bridge (Gateway protocol over WebSocket).
+//
+//   import { PeroMeshClient } from "/js/peromesh.js";
+//   const mesh = new PeroMeshClient({ url: "ws://127.0.0.1:8765/ws", token, deviceId: "web-1" });
+//   mesh.on("assistant_delta", (e) => print(e.params.text_delta));
+//   mesh.on("audio_chunk", (e) => player.push(e.pcm));
+//   await mesh.connect();
+//   const { turnId } = await mesh.sendText("你好");
+//   mesh.interrupt();
+//
+// Control messages go as JSON text frames (readable in devtools); audio comes
+// and goes as binary protobuf frames. The client reconnects by itself
+// (exponential backoff with full jitter) and re-sends its hello with the same
+// device id, so a reconnect inside the mesh's grace window resumes the same
+// dialog session. Events of turns that are not current are dropped: a turn
+// becomes current when its first event (or the answer to sendText) arrives;
+// once interrupted, only its closing events (assistant_final, metrics,
+// state_update, audio_cancel) still pass.
+//
+// Types: see peromesh.d.ts next to this file.
+
+import { decodeBinary, decodeText, encodeBinary, encodeText, payloadOf } from "./wire.js";
+
+export { decodeBinary, decodeText, encodeBinary, encodeText, payloadOf } from "./wire.js";
+
+export const PROTOCOL_VERSION = 1;
+export const SDK_VERSION = "0.1.0";
+const TURN_EVENTS = new Set(["state_update", "assistant_delta", "assistant_final", "audio_begin", "audio_end",
+  "audio_cancel", "metrics", "transcription", "tool_call", "tool_result", "voice_update", "text_response"]);
+const CLOSING_EVENTS = new Set(["assistant_final", "metrics", "state_update", "audio_cancel", "text_response",
+  "voice_update"]);
+const FINAL_CLOSE_CODES = new Set([4400, 4401, 4409]); // bad hello, bad token, replaced: reconnecting cannot help
+
+let counter = 0;
+const newId = (prefix) => `${prefix}-${Date.now().toString(36)}-${(++counter).toString(36)}`;
+
+export class PeroMeshClient {
+  /** @param {import("./peromesh").ClientOptions} options */
+  constructor(options) {
+    this.options = {
+      deviceName: options.deviceId, platform: "web", capabilities: [], requestTimeoutMs: 10000,
+      backoff: { initialMs: 500, maxMs: 15000, factor: 2 }, WebSocket: globalThis.WebSocket, ...options,
+    };
+    if (!this.options.url || !this.options.deviceId) throw new Error("url and deviceId are required");
+    /** @type {"idle"|"connecting"|"open"|"reconnecting"|"closed"} */
+    this.connectionState = "idle";
+    this.welcome = null;
+    this.currentTurn = "";
+    this.attempt = 0;
+    this._handlers = new Map();
+    this._pending = new Map();
+    this._cancelled = new Set();
+    this._finished = new Set();
+    this._ws = null;
+    this._timers = new Set();
+    this._heartbeatSeq = 0;
+    this._lastHeard = 0;
+    this._userClosed = false;
+  }
+
+  // -- events ------------------------------------------------------------------
+  /** Subscribe to an event; returns a function that unsubscribes. */
+  on(event, handler) {
+    if (!this._handlers.has(event)) this._handlers.set(event, new Set());
+    this._handlers.get(event).add(handler);
+    return () => this.off(event, handler);
+  }
+
+  off(event, handler) { this._handlers.get(event)?.delete(handler); }
+
+  _emit(event, payload) {
+    for (const handler of [...(this._handlers.get(event) ?? []), ...(this._handlers.get("*") ?? [])]) {
+      try { handler(payload, event); } catch (err) { console.error(`peromesh: ${event} handler failed`, err); }
+    }
+  }
+
+  // -- connection ----------------------------------------------------------------
+  /** Connect (and keep reconnecting); resolves with the first welcome, rejects if the hello is refused. */
+  connect() {
+    this._userClosed = false;
+    return new Promise((resolve, reject) => {
+      const offWelcome = this.on("welcome", (welcome) => { offWelcome(); offFail(); resolve(welcome); });
+      const offFail = this.on("connection", (e) => {
+        if (e.state === "closed") { offWelcome(); offFail(); reject(new Error(e.reason || "connection closed")); }
+      });
+      this._open();
+    });
+  }
+
+  /** Close for good (no reconnect); pending requests are rejected. */
+  close() {
+    this._userClosed = true;
+    this._clearTimers();
+    this._ws?.close(1000, "client closed");
+    this._setState("closed", { reason: "closed by the client" });
+  }
+
+  _open() {
+    this._setState(this.attempt ? "reconnecting" : "connecting");
+    const ws = new this.options.WebSocket(this.options.url);
+    ws.binaryType = "arraybuffer";
+    this._ws = ws;
+    ws.onopen = () => this._sendFrame({
+      id: newId("hello"), sourceId: this.options.deviceId, targetId: "master", timestamp: Date.now(),
+      hello: { token: this.options.token, deviceName: this.options.deviceName, clientVersion: SDK_VERSION,
+        platform: this.options.platform, capabilities: this.options.capabilities },
+    });
+    ws.onmessage = (message) => this._onFrame(message.data);
+    ws.onclose = (event) => this._onClose(ws, event.code, event.reason);
+  }
+
+  _onClose(ws, code, reason) {
+    if (ws !== this._ws) return;
+    this._clearTimers();
+    this._failPending(new Error(`connection closed (${code}${reason ? `: ${reason}` : ""})`));
+    if (this._userClosed) return;
+    if (FINAL_CLOSE_CODES.has(code)) {
+      this._setState("closed", { code, reason });
+      return;
+    }
+    const { initialMs, maxMs, factor } = this.options.backoff;
+    const base = Math.min(maxMs, initialMs * factor ** this.attempt);
+    const delayMs = Math.round(base / 2 + Math.random() * base / 2); // "equal jitter": never 0, never herds
+    this.attempt += 1;
+    this._setState("reconnecting", { code, reason, delayMs });
+    this._later(() => this._open(), delayMs);
+  }
+
+  _setState(state, detail = {}) {
+    this.connectionState = state;
+    this._emit("connection", { state, attempt: this.attempt, ...detail });
+  }
+
+  // -- sending -------------------------------------------------------------------
+  _sendFrame(envelope) {
+    if (!this._ws || this._ws.readyState !== 1) throw new Error(`not connected (${this.connectionState})`);
+    this._ws.send(envelope.stream ? encodeBinary(envelope) : encodeText(envelope));
+  }
+
+  _envelope(target, fields) {
+    return { id: newId("m"), sourceId: this.options.deviceId, targetId: target, timestamp: Date.now(), ...fields };
+  }
+
+  /** Send an action and wait for its ActionResponse (rejects on error status, timeout or disconnect). */
+  request(target, action, params = {}, { timeoutMs = this.options.requestTimeoutMs } = {}) {
+    const envelope = this._envelope(target, { request: { actionName: action, params: stringify(params) } });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pending.delete(envelope.id);
+        reject(new Error(`${action}: no response within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this._pending.set(envelope.id, { resolve, reject, timer, action });
+      try { this._sendFrame(envelope); } catch (err) { clearTimeout(timer); this._pending.delete(envelope.id); reject(err); }
+    });
+  }
+
+  /** Send an action without waiting for an answer. */
+  send(target, action, params = {}) {
+    this._sendFrame(this._envelope(target, { request: { actionName: action, params: stringify(params) } }));
+  }
+
+  /** Say something; resolves with the turn id once the mesh has started the turn. */
+  async sendText(text) {
+    const response = await this.request("master", "chat", { text });
+    const turnId = JSON.parse(response.data || "{}").turn_id ?? "";
+    if (turnId && !this._finished.has(turnId)) this._adoptTurn(turnId);
+    return { turnId };
+  }
+
+  /** Barge in: end the current (or the given) turn; its audio and text stop at once on this side too. */
+  interrupt(turnId = this.currentTurn) {
+    if (turnId) this._cancelled.add(turnId);
+    this._emit("interrupt", { turnId });
+    return this.request("master", "interrupt", turnId ? { turn_id: turnId } : {}).catch((err) => {
+      this._emit("error", { params: { code: "INTERRUPT_FAILED", message: String(err.message ?? err) } });
+    });
+  }
+
+  /**
+   * Stream microphone audio to the mesh as 16 kHz PCM16 DataStream chunks (4 KiB).
+   * `source` is a MediaStream (browser) or an async iterable of Int16Array/ArrayBuffer chunks.
+   * @returns {{ stop: () => Promise<void>, streamId: string }}
+   */
+  sendAudio(source, { sampleRate = 16000, chunkBytes = 4096 } = {}) {
+    const streamId = newId("mic");
+    let seq = 0, stopped = false, buffer = new Uint8Array(0), cleanup = async () => {};
+    const contentType = `audio/pcm;rate=${sampleRate}`;
+    const flush = (isEnd) => {
+      while (buffer.length >= chunkBytes || (isEnd && buffer.length)) {
+        const data = buffer.slice(0, chunkBytes);
+        buffer = buffer.slice(data.length);
+        this._sendFrame(this._envelope("master", { stream: { streamId, data, contentType, seq: seq++ } }));
+      }
+      if (isEnd) this._sendFrame(this._envelope("master", { stream: { streamId, isEnd: true, contentType, seq: seq++ } }));
+    };
+    const push = (chunk) => {
+      if (stopped) return;
+      const bytes = new Uint8Array(chunk.buffer ?? chunk, chunk.byteOffset ?? 0, chunk.byteLength);
+      const joined = new Uint8Array(buffer.length + bytes.length);
+      joined.set(buffer); joined.set(bytes, buffer.length);
+      buffer = joined;
+      flush(false);
+    };
+    if (typeof MediaStream !== "undefined" && source instanceof MediaStream) {
+      cleanup = captureMicrophone(source, sampleRate, push);
+    } else {
+      (async () => { for await (const chunk of source) push(chunk); })();
+    }
+    return {
+      streamId,
+      stop: async () => {
+        if (stopped) return;
+        await (await cleanup)();
+        flush(true);
+        stopped = true;
+      },
+    };
+  }
+
+  // -- receiving -----------------------------------------------------------------
+  _onFrame(data) {
+    let envelope;
+    try {
+      envelope = typeof data === "string" ? decodeText(data) : decodeBinary(data);
+    } catch (err) {
+      this._emit("error", { params: { code: "BAD_FRAME", message: String(err.message ?? err) } });
+      return;
+    }
+    this._lastHeard = Date.now();
+    const kind = payloadOf(envelope);
+    if (kind === "welcome") this._onWelcome(envelope.welcome);
+    else if (kind === "heartbeat") this._emit("heartbeat", { seq: envelope.heartbeat.seq ?? 0, rttMs: Date.now() - (this._heartbeatSentAt ?? Date.now()) });
+    else if (kind === "response") this._onResponse(envelope);
+    else if (kind === "stream") this._onStream(envelope);
+    else if (kind === "request") this._onRequest(envelope);
+  }
+
+  _onWelcome(welcome) {
+    this.welcome = welcome;
+    this.attempt = 0;
+    this._setState("open", { sessionId: welcome.sessionId, resumed: !!welcome.resumed });
+    this._emit("welcome", welcome);
+    const every = welcome.heartbeatIntervalMs || 10000, timeout = welcome.heartbeatTimeoutMs || 3 * every;
+    this._lastHeard = Date.now();
+    this._every(() => {
+      if (Date.now() - this._lastHeard > timeout) { this._ws?.close(4000, "heartbeat timeout"); return; }
+      this._heartbeatSentAt = Date.now();
+      this._sendFrame(this._envelope("master", { heartbeat: { seq: ++this._heartbeatSeq } }));
+    }, Math.max(250, every / 2));
+  }
+
+  _onResponse(envelope) {
+    const response = envelope.response;
+    const pending = this._pending.get(response.requestId);
+    if (!pending) {
+      if (response.status) this._emit("error", { params: { code: response.code || "ERROR", message: response.errorMsg } });
+      this._emit("response", response);
+      return;
+    }
+    this._pending.delete(response.requestId);
+    clearTimeout(pending.timer);
+    if (response.status) {
+      const error = new Error(response.errorMsg || `${pending.action} failed`);
+      error.code = response.code;
+      pending.reject(error);
+    } else pending.resolve(response);
+  }
+
+  _onRequest(envelope) {
+    const name = envelope.request.actionName;
+    const params = envelope.request.params ?? {};
+    const event = { name, params, turnId: params.turn_id ?? "", source: envelope.sourceId, envelope };
+    if (TURN_EVENTS.has(name)) {
+      if (!this._accept(event.turnId, name)) return;
+      if (name === "audio_cancel") this._cancelled.add(event.turnId);
+      if (name === "assistant_final" || name === "audio_cancel") this._finished.add(event.turnId);
+    }
+    this._emit(name, event);
+    if (!TURN_EVENTS.has(name)) this._emit("action", event);
+  }
+
+  _onStream(envelope) {
+    const s = envelope.stream;
+    const turnId = s.turnId || s.streamId || "";
+    if (!this._accept(turnId, "audio_chunk")) return;
+    this._emit("audio_chunk", { turnId, seq: s.seq ?? 0, isEnd: !!s.isEnd, contentType: s.contentType ?? "",
+      pcm: s.data ?? new Uint8Array(0) });
+  }
+
+  /** Turn filter: adopt new turns, drop stale ones, and after a cut pass only closing events. */
+  _accept(turnId, name) {
+    if (!turnId) return true;
+    if (turnId !== this.currentTurn) {
+      if (this._finished.has(turnId) || this._cancelled.has(turnId)) return false; // an older turn: stale
+      this._adoptTurn(turnId);
+    }
+    return !this._cancelled.has(turnId) || CLOSING_EVENTS.has(name);
+  }
+
+  _adoptTurn(turnId) {
+    if (this.currentTurn === turnId) return;
+    if (this.currentTurn) this._finished.add(this.currentTurn);
+    this.currentTurn = turnId;
+    this._emit("turn", { turnId });
+  }
+
+  // -- timers ----------------------------------------------------------------------
+  _later(fn, ms) { const t = setTimeout(() => { this._timers.delete(t); fn(); }, ms); this._timers.add(t); }
+  _every(fn, ms) { const t = setInterval(() => { try { fn(); } catch { /* closed meanwhile */ } }, ms); this._timers.add(t); }
+  _clearTimers() { for (const t of this._timers) { clearTimeout(t); clearInterval(t); } this._timers.clear(); }
+  _failPending(error) {
+    for (const [id, pending] of this._pending) { clearTimeout(pending.timer); pending.reject(error); this._pending.delete(id); }
+  }
+}
+
+function stringify(params) {
+  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
+}
+
+/** Capture a MediaStream as PCM16 at `rate` Hz; returns (a promise of) the cleanup function. */
+async function captureMicrophone(stream, rate, push) {
+  const context = new AudioContext({ sampleRate: rate });
+  const source = context.createMediaStreamSource(stream);
+  const node = context.createScriptProcessor(2048, 1, 1); // widely supported; 2048 samples ≈ 128 ms at 16 kHz
+  node.onaudioprocess = (event) => {
+    const input = event.inputBuffer.getChannelData(0);
+    const pcm = new Int16Array(input.length);
+    for (let i = 0; i < input.length; i++) pcm[i] = Math.max(-1, Math.min(1, input[i])) * 0x7fff;
+    push(pcm);
+  };
+  source.connect(node);
+  node.connect(context.destination);
+  return async () => { node.disconnect(); source.disconnect(); await context.close(); };
+}

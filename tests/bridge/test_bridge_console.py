@@ -1,0 +1,125 @@
+"""The web console in a real headless Chromium against a real mesh: connect, stream, play, interrupt, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from meshkit import start_test_mesh
+from playwright.async_api import Browser, Page, async_playwright
+
+from peromesh.bridge import codec
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.server.mesh.runner import Mesh
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
+    mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "15")
+    yield mesh
+    await mesh.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        await browser.close()
+
+
+async def js(page: Page, expression: str) -> Any:
+    return await page.evaluate(expression)
+
+
+async def wait_js(page: Page, expression: str, timeout_ms: float = 30_000) -> None:
+    await page.wait_for_function(expression, timeout=timeout_ms)
+
+
+async def test_console_streams_plays_interrupts_and_resumes(mesh: Mesh, browser: Browser) -> None:
+    page = await browser.new_page(viewport={"width": 1180, "height": 780})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"http://{mesh.addresses['bridge']}/?device=web-test#token=test-token")
+    await page.wait_for_selector('#conn[data-state="open"]', timeout=15_000)
+    assert "token" not in page.url  # the token left the address bar
+    session = await js(page, "window.peromesh.client.welcome.sessionId")
+
+    # a full turn: text streams in (several partial renderings), audio reaches the player, metrics show
+    await page.fill("#input", "Hello Pero, how are you?")
+    await page.click("#send")
+    lengths: set[int] = set()
+    async with asyncio.timeout(30):
+        while not await js(page, "!!document.querySelector('.msg.assistant .meta .chip')"):
+            lengths.add(await js(page, "document.querySelector('.msg.assistant .bubble')?.textContent.length ?? 0"))
+            await asyncio.sleep(0.02)
+    assert len([n for n in lengths if n > 0]) >= 3, lengths  # rendered progressively, not all at once
+    final = await js(page, "document.querySelector('.msg.assistant .bubble').textContent")
+    assert final.startswith("Hello! I am Pero") and len(final) > 100
+    stats = await js(page, "window.peromesh.player.stats")
+    assert stats["chunks"] > 5 and stats["samples"] > 24_000  # more than a second of speech scheduled
+    chips = await js(page, "[...document.querySelectorAll('.msg.assistant .chip')].map(c => c.textContent)")
+    assert any(c.startswith("first token") for c in chips) and any(c.startswith("total") for c in chips)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "bridge-console.png"))
+
+    # barge-in: stop while speaking silences at once and nothing of the turn plays afterwards
+    await page.fill("#input", "Tell me more")
+    await page.click("#send")
+    await wait_js(page, f"window.peromesh.player.stats.chunks > {stats['chunks']} && window.peromesh.player.playing")
+    await page.click("#stop")
+    assert await js(page, "window.peromesh.player.playing") is False
+    chunks_at_stop = await js(page, "window.peromesh.player.stats.chunks")
+    await wait_js(page, "document.querySelectorAll('.msg.assistant')[1].classList.contains('interrupted')"
+                        " || document.querySelector('#status').dataset.state === 'idle'")
+    await asyncio.sleep(0.6)
+    assert await js(page, "window.peromesh.player.stats.chunks") == chunks_at_stop
+    assert await js(page, "window.peromesh.player.playing") is False
+    await page.screenshot(path=str(ARTIFACTS / "bridge-console-interrupted.png"))
+
+    # the connection drops: the SDK reconnects by itself and resumes the same session
+    await js(page, "window.peromesh.client._ws.close()")
+    await page.wait_for_selector('#conn[data-state="reconnecting"]', timeout=5_000)
+    await page.wait_for_selector('#conn[data-state="open"]', timeout=15_000)
+    welcome = await js(page, "window.peromesh.client.welcome")
+    assert welcome["resumed"] is True and welcome["sessionId"] == session and welcome["historyTurns"] >= 1
+    assert errors == []
+
+
+async def test_sdk_wire_codec_matches_python_byte_for_byte(mesh: Mesh, browser: Browser) -> None:
+    page = await browser.new_page()
+    await page.goto(f"http://{mesh.addresses['bridge']}/js/wire.js")
+    envelope = gw.Envelope(id="e1", source_id="web", target_id="master", timestamp=1_795_293_151_302,
+                           request=gw.ActionRequest(action_name="chat", params={"text": "你好", "b": "2"}))
+    audio = gw.Envelope(id="a", source_id="master", target_id="web", stream=gw.DataStream(
+        stream_id="t", data=bytes(range(256)) * 16, is_end=False, content_type="audio/pcm;rate=24000;channels=1",
+        seq=7, turn_id="t"))
+    result = await page.evaluate("""async ([req, audio, text]) => {
+        const wire = await import('/js/wire.js');
+        const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const b64 = (u8) => btoa(String.fromCharCode(...u8));
+        const decoded = wire.decodeBinary(bytes(audio));
+        const reencoded = wire.encodeBinary(wire.decodeBinary(bytes(req)));
+        const fromJs = wire.encodeBinary({id: 'j', sourceId: 'web', targetId: 'master',
+            stream: {streamId: 'mic', data: new Uint8Array([1, 2, 3, 4]), isEnd: true,
+                     contentType: 'audio/pcm;rate=16000', seq: 3}});
+        return {seq: decoded.stream.seq, len: decoded.stream.data.length, turn: decoded.stream.turnId,
+                reencoded: b64(reencoded), fromJs: b64(fromJs),
+                text: wire.encodeText(wire.decodeText(text))};
+    }""", [base64.b64encode(codec.encode_binary(envelope)).decode(),
+           base64.b64encode(codec.encode_binary(audio)).decode(), codec.encode_text(envelope)])
+    assert (result["seq"], result["len"], result["turn"]) == (7, 4096, "t")
+    assert base64.b64decode(result["reencoded"]) == codec.encode_binary(envelope)  # identical bytes
+    from_js = codec.decode(base64.b64decode(result["fromJs"]))
+    assert (from_js.stream.data, from_js.stream.is_end, from_js.stream.seq) == (b"\x01\x02\x03\x04", True, 3)
+    assert codec.decode(result["text"]) == envelope
