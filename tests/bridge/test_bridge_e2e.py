@@ -346,3 +346,19 @@ async def test_console_and_sdk_are_served(mesh: Mesh) -> None:
     assert status == "HTTP/1.1 200 OK" and "text/javascript" in head
     assert (await get("/nope"))[0] == "HTTP/1.1 404 Not Found"
     assert grpc
+
+
+# -- speech in -------------------------------------------------------------------
+async def test_audio_stream_in_reaches_the_dialog_as_user_audio(mesh: Mesh) -> None:
+    client = await GatewayClient.open(url(mesh), "mic", binary=True)
+    for seq in range(3):
+        await client.send(gw.Envelope(id=f"a{seq}", source_id="mic", target_id="master", stream=gw.DataStream(
+            stream_id="utt-1", data=bytes(4096), content_type="audio/pcm;rate=16000", seq=seq)))
+    await client.send(gw.Envelope(id="a-end", source_id="mic", target_id="master", stream=gw.DataStream(
+        stream_id="utt-1", is_end=True, content_type="audio/pcm;rate=16000", seq=3)))
+    first = await client.recv(20)
+    if first.HasField("response") or action_is("error")(first):  # no ASR configured: a precise error
+        message = first.response.error_msg if first.HasField("response") else first.request.params["message"]
+        assert "user_audio" in message
+    else:  # an ASR engine answers with the turn's events
+        assert first.request.action_name in ("state_update", "transcription", "voice_update"), first
