@@ -16,6 +16,7 @@ In-process API (for the bridge and the dialog), all on the core's event loop:
   await svc.create_from_text(text, timezone=None, target_devices=(), validate_only=False)
         -> (Reminder, ParsedReminder)
   await svc.add_reminder(time, content, timezone=None) -> Reminder      # the LLM tool
+  ADD_REMINDER_TOOL (JSON schema), await svc.call_add_reminder_tool(args) -> dict
   await svc.list_reminders(include_inactive=False) -> list[Reminder]
   await svc.cancel(reminder_id) -> Reminder
   svc.watch(after_cursor=None, device_id=None) -> AsyncIterator[Trigger | CaughtUp]
@@ -33,6 +34,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -86,6 +88,17 @@ def local_timezone() -> str:
         return get_localzone_name() or "UTC"
     except Exception:  # tzlocal may not find a zone in minimal containers
         return "UTC"
+
+
+# The LLM tool (built-in; the hub lists it next to device capabilities).
+ADD_REMINDER_TOOL: dict[str, Any] = {
+    "name": "add_reminder",
+    "description": "Schedule a reminder. `time` is ISO 8601 or a phrase such as '12:00', '明天早上八点', "
+                   "'in 10 minutes', 'every weekday at 9'.",
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["time", "content"],
+                   "properties": {"time": {"type": "string", "minLength": 1},
+                                  "content": {"type": "string", "minLength": 1, "maxLength": 2000}}},
+}
 
 
 class ReminderNotFound(KeyError):
@@ -226,6 +239,11 @@ class ReminderService:
         if due.tzinfo is None:
             due = due.replace(tzinfo=zone(tz))
         return await self.create(content=content, due_time=due, timezone=tz)
+
+    async def call_add_reminder_tool(self, args: dict[str, Any]) -> dict[str, Any]:
+        """`add_reminder` as an LLM tool call: the reminder as JSON-ready data (ValueError on bad args)."""
+        reminder = await self.add_reminder(str(args["time"]), str(args["content"]))
+        return reminder.as_data()
 
     async def get(self, reminder_id: str) -> Reminder:
         def read(s: Session) -> Reminder:
@@ -398,5 +416,5 @@ def _add(s: Session, row: ReminderRow) -> Reminder:
     return Reminder.from_row(row)
 
 
-__all__ = ["CaughtUp", "Reminder", "ReminderNotFound", "ReminderService", "ScheduleUpdate", "TimeParseError",
-           "Trigger", "fire_job"]
+__all__ = ["ADD_REMINDER_TOOL", "CaughtUp", "Reminder", "ReminderNotFound", "ReminderService", "ScheduleUpdate",
+           "TimeParseError", "Trigger", "fire_job"]

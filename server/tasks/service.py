@@ -6,6 +6,7 @@ In-process API (for the bridge's `task:add`/`task:complete`/list actions and
   await svc.complete(task_id) / svc.reopen(task_id) / svc.delete(task_id) -> Task   (TaskNotFound)
   await svc.list_tasks(include_completed=False) -> list[Task]
   await svc.add_task(title, notes="") -> Task                                       # the LLM tool
+  ADD_TASK_TOOL (JSON schema), await svc.call_add_task_tool(args) -> dict
   svc.changes() -> Subscription[TaskChange]        # TaskChange.as_action() is the `task:update` payload
 Completing a completed task (or reopening an open one) is a no-op without an event.
 """
@@ -87,6 +88,16 @@ class TaskChange:
         return {"operation": self.operation, "task": self.task.as_data()}
 
 
+# The LLM tool (built-in; the hub lists it next to device capabilities).
+ADD_TASK_TOOL: dict[str, Any] = {
+    "name": "add_task",
+    "description": "Add an item to the user's to-do list.",
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["title"],
+                   "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 500},
+                                  "notes": {"type": "string", "maxLength": 5000}}},
+}
+
+
 class TaskNotFound(KeyError):
     """No task has that id."""
 
@@ -143,6 +154,10 @@ class TaskService:
     async def add_task(self, title: str, notes: str = "") -> Task:
         """The LLM tool."""
         return await self.add(title, notes)
+
+    async def call_add_task_tool(self, args: dict[str, Any]) -> dict[str, Any]:
+        """`add_task` as an LLM tool call: the task as JSON-ready data."""
+        return (await self.add(str(args["title"]), str(args.get("notes", "")))).as_data()
 
     async def complete(self, task_id: str) -> Task:
         return await self._set_completed(task_id, True)
