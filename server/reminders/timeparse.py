@@ -128,6 +128,7 @@ class _Parts:
     weekday: int | None = None
     next_week: bool = False
     ymd: tuple[int | None, int | None, int] | None = None  # year?, month?, day
+    month_offset: int = 0  # "下个月5号"
     period: str | None = None
     hour: int | None = None
     minute: int = 0
@@ -217,6 +218,9 @@ def _resolve(parts: _Parts, now: datetime) -> tuple[Kind, datetime | None, CronS
 
     if parts.ymd is not None:
         year, month, dom = parts.ymd
+        if parts.month_offset:
+            ahead = today.month - 1 + parts.month_offset
+            year, month = today.year + ahead // 12, ahead % 12 + 1
         month = month or today.month
         year_given = year is not None
         year = year or today.year
@@ -309,6 +313,9 @@ _ZH_DAYWORDS = {"今天": (0, None), "今日": (0, None), "今儿": (0, None), "
                 "明日": (1, None), "明儿": (1, None), "后天": (2, None), "大后天": (3, None),
                 "今晚": (0, "evening"), "今早": (0, "morning"), "明早": (1, "morning"),
                 "明晚": (1, "evening")}
+_ZH_WEEKEND_DAY = re.compile(r"(?P<which>下个?|这个?|本)?周末")
+_ZH_TIME_CONTEXT = set("天午上晚早凌晨夜中在到于我是日号点")
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
 _ZH_WEEKDAY_RE = re.compile(r"(?P<which>下下个?|下个?|这个?|本|今)?(?:周|星期|礼拜)(?P<d>[一二三四五六日天1-7])")
 _ZH_DATE = re.compile(rf"(?:(?P<y>\d{{4}})\s*年\s*)?(?:(?P<mo>{ZH_NUM})\s*月\s*)?(?P<d>{ZH_NUM})\s*[日号號]")
 
@@ -416,13 +423,19 @@ def _parse_zh(text: str, parts: _Parts) -> None:
             if (m["which"] or "").startswith("下下"):
                 raise TimeParseError("'下下周' is not supported; give a date")
     free = parts.free(text)
+    m = _ZH_WEEKEND_DAY.search(free)
+    if m and parts.weekday is None and parts.cron_dow is None:
+        parts.take(m)
+        parts.weekday = 5  # the weekend starts on Saturday
+        parts.next_week = (m["which"] or "").startswith("下")
+    free = parts.free(text)
     # Periods and clock.
     m = _ZH_PERIOD.search(free)
     if m:
         parts.take(m)
         parts.period = _ZH_PERIOD_NAME[m.group()]
     free = parts.free(text)
-    m = _ZH_CLOCK.search(free)
+    m = next((c for c in _ZH_CLOCK.finditer(free) if not _zh_a_bit(free, c)), None)
     if m:
         parts.take(m)
         if m["h2"]:
@@ -441,6 +454,18 @@ def _parse_zh(text: str, parts: _Parts) -> None:
     if m and not parts.has_day and parts.cron_dom is None:
         parts.take(m)
         parts.ymd = (int(m["y"]) if m["y"] else None, zh_number(m["mo"]) if m["mo"] else None, zh_number(m["d"]))
+        before = free[:m.start()].rstrip()
+        if not m["mo"] and (nm := re.search(r"下个?月$", before)):
+            parts.spans.append((nm.start(), nm.end()))
+            parts.month_offset = 1
+
+
+def _zh_a_bit(free: str, m: re.Match[str]) -> bool:
+    """'喝一点水' / '快一点': 一点 as "a bit", not 1 o'clock."""
+    if m["h"] != "一" or m["half"] or m["q"] or m["m"]:
+        return False
+    before = free[m.start() - 1] if m.start() else ""
+    return bool(before) and bool(_CJK_CHAR.match(before)) and before not in _ZH_TIME_CONTEXT
 
 
 def _check_clock(parts: _Parts) -> None:
@@ -478,6 +503,7 @@ _EN_EVERY_DAYS = re.compile(rf"\b(?:every|each)\s+(?P<days>{EN_DAY}(?:\s*(?:,|an
 _EN_MONTHLY = re.compile(r"\b(?:every\s+month|monthly|each\s+month)\s+on\s+the\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?\b"
                          r"|\bon\s+the\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?\s+of\s+every\s+month\b")
 
+_EN_ORDINAL_DAY = re.compile(r"\bon\s+the\s+(?P<d>\d{1,2})(?:st|nd|rd|th)\b(?!\s+of\b)")
 _EN_DAYWORD = re.compile(r"\b(?:the\s+)?day\s+after\s+tomorrow\b|\btomorrow\b|\btoday\b|\btonight\b")
 _EN_WEEKDAY_RE = re.compile(rf"\b(?:(?P<which>next|this|on|coming)\s+)?(?P<d>{EN_DAY})\b")
 _EN_PERIOD = re.compile(r"\b(?:in\s+the\s+|this\s+|at\s+)?"
@@ -580,6 +606,10 @@ def _parse_en(text: str, parts: _Parts) -> None:
             parts.hour = 12
             parts.ampm = "pm" if period == "noon" else None
         parts.period = period
+    m = _EN_ORDINAL_DAY.search(parts.free(low))
+    if m and not parts.has_day and parts.cron_dom is None:
+        parts.take(m)
+        parts.ymd = (None, None, int(m["d"]))
     if not parts.has_day and parts.cron_dom is None and parts.delay is None:
         _en_calendar_date(text, parts)
 

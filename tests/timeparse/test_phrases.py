@@ -48,8 +48,13 @@ ABSOLUTE = [
     ("周日晚上提醒我准备周报", at(3, 15, 20), "准备周报"),
     ("请在下午5点45分提醒我下班", at(3, 10, 17, 45), "下班"),
     ("明天下午两点的时候记得提醒我给妈妈打电话", at(3, 11, 14), "给妈妈打电话"),
+    ("周末提醒我打扫", at(3, 14, 9), "打扫"),
+    ("下个月20号提醒我交房租", at(4, 20, 9), "交房租"),  # "20号" alone would be 03-20
+    ("3月8号提醒我买花", at(3, 8, 9, year=2027), "买花"),  # passed this year → next year
+    ("下午一点提醒我喝一点水", at(3, 11, 13), "喝一点水"),  # 一点 in 喝一点水 means "a bit"
     # English
     ("remind me to call mom at 5pm", at(3, 10, 17), "call mom"),
+    ("remind me on the 15th to pay rent", at(3, 15, 9), "pay rent"),
     ("remind me tomorrow at 9am to submit the report", at(3, 11, 9), "submit the report"),
     ("at noon remind me to eat lunch", at(3, 11, 12), "eat lunch"),
     ("tonight at 8 remind me to watch the game", at(3, 10, 20), "watch the game"),
@@ -127,6 +132,7 @@ def test_table_is_large_enough() -> None:
 
 @pytest.mark.parametrize("text", [
     "remind me to buy milk",  # no time at all
+    "提醒我喝一点水",  # 一点 = "a bit", so no time at all
     "今天上午8点提醒我开会",  # explicitly today, explicitly morning, already past
     "每隔7分钟提醒我",  # does not divide an hour
     "",
