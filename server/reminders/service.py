@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import uuid
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MISFIRE_GRACE_S = 600.0
 MAX_CATCH_UP = 500  # per reminder and wake-up; older ones are logged as skipped (not silently)
 _PAGE = 500
+POLL_S = 5.0  # watchers re-read the log this often (triggers logged by another core)
 
 # Services alive in this process, by job-store key (the job's pickled args name it).
 _LIVE: dict[str, ReminderService] = {}
@@ -151,7 +153,8 @@ class ReminderService:
         self.db = Database(db_url)
         db = self.db
         await asyncio.to_thread(Base.metadata.create_all, db.engine, tables=TABLES)
-        self._key = f"{db_url}#{jobs_table}"
+        # Jobs name their service by a digest (the job table must not hold database credentials).
+        self._key = hashlib.sha256(f"{db_url}#{jobs_table}".encode()).hexdigest()[:24]
         if self._key in _LIVE:
             raise RuntimeError(f"a reminder service already runs on {db_url} in this process")
         _LIVE[self._key] = self
@@ -281,25 +284,33 @@ class ReminderService:
         self._updates.publish(ScheduleUpdate("cancel", reminder.as_data()))
         return reminder
 
-    async def watch(self, after_cursor: int | None = None,
-                    device_id: str | None = None) -> AsyncIterator[Trigger | CaughtUp]:
-        """Replay the log after `after_cursor` (None: nothing), yield CaughtUp, then live triggers."""
+    async def watch(self, after_cursor: int | None = None, device_id: str | None = None,
+                    poll_s: float = POLL_S) -> AsyncIterator[Trigger | CaughtUp]:
+        """Replay the log after `after_cursor` (None: nothing), yield CaughtUp, then live triggers.
+
+        Live triggers come from this process at once; the log is also re-read every `poll_s`
+        seconds, so triggers logged by another core sharing the database arrive too.
+        """
         with self._triggers.subscribe() as live:
             last = await self.last_cursor() if after_cursor is None else after_cursor
-            async for trigger in self._replay(last):
-                last = trigger.cursor
-                if trigger.for_device(device_id):
-                    yield trigger
+            async for old in self._replay(last):
+                last = old.cursor
+                if old.for_device(device_id):
+                    yield old
             yield CaughtUp(last)
             while True:
-                trigger = await live.get()
-                if live.overflowed:  # we lost live events: the log has them
+                trigger: Trigger | None
+                try:
+                    trigger = await asyncio.wait_for(live.get(), poll_s)
+                except TimeoutError:
+                    trigger = None
+                if trigger is None or live.overflowed:  # poll, or we lost live events: the log has them
                     live.overflowed = False
                     async for missed in self._replay(last):
                         last = missed.cursor
                         if missed.for_device(device_id):
                             yield missed
-                if trigger.cursor <= last:
+                if trigger is None or trigger.cursor <= last:
                     continue
                 last = trigger.cursor
                 if trigger.for_device(device_id):

@@ -150,3 +150,28 @@ async def test_downtime_catch_up_fires_recent_and_reports_old_occurrences(tmp_pa
                 select(func.count()).select_from(TriggerRow).where(TriggerRow.cursor > before)).scalar_one())
             assert dupes == counts["missed"] + counts["fired"]
     side.dispose()
+
+
+async def test_watchers_see_triggers_logged_by_another_core_sharing_the_database(tmp_path: Path) -> None:
+    from peromesh.server.reminders.service import ReminderService
+    from peromesh.server.reminders.store import Trigger
+
+    url = sqlite_url(tmp_path, "shared")
+    core_a, core_b = ReminderService(), ReminderService()
+    await core_a.open(url, jobs_table="jobs_a")
+    await core_b.open(url, jobs_table="jobs_b")
+    try:
+        async def first_trigger() -> Trigger:
+            async for event in core_a.watch(None, poll_s=0.2):
+                if isinstance(event, Trigger):
+                    return event
+            raise AssertionError("stream ended")
+
+        watcher = asyncio.ensure_future(first_trigger())
+        await asyncio.sleep(0.1)
+        made = await core_b.create(content="from b", delay=timedelta(seconds=0.3))
+        trigger = await asyncio.wait_for(watcher, 5)
+        assert (trigger.reminder_id, trigger.content) == (made.id, "from b")
+    finally:
+        await core_b.stop()
+        await core_a.stop()
