@@ -198,7 +198,7 @@ def reference_spread(
         if energy > 0 and energy >= threshold:
             frontier.append((node, energy))
     frontier.sort(key=lambda t: (-t[1], t[0]))
-    frontier = frontier[:limit]
+    frontier = sorted(frontier[:limit])  # top-A by energy, processed in id order
 
     offsets, neighbors, weights = graph.offsets, graph.neighbors, graph.weights
     for _ in range(steps):
@@ -225,7 +225,7 @@ def reference_spread(
         nodes = touched[live]
         pulse = np.minimum(incoming[live], cap)
         act[nodes] = np.minimum(act[nodes] + pulse, cap)
-        order = np.lexsort((nodes, -pulse))[:limit]
+        order = np.sort(np.lexsort((nodes, -pulse))[:limit])  # nodes ascend: top-A in id order
         frontier = list(zip(nodes[order].tolist(), pulse[order].tolist(), strict=True))
 
     inside = np.flatnonzero(act > 0)
