@@ -1,0 +1,1 @@
+"""Long-term memory: MemoryService (storage, vectors, lexical index, spreading activation, secretary)."""

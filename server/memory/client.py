@@ -1,0 +1,94 @@
+"""The client the dialog core uses: recall context for a turn, ingest the finished turn.
+
+Memory must never break a conversation: every call has a deadline, and when
+the memory server is down, slow or refuses, the client logs once per outage
+and returns nothing (an empty context, no memory) instead of raising.
+
+    client = MemoryClient("127.0.0.1:50053", token)
+    lines = await client.recall_context(session_id, user_text)    # before the LLM call
+    await client.ingest_turn(session_id, turn_id, user_text, reply)  # after the turn
+    await client.close()
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import grpc
+
+from peromesh.memory.v1 import memory_service_pb2 as pb
+from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
+from peromesh.server.rpc.channels import open_channel
+
+log = logging.getLogger(__name__)
+
+
+class MemoryClient:
+    def __init__(self, address: str, token: str | None = None, recall_timeout_s: float = 1.5,
+                 ingest_timeout_s: float = 10.0) -> None:
+        self.address = address
+        self._channel = open_channel(address)
+        self._stub = pb_grpc.MemoryServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.recall_timeout_s = recall_timeout_s
+        self.ingest_timeout_s = ingest_timeout_s
+        self._down = False
+
+    def _failed(self, what: str, exc: grpc.aio.AioRpcError) -> None:
+        if not self._down:
+            log.warning("memory %s failed (%s: %s); continuing without memory",
+                        what, exc.code().name, exc.details())
+        self._down = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    def _ok(self) -> None:
+        if self._down:
+            log.info("memory server at %s is reachable again", self.address)
+        self._down = False
+
+    async def recall(self, query: str, top_k: int = 5, min_score: float = 0.0) -> list[pb.RecalledMemory]:
+        """Recalled memories best first; [] when the server is unavailable."""
+        if not query.strip():
+            return []
+        try:
+            response = await self._stub.Recall(pb.RecallRequest(text=query[:8000], top_k=top_k,
+                                                                 min_score=min_score),
+                                               timeout=self.recall_timeout_s, metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            self._failed("recall", exc)
+            return []
+        self._ok()
+        return list(response.memories)
+
+    async def recall_context(self, session_id: str, query: str, top_k: int = 5,
+                             min_score: float = 0.05) -> list[str]:
+        """Lines for the LLM's context, e.g. "[2026-11-20] 我女儿的生日是三月五号".
+
+        Memories of the current session that are still in the visible history
+        are of little use, but harmless; the session id is accepted so the core
+        can later exclude them without an API change.
+        """
+        lines: list[str] = []
+        for item in await self.recall(query, top_k, min_score):
+            when = item.memory.occurred_at.ToDatetime().strftime("%Y-%m-%d")
+            lines.append(f"[{when}] {item.memory.text}")
+        return lines
+
+    async def ingest_turn(self, session_id: str, turn_id: str, user_text: str, assistant_text: str,
+                          occurred_at: datetime | None = None) -> int | None:
+        """Record a finished turn; the new memory's id, or None (nothing memorable, or server down)."""
+        request = pb.IngestTurnRequest(session_id=session_id, turn_id=turn_id, user_text=user_text[:8000],
+                                       assistant_text=assistant_text[:32000])
+        if occurred_at is not None:
+            request.occurred_at.FromDatetime(occurred_at)
+        try:
+            response = await self._stub.IngestTurn(request, timeout=self.ingest_timeout_s,
+                                                   metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            self._failed("ingest", exc)
+            return None
+        self._ok()
+        return response.memory.id if response.HasField("memory") else None
+
+    async def close(self) -> None:
+        await self._channel.close()
