@@ -13,6 +13,7 @@ def components() -> list[Component]:
     # Imported here so `peromesh --help` stays fast and optional parts stay optional.
     from peromesh.bridge.component import BridgeComponent
     from peromesh.server.dialog.component import CoreComponent
+    from peromesh.server.memory.component import MemoryComponent
     from peromesh.server.tts.component import TtsComponent
 
-    return [TtsComponent(), CoreComponent(), BridgeComponent()]  # bridge last: it needs the core
+    return [TtsComponent(), MemoryComponent(), CoreComponent(), BridgeComponent()]  # bridge last: it needs the core
