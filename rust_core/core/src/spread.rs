@@ -122,6 +122,7 @@ pub struct Workspace {
     recorded: Vec<u32>,
     frontier: Vec<(u32, f64)>,
     next: Vec<(u32, f64)>,
+    keys: Vec<u64>,
     ranked: Vec<(u64, f64)>,
     seeds: Vec<(u64, f64)>,
 }
@@ -135,6 +136,7 @@ impl Workspace {
             recorded: Vec::new(),
             frontier: Vec::new(),
             next: Vec::new(),
+            keys: Vec::new(),
             ranked: Vec::new(),
             seeds: Vec::new(),
         }
@@ -166,11 +168,32 @@ fn top<T: Ord + Copy>(items: &mut Vec<(T, f64)>, limit: usize) {
     items.sort_unstable_by(by_energy);
 }
 
-/// The next frontier: top `limit` by energy, processed in node id order (which
-/// fixes the float summation order, and walks the CSR arrays forwards).
-fn frontier_of(items: &mut Vec<(u32, f64)>, limit: usize) {
-    keep_top(items, limit);
-    items.sort_unstable_by_key(|e| e.0);
+/// The next frontier: top `limit` by (energy desc, id asc), then in node id order
+/// (which fixes the float summation order, and walks the CSR arrays forwards).
+/// Selects on the energies' bit patterns alone (8-byte keys; energies are > 0
+/// here, so bits order like values), then settles ties at the cut by id.
+fn frontier_of(items: &mut Vec<(u32, f64)>, keys: &mut Vec<u64>, limit: usize) {
+    if items.len() > limit {
+        keys.clear();
+        keys.extend(items.iter().map(|e| e.1.to_bits()));
+        let cut_at = keys.len() - limit;
+        let (_, &mut cut, _) = keys.select_nth_unstable(cut_at);
+        // Keep everything above the cut, and of the ties at the cut the lowest ids.
+        let above = keys[cut_at + 1..].iter().filter(|&&k| k > cut).count();
+        items.retain(|e| e.1.to_bits() >= cut);
+        items.sort_unstable_by_key(|e| e.0);
+        if items.len() > limit {
+            let mut ties_left = limit - above;
+            items.retain(|e| {
+                let bits = e.1.to_bits();
+                let keep = bits > cut || ties_left > 0;
+                ties_left -= (bits == cut && keep) as usize;
+                keep
+            });
+        }
+    } else {
+        items.sort_unstable_by_key(|e| e.0);
+    }
 }
 
 impl Graph {
@@ -232,7 +255,7 @@ impl Graph {
                 ws.frontier.push((node as u32, energy));
             }
         }
-        frontier_of(&mut ws.frontier, p.limit);
+        frontier_of(&mut ws.frontier, &mut ws.keys, p.limit);
 
         // 2. Steps.
         for step_index in 0..p.steps {
@@ -241,32 +264,39 @@ impl Graph {
             }
             let touched = self.scatter(ws, p);
             let last = step_index + 1 == p.steps;
-            ws.next.clear();
             let Workspace {
                 inc,
                 act,
                 touched: touched_buf,
                 recorded,
                 next,
+                keys,
                 ..
             } = &mut *ws;
+            // Branch-free activation pass (whether a node passes the threshold or is
+            // new is unpredictable): always write, advance the output cursors by flags.
+            let mut kept = recorded.len();
+            recorded.resize(kept + touched + 1, 0);
+            next.clear();
+            next.resize(touched + 1, (0, 0.0));
+            let mut pushed = 0usize;
             for &v in &touched_buf[..touched] {
                 let x = std::mem::replace(&mut inc[v as usize], 0.0);
-                if x > 0.0 && x >= p.threshold {
-                    let pulse = x.min(p.cap);
-                    let slot = &mut act[v as usize];
-                    if *slot == 0.0 {
-                        recorded.push(v);
-                    }
-                    // A new node starts from 0.0, as in the reference.
-                    *slot = (*slot + pulse).min(p.cap);
-                    if !last {
-                        next.push((v, pulse));
-                    }
-                }
+                let live = (x > 0.0) & (x >= p.threshold);
+                let pulse = x.min(p.cap);
+                let slot = &mut act[v as usize];
+                let before = *slot;
+                // A new node starts from 0.0, as in the reference.
+                *slot = if live { (before + pulse).min(p.cap) } else { before };
+                recorded[kept] = v;
+                kept += (live & (before == 0.0)) as usize;
+                next[pushed] = (v, pulse);
+                pushed += (live & !last) as usize;
             }
-            // After the last step the next frontier is never used: skip selecting it.
-            frontier_of(&mut ws.next, p.limit);
+            recorded.truncate(kept);
+            next.truncate(pushed);
+            // After the last step `next` is empty: no selection work.
+            frontier_of(next, keys, p.limit);
             std::mem::swap(&mut ws.frontier, &mut ws.next);
         }
 
