@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
+from peromesh.server.asr.speech_input import transcriber_loader
 from peromesh.server.dialog.deps import DialogDeps
 from peromesh.server.dialog.history import HistoryStore
 from peromesh.server.dialog.servicer import DialogServicer
@@ -57,6 +58,8 @@ class CoreComponent:
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         factory.add_arguments(group)
         group.add_argument("--history-turns", type=int, default=12, help="past turns fed to the model")
+        group.add_argument("--asr-model", default="base", choices=["base", "tiny.en", "none"],
+                           help="Whisper model for user_audio (loaded on first speech; none: no speech input)")
         for service in core_services():
             service.add_arguments(group)
 
@@ -73,6 +76,7 @@ class CoreComponent:
             log.warning("no TTS server (--tts-addr): the companion answers in text only")
         deps = DialogDeps(llm=llm, history=HistoryStore(db, ctx.settings.history_turns), tts=tts_stub,
                           tts_metadata=bearer_metadata(ctx.token), max_new_tokens=ctx.settings.max_new_tokens)
+        deps.asr = transcriber_loader(ctx.settings.asr_model, ctx.data_dir / "models")
         ctx.shared["dialog_deps"] = deps
         started: list[CoreService] = []
         bindings: list[ServiceBinding] = []
@@ -82,6 +86,7 @@ class CoreComponent:
                 started.append(service)
                 ctx.shared[service.name] = service
             servicer = DialogServicer(deps)
+            ctx.shared["dialog"] = servicer  # announcements (reminders) reach live sessions through it
             bindings.append(ServiceBinding("peromesh.dialog.v1.DialogService",
                                            pb_grpc.add_DialogServiceServicer_to_server, servicer))
             server = await start_server("core", bindings, ctx.settings.host, ctx.port("core"), ctx.token)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from peromesh.server.asr.speech_input import TranscriberLoader
 from peromesh.server.dialog.history import HistoryStore
+from peromesh.server.dialog.tool_port import ToolPort
 from peromesh.server.llm.base import LlmProvider
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
 
@@ -31,3 +33,5 @@ class DialogDeps:
     max_text_chars: int = 8000
     recall: Recall = field(default=_no_recall)
     ingest: Ingest = field(default=_no_ingest)
+    tools: ToolPort | None = None
+    asr: TranscriberLoader | None = None  # None: user_audio is refused (UNIMPLEMENTED)

@@ -36,5 +36,9 @@ def audio_cancel(turn_id: str, sent: int) -> pb.ConverseResponse:
     return pb.ConverseResponse(turn_id=turn_id, audio_cancel=pb.AudioCancel(chunks_sent=sent))
 
 
+def transcription(turn_id: str, text: str, is_final: bool) -> pb.ConverseResponse:
+    return pb.ConverseResponse(turn_id=turn_id, transcription=pb.Transcription(text=text, is_final=is_final))
+
+
 def error(turn_id: str, code: str, message: str) -> pb.ConverseResponse:
     return pb.ConverseResponse(turn_id=turn_id, error=pb.ErrorEvent(code=code, message=message))

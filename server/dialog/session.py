@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.server.aio import TaskOwner, cancel_and_wait
+from peromesh.server.asr.speech_input import SpeechInput
+from peromesh.server.asr.streaming import PartialTranscript, RecognitionEvent, SpeechStarted
 from peromesh.server.dialog import events
 from peromesh.server.dialog.deps import DialogDeps
 from peromesh.server.dialog.gate import OutboundGate
@@ -38,6 +40,7 @@ class ConverseSession:
         self.turn: Turn | None = None
         self._ended_turns: set[str] = set()
         self._tasks = TaskOwner("converse")
+        self.speech: SpeechInput | None = None
 
     # -- reading -----------------------------------------------------------
     async def read(self, requests: AsyncIterator[pb.ConverseRequest]) -> None:
@@ -64,7 +67,7 @@ class ConverseSession:
         elif kind == "interrupt":
             await self.interrupt(request.interrupt.turn_id, received)
         elif kind == "user_audio":
-            self._error("", "UNIMPLEMENTED", "speech input (user_audio) needs an ASR engine; none is configured")
+            await self._user_audio(request.user_audio)
 
     async def _configure(self, config: pb.SessionConfig) -> None:
         if self.config is not None:
@@ -93,12 +96,41 @@ class ConverseSession:
             await self.interrupt("", received)  # a new utterance barges in
         await self.start_turn(text, received)
 
-    async def start_turn(self, text: str, received: float) -> Turn:
+    # -- speech ------------------------------------------------------------
+    async def _user_audio(self, audio: pb.UserAudio) -> None:
+        if self.deps.asr is None:
+            self._error("", "UNIMPLEMENTED", "speech input is off on this server (--asr-model none)")
+            return
+        if self.speech is None:
+            self.speech = SpeechInput(self.deps.asr, self._on_speech)
+        try:
+            await self.speech.feed(audio.pcm, audio.sample_rate_hertz, audio.is_end)
+        except ValueError as exc:
+            self._error("", "INVALID_ARGUMENT", f"user_audio: {exc}")
+
+    async def _on_speech(self, event: RecognitionEvent) -> None:
+        """Recognizer events, in order (see peromesh.server.asr.speech_input)."""
+        if isinstance(event, SpeechStarted):
+            if self.turn is not None and self.turn.task is not None and not self.turn.task.done():
+                await self.interrupt("", time.perf_counter())  # barge-in by voice
+            self.gate.emit(events.state("", pb.STATE_LISTENING))
+        elif isinstance(event, PartialTranscript):
+            self.gate.emit(events.transcription("", event.text, is_final=False))
+        elif not event.text:
+            self.gate.emit(events.transcription("", "", is_final=True))
+        else:
+            received = time.perf_counter()
+            if self.turn is not None and self.turn.task is not None and not self.turn.task.done():
+                await self.interrupt("", received)
+            turn = await self.start_turn(event.text, received)
+            self.gate.emit(events.transcription(turn.id, event.text, is_final=True))
+
+    async def start_turn(self, text: str, received: float, announcement: str = "") -> Turn:
         assert self.config is not None
         index = await self.counter.next(self.session_id)
         turn = Turn(self.deps, self.gate, TurnInput(
             self.session_id, index, text, self.config.sample_rate_hertz or DEFAULT_RATE_HZ,
-            self.config.voice, not self.config.text_only, received))
+            self.config.voice, not self.config.text_only, received, self.config.device_id, announcement))
         self.turn = turn
         turn.task = self._tasks.spawn(self._run(turn), turn.id)
         return turn
@@ -112,6 +144,15 @@ class ConverseSession:
             self.gate.emit(events.state(turn.id, pb.STATE_IDLE))
         finally:
             self._ended_turns.add(turn.id)
+
+    async def announce(self, text: str) -> Turn | None:
+        """Speak server-initiated text (a reminder) as its own turn, unless the user is mid-turn.
+
+        A running turn is not cut for an announcement; the caller may retry later.
+        """
+        if self.config is None or (self.turn is not None and self.turn.task and not self.turn.task.done()):
+            return None
+        return await self.start_turn("", time.perf_counter(), announcement=text)
 
     # -- barge-in ----------------------------------------------------------
     async def interrupt(self, turn_id: str, received: float) -> None:
@@ -151,4 +192,6 @@ class ConverseSession:
                 await turn.finish_interrupted(0.0)
             except Exception:
                 log.exception("could not persist the interrupted turn", extra={"corr": turn.id})
+        if self.speech is not None:
+            await self.speech.close()
         await self._tasks.close()

@@ -50,7 +50,7 @@ async def test_errors_are_precise_and_the_stream_survives(mesh: Mesh) -> None:
         await expect_error(talk, "INVALID_ARGUMENT", "got 8001")
         talk.interrupt("bad-input#99")
         await expect_error(talk, "NOT_FOUND", "no turn 'bad-input#99'")
-        talk.send(user_audio=pb.UserAudio(pcm=b"\0\0" * 160))
+        talk.send(user_audio=pb.UserAudio(pcm=b"\0\0" * 160, sample_rate_hertz=1000))  # bad rate
         error = await talk.next(10)
         assert error.error.code in ("UNIMPLEMENTED", "INVALID_ARGUMENT") or error.HasField("state_update")
         # still usable: a real turn goes through, then interrupting it afterwards is refused precisely
