@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -20,6 +20,7 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
         self.deps = deps
         self.counter = TurnCounter(deps.history)
         self.open_sessions = 0  # visible to tests: cancelled calls must release their session
+        self.sessions: set[ConverseSession] = set()  # live streams, for announcements
         self._teardowns: set[asyncio.Task[None]] = set()
 
     async def Converse(
@@ -28,6 +29,7 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
         session = ConverseSession(self.deps, self.counter)
         reader = asyncio.create_task(session.read(request_iterator), name="converse:reader")
         self.open_sessions += 1
+        self.sessions.add(session)
         try:
             async for event in session.gate.events():
                 yield event
@@ -41,10 +43,21 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
 
     async def _teardown(self, session: ConverseSession, reader: asyncio.Task[None]) -> None:
         try:
+            self.sessions.discard(session)
             await session.close()
             await cancel_and_wait(reader)
         finally:
             self.open_sessions -= 1
+
+    async def announce(self, text: str, device_ids: Sequence[str] = ()) -> int:
+        """Speak `text` on every live session (or those of `device_ids`); returns how many."""
+        spoken = 0
+        for session in list(self.sessions):
+            if session.config is None or (device_ids and session.config.device_id not in device_ids):
+                continue
+            if await session.announce(text) is not None:
+                spoken += 1
+        return spoken
 
     async def drain(self) -> None:
         """Wait for stream teardowns still running (at server stop)."""

@@ -30,8 +30,10 @@ from peromesh.server.dialog.metrics import TurnMetricsRecorder
 from peromesh.server.dialog.playout import PlayoutTracker
 from peromesh.server.dialog.segmenter import ClauseSegmenter
 from peromesh.server.dialog.speech import SpeechStream
-from peromesh.server.llm.base import ChatMessage, LlmRequest
+from peromesh.server.dialog.tool_port import ToolCallRecord, TurnRequest
+from peromesh.server.llm.base import LlmRequest
 from peromesh.server.llm.prompt import build_messages
+from peromesh.server.llm.scripted import tokenize
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("peromesh.dialog")
@@ -41,11 +43,13 @@ tracer = trace.get_tracer("peromesh.dialog")
 class TurnInput:
     session_id: str
     turn_index: int
-    text: str
+    text: str  # the user's words; empty for an announcement
     sample_rate: int
     voice: str
     speak: bool
     started: float = field(default_factory=time.perf_counter)
+    device_id: str = ""
+    announcement: str = ""  # server-initiated speech (e.g. a reminder): spoken instead of asking the model
 
     @property
     def turn_id(self) -> str:
@@ -76,30 +80,50 @@ class Turn:
     async def run(self) -> None:
         self.gate.emit(events.state(self.id, pb.STATE_THINKING))
         with trace.use_span(self._span, end_on_exit=False):
-            history = await self.deps.history.context(self.input.session_id)
-            memories = await self.deps.recall(self.input.session_id, self.input.text)
-            # Persisted concurrently: the disk write must not delay the first token.
-            self._user_write = asyncio.create_task(self.deps.history.add_user(
-                self.input.session_id, self.input.turn_index, self.input.text), name=f"{self.id}:store")
+            replies = await self._answer()
             speech = self._open_speech()
             audio = asyncio.create_task(self._pump_audio(speech), name=f"{self.id}:audio") if speech else None
             try:
-                await self._generate(history, memories, speech)
+                await self._generate(replies, speech)
                 if audio:
                     await audio
             finally:
                 if speech:
                     await speech.cancel()
                 await cancel_and_wait(audio)
-            await self._user_write
+            if self._user_write:
+                await self._user_write
         await self._complete()
 
-    async def _generate(self, history: list[ChatMessage], memories: list[str], speech: SpeechStream | None) -> None:
+    async def _answer(self) -> AsyncIterator[str]:
+        """Where the reply comes from: an announcement, a deterministic command, or the model."""
+        if self.input.announcement:
+            return _spelled(self.input.announcement)
+        history = await self.deps.history.context(self.input.session_id)  # before this turn is stored
+        # Persisted concurrently: the disk write must not delay the first token.
+        self._user_write = asyncio.create_task(self.deps.history.add_user(
+            self.input.session_id, self.input.turn_index, self.input.text), name=f"{self.id}:store")
+        if self.deps.tools is not None:
+            handled = await self.deps.tools.intent(TurnRequest(self.input.session_id, self.input.device_id,
+                                                               self.input.text))
+            if handled is not None:
+                self._report_calls(handled.calls)
+                return _spelled(handled.reply)
+        memories = await self.deps.recall(self.input.session_id, self.input.text)
         request = LlmRequest(build_messages(history, self.input.text, memories), self.input.session_id,
                              self.deps.max_new_tokens)
+        return self.deps.llm.stream(request)
+
+    def _report_calls(self, calls: list[ToolCallRecord]) -> None:
+        for call in calls:
+            self.gate.emit(pb.ConverseResponse(turn_id=self.id, tool_call=pb.ToolCall(
+                call_id=call.call_id, name=call.name, arguments_json=call.arguments_json)))
+            self.gate.emit(pb.ConverseResponse(turn_id=self.id, tool_result=pb.ToolResult(
+                call_id=call.call_id, result_json=call.result_json, error=call.error)))
+
+    async def _generate(self, stream: AsyncIterator[str], speech: SpeechStream | None) -> None:
         segmenter = ClauseSegmenter()
         first = tracer.start_span("llm.first_token")
-        stream = self.deps.llm.stream(request)
         try:
             async for piece in stream:
                 if not self.tokens:
@@ -176,7 +200,8 @@ class Turn:
         self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=self.clock.finish(self.tokens)))
         self.gate.emit(events.state(self.id, pb.STATE_IDLE))
         self._end_span(interrupted=False)
-        await self.deps.ingest(self.input.session_id, self.id, self.input.text, self.text)
+        if not self.input.announcement:
+            await self.deps.ingest(self.input.session_id, self.id, self.input.text, self.text)
 
     # -- barge-in ----------------------------------------------------------
     async def finish_interrupted(self, t_interrupt_ms: float) -> None:
@@ -186,10 +211,10 @@ class Turn:
         self.gate.emit(pb.ConverseResponse(
             turn_id=self.id, metrics=self.clock.finish(self.tokens, t_interrupt_ms=t_interrupt_ms)))
         self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
-        if self._user_write is None:  # cut before the user text was even queued for storage
-            await self.deps.history.add_user(self.input.session_id, self.input.turn_index, self.input.text)
-        else:
+        if self._user_write is not None:
             await asyncio.shield(self._user_write)  # the user row precedes the assistant row
+        elif not self.input.announcement:  # cut before the user text was even queued for storage
+            await self.deps.history.add_user(self.input.session_id, self.input.turn_index, self.input.text)
         await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text,
                                               True, heard)
         self._end_span(interrupted=True)
@@ -203,6 +228,12 @@ class Turn:
         self._span.set_attribute("peromesh.interrupted", interrupted)
         self._span.set_attribute("peromesh.tokens", self.tokens)
         self._span.end()
+
+
+async def _spelled(text: str) -> AsyncIterator[str]:
+    """A fixed reply streamed like model output, so the same delta/speech path serves it."""
+    for token in tokenize(text):
+        yield token
 
 
 async def _aclose(stream: AsyncIterator[str]) -> None:
