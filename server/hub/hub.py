@@ -25,6 +25,7 @@ import grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.server.aio import TaskOwner, cancel_and_wait
+from peromesh.server.hub import capabilities
 from peromesh.server.hub import envelopes as env
 from peromesh.server.hub.nodes import NodeChange, NodeInfo, NodeLink
 from peromesh.server.hub.sessions import SessionDirectory
@@ -170,9 +171,12 @@ class Hub:
         if kind == "heartbeat":
             link.send(env.heartbeat(link.node_id, envelope.heartbeat.seq))
         elif kind == "register":
-            link.info.register(list(envelope.register.capabilities))
+            accepted, rejected = capabilities.screen(envelope.register.capabilities)
+            link.info.register(accepted)
             self._emit(NodeChange.UPDATED, link.info, "")
-            if envelope.id:
+            if rejected:  # the valid ones stay registered; the node learns exactly what was refused and why
+                self._reject(link, envelope, "INVALID_ARGUMENT", capabilities.rejection_text(rejected, len(accepted)))
+            elif envelope.id:
                 link.send(env.ok(envelope, f"{len(link.info.capabilities)} capabilities registered"))
         elif kind == "response" and self._route_response(link, envelope):
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
+from peromesh.server.hub.capabilities import CapabilityGrid
 from peromesh.server.hub.hub import Hub, HubConfig
 from peromesh.server.hub.servicer import HubServicer
 from peromesh.server.mesh.component import MeshContext
@@ -22,6 +23,7 @@ class HubService:
 
     def __init__(self) -> None:
         self.hub: Hub | None = None
+        self.grid: CapabilityGrid | None = None
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument("--hub-heartbeat-interval", type=float, default=10.0,
@@ -30,6 +32,9 @@ class HubService:
                            help="drop a node silent for this many seconds")
         group.add_argument("--hub-resume-grace", type=float, default=60.0,
                            help="seconds a disconnected device can reconnect into the same session")
+        group.add_argument("--allow-dangerous", default="", metavar="NAME[,NAME]",
+                           help="dangerous node capabilities (shell, shutdown) that may be invoked, by capability "
+                                "or tool name; all others marked dangerous are refused")
 
     async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
         token = ctx.shared.get("gateway_token") or ctx.token
@@ -42,9 +47,14 @@ class HubService:
         self.hub = Hub(token, config)
         await self.hub.start()
         ctx.shared["hub"] = self.hub
+        allowed = str(getattr(settings, "allow_dangerous", "") or "").split(",")
+        self.grid = CapabilityGrid(self.hub, allowed)
+        ctx.shared["grid"] = self.grid  # capabilities of the attached nodes, and invoking them
         return [ServiceBinding("peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server,
-                               HubServicer(self.hub))]
+                               HubServicer(self.hub, self.grid))]
 
     async def stop(self) -> None:
+        if self.grid is not None:
+            self.grid.close()
         if self.hub is not None:
             await self.hub.close()

@@ -12,6 +12,7 @@ from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
 from peromesh.server.aio import TaskOwner
 from peromesh.server.hub import envelopes as env
+from peromesh.server.hub.capabilities import DEFAULT_TIMEOUT_S, CapabilityGrid, GridError
 from peromesh.server.hub.hub import Hub, HubError
 from peromesh.server.hub.nodes import Closing, NodeChange, NodeInfo, NodeLink
 
@@ -22,8 +23,9 @@ PEER_KEY = "x-peromesh-peer"  # set by the bridge: the WebSocket client's addres
 
 
 class HubServicer(pb_grpc.HubServiceServicer):
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, grid: CapabilityGrid | None = None) -> None:
         self.hub = hub
+        self.grid = grid or CapabilityGrid(hub)
 
     async def Attach(
         self, request_iterator: AsyncIterator[pb.AttachRequest], context: grpc.aio.ServicerContext
@@ -91,6 +93,25 @@ class HubServicer(pb_grpc.HubServiceServicer):
         if not request.action_name:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "action_name is required")
         return pb.BroadcastResponse(delivered=self.hub.broadcast(request.action_name, dict(request.params)))
+
+    async def ListCapabilities(
+        self, request: pb.ListCapabilitiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCapabilitiesResponse:
+        return pb.ListCapabilitiesResponse(capabilities=[
+            pb.OfferedCapability(tool_name=o.tool_name, node_id=o.node_id, node_kind=o.node_kind,
+                                 capability=o.capability) for o in self.grid.offers()])
+
+    async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
+        if not request.name:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name is required (a tool or capability name)")
+        timeout_s = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_TIMEOUT_S
+        try:
+            done = await self.grid.invoke(request.name, request.arguments_json, request.preferred_node_id, timeout_s)
+        except GridError as exc:
+            await context.abort(exc.code, exc.message)
+            raise AssertionError("unreachable: abort raises") from exc
+        return pb.InvokeResponse(node_id=done.node_id, capability=done.capability, result=done.result,
+                                 latency_ms=done.latency_ms)
 
 
 async def _first_envelope(requests: AsyncIterator[pb.AttachRequest],

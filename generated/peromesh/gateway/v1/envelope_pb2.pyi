@@ -192,13 +192,21 @@ class Capability(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
     PARAMS_SCHEMA_JSON_FIELD_NUMBER: _builtins.int
+    DANGEROUS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Required. The capability name, e.g. "desktop.notify"."""
     description: _builtins.str
     """Optional. What it does (shown to the LLM as the tool description)."""
     params_schema_json: _builtins.str
     """Extension (PeroMesh). Optional. A JSON Schema (object) describing the
-    params; supersedes `params` where present.
+    params; supersedes `params` where present. Checked against the JSON
+    Schema metaschema when registered: an invalid schema rejects the
+    capability with a precise error.
+    """
+    dangerous: _builtins.bool
+    """Extension (PeroMesh). Optional. True for capabilities with effects that
+    are hard to undo (shell, shutdown): the mesh refuses to invoke them unless
+    the core allows them by name (--allow-dangerous).
     """
     @_builtins.property
     def params(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -211,10 +219,11 @@ class Capability(_message.Message):
         description: _builtins.str = ...,
         params: _abc.Iterable[_builtins.str] | None = ...,
         params_schema_json: _builtins.str = ...,
+        dangerous: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "params", b"params", "params_schema_json", b"params_schema_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dangerous", b"dangerous", "description", b"description", "name", b"name", "params", b"params", "params_schema_json", b"params_schema_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from peromesh.gateway.v1 import envelope_pb2 as peromesh_dot_gateway_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!peromesh/hub/v1/hub_service.proto\x12\x0fperomesh.hub.v1\x1a\"peromesh/gateway/v1/envelope.proto\"@\n\rAttachRequest\x12/\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1d.peromesh.gateway.v1.Envelope\"A\n\x0e\x41ttachResponse\x12/\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1d.peromesh.gateway.v1.Envelope\"\x90\x02\n\x04Node\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x02 \x01(\t\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x16\n\x0e\x63lient_version\x18\x04 \x01(\t\x12-\n\ttransport\x18\x05 \x01(\x0e\x32\x1a.peromesh.hub.v1.Transport\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x35\n\x0c\x63\x61pabilities\x18\x07 \x03(\x0b\x32\x1f.peromesh.gateway.v1.Capability\x12\x17\n\x0f\x63onnected_at_ms\x18\x08 \x01(\x03\x12\x17\n\x0flast_seen_at_ms\x18\t \x01(\x03\x12\x0c\n\x04peer\x18\n \x01(\t\"\x12\n\x10ListNodesRequest\"9\n\x11ListNodesResponse\x12$\n\x05nodes\x18\x01 \x03(\x0b\x32\x15.peromesh.hub.v1.Node\"\x13\n\x11WatchNodesRequest\"v\n\x12WatchNodesResponse\x12+\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x1b.peromesh.hub.v1.NodeChange\x12#\n\x04node\x18\x02 \x01(\x0b\x32\x15.peromesh.hub.v1.Node\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x95\x01\n\x10\x42roadcastRequest\x12\x13\n\x0b\x61\x63tion_name\x18\x01 \x01(\t\x12=\n\x06params\x18\x02 \x03(\x0b\x32-.peromesh.hub.v1.BroadcastRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"&\n\x11\x42roadcastResponse\x12\x11\n\tdelivered\x18\x01 \x01(\x05*S\n\tTransport\x12\x19\n\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x12\n\x0eTRANSPORT_GRPC\x10\x01\x12\x17\n\x13TRANSPORT_WEBSOCKET\x10\x02*\x89\x01\n\nNodeChange\x12\x1b\n\x17NODE_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_CHANGE_PRESENT\x10\x01\x12\x16\n\x12NODE_CHANGE_JOINED\x10\x02\x12\x17\n\x13NODE_CHANGE_UPDATED\x10\x03\x12\x14\n\x10NODE_CHANGE_LEFT\x10\x04\x32\xdc\x02\n\nHubService\x12M\n\x06\x41ttach\x12\x1e.peromesh.hub.v1.AttachRequest\x1a\x1f.peromesh.hub.v1.AttachResponse(\x01\x30\x01\x12R\n\tListNodes\x12!.peromesh.hub.v1.ListNodesRequest\x1a\".peromesh.hub.v1.ListNodesResponse\x12W\n\nWatchNodes\x12\".peromesh.hub.v1.WatchNodesRequest\x1a#.peromesh.hub.v1.WatchNodesResponse0\x01\x12R\n\tBroadcast\x12!.peromesh.hub.v1.BroadcastRequest\x1a\".peromesh.hub.v1.BroadcastResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!peromesh/hub/v1/hub_service.proto\x12\x0fperomesh.hub.v1\x1a\"peromesh/gateway/v1/envelope.proto\"@\n\rAttachRequest\x12/\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1d.peromesh.gateway.v1.Envelope\"A\n\x0e\x41ttachResponse\x12/\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1d.peromesh.gateway.v1.Envelope\"\x90\x02\n\x04Node\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x02 \x01(\t\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x16\n\x0e\x63lient_version\x18\x04 \x01(\t\x12-\n\ttransport\x18\x05 \x01(\x0e\x32\x1a.peromesh.hub.v1.Transport\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x35\n\x0c\x63\x61pabilities\x18\x07 \x03(\x0b\x32\x1f.peromesh.gateway.v1.Capability\x12\x17\n\x0f\x63onnected_at_ms\x18\x08 \x01(\x03\x12\x17\n\x0flast_seen_at_ms\x18\t \x01(\x03\x12\x0c\n\x04peer\x18\n \x01(\t\"\x12\n\x10ListNodesRequest\"9\n\x11ListNodesResponse\x12$\n\x05nodes\x18\x01 \x03(\x0b\x32\x15.peromesh.hub.v1.Node\"\x13\n\x11WatchNodesRequest\"v\n\x12WatchNodesResponse\x12+\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x1b.peromesh.hub.v1.NodeChange\x12#\n\x04node\x18\x02 \x01(\x0b\x32\x15.peromesh.hub.v1.Node\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x95\x01\n\x10\x42roadcastRequest\x12\x13\n\x0b\x61\x63tion_name\x18\x01 \x01(\t\x12=\n\x06params\x18\x02 \x03(\x0b\x32-.peromesh.hub.v1.BroadcastRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"&\n\x11\x42roadcastResponse\x12\x11\n\tdelivered\x18\x01 \x01(\x05\"\x19\n\x17ListCapabilitiesRequest\"\x7f\n\x11OfferedCapability\x12\x11\n\ttool_name\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x11\n\tnode_kind\x18\x03 \x01(\t\x12\x33\n\ncapability\x18\x04 \x01(\x0b\x32\x1f.peromesh.gateway.v1.Capability\"T\n\x18ListCapabilitiesResponse\x12\x38\n\x0c\x63\x61pabilities\x18\x01 \x03(\x0b\x32\".peromesh.hub.v1.OfferedCapability\"d\n\rInvokeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x02 \x01(\t\x12\x19\n\x11preferred_node_id\x18\x03 \x01(\t\x12\x12\n\ntimeout_ms\x18\x04 \x01(\x05\"Y\n\x0eInvokeResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0e\n\x06result\x18\x03 \x01(\t\x12\x12\n\nlatency_ms\x18\x04 \x01(\x05*S\n\tTransport\x12\x19\n\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x12\n\x0eTRANSPORT_GRPC\x10\x01\x12\x17\n\x13TRANSPORT_WEBSOCKET\x10\x02*\x89\x01\n\nNodeChange\x12\x1b\n\x17NODE_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_CHANGE_PRESENT\x10\x01\x12\x16\n\x12NODE_CHANGE_JOINED\x10\x02\x12\x17\n\x13NODE_CHANGE_UPDATED\x10\x03\x12\x14\n\x10NODE_CHANGE_LEFT\x10\x04\x32\x90\x04\n\nHubService\x12M\n\x06\x41ttach\x12\x1e.peromesh.hub.v1.AttachRequest\x1a\x1f.peromesh.hub.v1.AttachResponse(\x01\x30\x01\x12R\n\tListNodes\x12!.peromesh.hub.v1.ListNodesRequest\x1a\".peromesh.hub.v1.ListNodesResponse\x12W\n\nWatchNodes\x12\".peromesh.hub.v1.WatchNodesRequest\x1a#.peromesh.hub.v1.WatchNodesResponse0\x01\x12R\n\tBroadcast\x12!.peromesh.hub.v1.BroadcastRequest\x1a\".peromesh.hub.v1.BroadcastResponse\x12g\n\x10ListCapabilities\x12(.peromesh.hub.v1.ListCapabilitiesRequest\x1a).peromesh.hub.v1.ListCapabilitiesResponse\x12I\n\x06Invoke\x12\x1e.peromesh.hub.v1.InvokeRequest\x1a\x1f.peromesh.hub.v1.InvokeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BROADCASTREQUEST_PARAMSENTRY']._loaded_options = None
   _globals['_BROADCASTREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
-  _globals['_TRANSPORT']._serialized_start=910
-  _globals['_TRANSPORT']._serialized_end=993
-  _globals['_NODECHANGE']._serialized_start=996
-  _globals['_NODECHANGE']._serialized_end=1133
+  _globals['_TRANSPORT']._serialized_start=1345
+  _globals['_TRANSPORT']._serialized_end=1428
+  _globals['_NODECHANGE']._serialized_start=1431
+  _globals['_NODECHANGE']._serialized_end=1568
   _globals['_ATTACHREQUEST']._serialized_start=90
   _globals['_ATTACHREQUEST']._serialized_end=154
   _globals['_ATTACHRESPONSE']._serialized_start=156
@@ -58,6 +58,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BROADCASTREQUEST_PARAMSENTRY']._serialized_end=868
   _globals['_BROADCASTRESPONSE']._serialized_start=870
   _globals['_BROADCASTRESPONSE']._serialized_end=908
-  _globals['_HUBSERVICE']._serialized_start=1136
-  _globals['_HUBSERVICE']._serialized_end=1484
+  _globals['_LISTCAPABILITIESREQUEST']._serialized_start=910
+  _globals['_LISTCAPABILITIESREQUEST']._serialized_end=935
+  _globals['_OFFEREDCAPABILITY']._serialized_start=937
+  _globals['_OFFEREDCAPABILITY']._serialized_end=1064
+  _globals['_LISTCAPABILITIESRESPONSE']._serialized_start=1066
+  _globals['_LISTCAPABILITIESRESPONSE']._serialized_end=1150
+  _globals['_INVOKEREQUEST']._serialized_start=1152
+  _globals['_INVOKEREQUEST']._serialized_end=1252
+  _globals['_INVOKERESPONSE']._serialized_start=1254
+  _globals['_INVOKERESPONSE']._serialized_end=1343
+  _globals['_HUBSERVICE']._serialized_start=1571
+  _globals['_HUBSERVICE']._serialized_end=2099
 # @@protoc_insertion_point(module_scope)

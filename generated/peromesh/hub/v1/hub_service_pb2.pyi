@@ -345,3 +345,159 @@ class BroadcastResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BroadcastResponse: _TypeAlias = BroadcastResponse  # noqa: Y015
+
+@_typing.final
+class ListCapabilitiesRequest(_message.Message):
+    """ListCapabilitiesRequest asks for the capabilities online now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCapabilitiesRequest: _TypeAlias = ListCapabilitiesRequest  # noqa: Y015
+
+@_typing.final
+class OfferedCapability(_message.Message):
+    """OfferedCapability is one capability of one attached node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOL_NAME_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    NODE_KIND_FIELD_NUMBER: _builtins.int
+    CAPABILITY_FIELD_NUMBER: _builtins.int
+    tool_name: _builtins.str
+    """Output only. The tool name the LLM sees: "<node kind>.<capability>",
+    where the kind is the node's platform ("mobile.location.get").
+    """
+    node_id: _builtins.str
+    """Output only. The node that offers it."""
+    node_kind: _builtins.str
+    """Output only. The node's kind (its hello platform; "node" when unset)."""
+    @_builtins.property
+    def capability(self) -> _envelope_pb2.Capability:
+        """Output only. The capability as registered."""
+
+    def __init__(
+        self,
+        *,
+        tool_name: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        node_kind: _builtins.str = ...,
+        capability: _envelope_pb2.Capability | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capability", b"capability"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capability", b"capability", "node_id", b"node_id", "node_kind", b"node_kind", "tool_name", b"tool_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OfferedCapability: _TypeAlias = OfferedCapability  # noqa: Y015
+
+@_typing.final
+class ListCapabilitiesResponse(_message.Message):
+    """ListCapabilitiesResponse lists the capabilities online now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAPABILITIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def capabilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___OfferedCapability]:
+        """Output only. Ordered by tool name, then node id."""
+
+    def __init__(
+        self,
+        *,
+        capabilities: _abc.Iterable[Global___OfferedCapability] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCapabilitiesResponse: _TypeAlias = ListCapabilitiesResponse  # noqa: Y015
+
+@_typing.final
+class InvokeRequest(_message.Message):
+    """InvokeRequest runs one capability."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_JSON_FIELD_NUMBER: _builtins.int
+    PREFERRED_NODE_ID_FIELD_NUMBER: _builtins.int
+    TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Required. A tool name ("mobile.location.get") or a capability name
+    ("location.get").
+    """
+    arguments_json: _builtins.str
+    """Optional. The arguments as a JSON object (default "{}"). The owning node
+    receives each top-level argument as a param (strings as they are, other
+    values JSON-encoded) and the whole object as the param "args_json".
+    """
+    preferred_node_id: _builtins.str
+    """Optional. The node to use first when several offer the capability
+    (usually the requesting device).
+    """
+    timeout_ms: _builtins.int
+    """Optional. How long to wait for the node's answer, in ms (default
+    10000, at most 120000).
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        arguments_json: _builtins.str = ...,
+        preferred_node_id: _builtins.str = ...,
+        timeout_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_json", b"arguments_json", "name", b"name", "preferred_node_id", b"preferred_node_id", "timeout_ms", b"timeout_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvokeRequest: _TypeAlias = InvokeRequest  # noqa: Y015
+
+@_typing.final
+class InvokeResponse(_message.Message):
+    """InvokeResponse is the owning node's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    CAPABILITY_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    LATENCY_MS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """Output only. The node that ran the capability."""
+    capability: _builtins.str
+    """Output only. The capability name that was run on it."""
+    result: _builtins.str
+    """Output only. The node's result (its ActionResponse data: JSON or text)."""
+    latency_ms: _builtins.int
+    """Output only. Milliseconds from sending the request to the answer."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        capability: _builtins.str = ...,
+        result: _builtins.str = ...,
+        latency_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capability", b"capability", "latency_ms", b"latency_ms", "node_id", b"node_id", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvokeResponse: _TypeAlias = InvokeResponse  # noqa: Y015

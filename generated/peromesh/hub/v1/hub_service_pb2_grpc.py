@@ -58,6 +58,16 @@ class HubServiceStub:
                 request_serializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.BroadcastRequest.SerializeToString,
                 response_deserializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.BroadcastResponse.FromString,
                 _registered_method=True)
+        self.ListCapabilities = channel.unary_unary(
+                '/peromesh.hub.v1.HubService/ListCapabilities',
+                request_serializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.ListCapabilitiesRequest.SerializeToString,
+                response_deserializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.ListCapabilitiesResponse.FromString,
+                _registered_method=True)
+        self.Invoke = channel.unary_unary(
+                '/peromesh.hub.v1.HubService/Invoke',
+                request_serializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.InvokeRequest.SerializeToString,
+                response_deserializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.InvokeResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -108,6 +118,34 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCapabilities(self, request, context):
+        """ListCapabilities lists the capabilities of the nodes attached now, each
+        with its owning node and its tool name (namespaced by node kind).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Invoke(self, request, context):
+        """Invoke runs a capability on the node that owns it and returns its result.
+
+        Routing: `name` is a tool name ("mobile.location.get") or a bare
+        capability name ("location.get"); when several nodes offer it, the
+        `preferred_node_id` (the requesting device) goes first, then the node
+        heard from most recently. The owning node receives an ActionRequest
+        whose action_name is the capability name, with the arguments as params
+        (see InvokeRequest) and answers with an ActionResponse correlated by id.
+        Errors: NOT_FOUND (no attached node offers it), INVALID_ARGUMENT (the
+        arguments are not a JSON object or do not match the capability's
+        schema), PERMISSION_DENIED (a dangerous capability the core does not
+        allow by name), DEADLINE_EXCEEDED (no answer within the timeout),
+        UNAVAILABLE (the node left before answering), or the node's own error
+        code and message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +168,16 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.Broadcast,
                     request_deserializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.BroadcastRequest.FromString,
                     response_serializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.BroadcastResponse.SerializeToString,
+            ),
+            'ListCapabilities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCapabilities,
+                    request_deserializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.ListCapabilitiesRequest.FromString,
+                    response_serializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.ListCapabilitiesResponse.SerializeToString,
+            ),
+            'Invoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Invoke,
+                    request_deserializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.InvokeRequest.FromString,
+                    response_serializer=peromesh_dot_hub_dot_v1_dot_hub__service__pb2.InvokeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -244,6 +292,60 @@ class HubService:
             '/peromesh.hub.v1.HubService/Broadcast',
             peromesh_dot_hub_dot_v1_dot_hub__service__pb2.BroadcastRequest.SerializeToString,
             peromesh_dot_hub_dot_v1_dot_hub__service__pb2.BroadcastResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCapabilities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/peromesh.hub.v1.HubService/ListCapabilities',
+            peromesh_dot_hub_dot_v1_dot_hub__service__pb2.ListCapabilitiesRequest.SerializeToString,
+            peromesh_dot_hub_dot_v1_dot_hub__service__pb2.ListCapabilitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Invoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/peromesh.hub.v1.HubService/Invoke',
+            peromesh_dot_hub_dot_v1_dot_hub__service__pb2.InvokeRequest.SerializeToString,
+            peromesh_dot_hub_dot_v1_dot_hub__service__pb2.InvokeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,26 @@ class HubServiceStub:
     """WatchNodes streams the attached nodes, then every join, update and leave."""
     Broadcast: _grpc.UnaryUnaryMultiCallable[_hub_service_pb2.BroadcastRequest, _hub_service_pb2.BroadcastResponse]
     """Broadcast sends an action from "master" to every attached node."""
+    ListCapabilities: _grpc.UnaryUnaryMultiCallable[_hub_service_pb2.ListCapabilitiesRequest, _hub_service_pb2.ListCapabilitiesResponse]
+    """ListCapabilities lists the capabilities of the nodes attached now, each
+    with its owning node and its tool name (namespaced by node kind).
+    """
+    Invoke: _grpc.UnaryUnaryMultiCallable[_hub_service_pb2.InvokeRequest, _hub_service_pb2.InvokeResponse]
+    """Invoke runs a capability on the node that owns it and returns its result.
+
+    Routing: `name` is a tool name ("mobile.location.get") or a bare
+    capability name ("location.get"); when several nodes offer it, the
+    `preferred_node_id` (the requesting device) goes first, then the node
+    heard from most recently. The owning node receives an ActionRequest
+    whose action_name is the capability name, with the arguments as params
+    (see InvokeRequest) and answers with an ActionResponse correlated by id.
+    Errors: NOT_FOUND (no attached node offers it), INVALID_ARGUMENT (the
+    arguments are not a JSON object or do not match the capability's
+    schema), PERMISSION_DENIED (a dangerous capability the core does not
+    allow by name), DEADLINE_EXCEEDED (no answer within the timeout),
+    UNAVAILABLE (the node left before answering), or the node's own error
+    code and message.
+    """
 
 @_typing.type_check_only
 class HubServiceAsyncStub(HubServiceStub):
@@ -91,6 +111,26 @@ class HubServiceAsyncStub(HubServiceStub):
     """WatchNodes streams the attached nodes, then every join, update and leave."""
     Broadcast: _aio.UnaryUnaryMultiCallable[_hub_service_pb2.BroadcastRequest, _hub_service_pb2.BroadcastResponse]  # type: ignore[assignment]
     """Broadcast sends an action from "master" to every attached node."""
+    ListCapabilities: _aio.UnaryUnaryMultiCallable[_hub_service_pb2.ListCapabilitiesRequest, _hub_service_pb2.ListCapabilitiesResponse]  # type: ignore[assignment]
+    """ListCapabilities lists the capabilities of the nodes attached now, each
+    with its owning node and its tool name (namespaced by node kind).
+    """
+    Invoke: _aio.UnaryUnaryMultiCallable[_hub_service_pb2.InvokeRequest, _hub_service_pb2.InvokeResponse]  # type: ignore[assignment]
+    """Invoke runs a capability on the node that owns it and returns its result.
+
+    Routing: `name` is a tool name ("mobile.location.get") or a bare
+    capability name ("location.get"); when several nodes offer it, the
+    `preferred_node_id` (the requesting device) goes first, then the node
+    heard from most recently. The owning node receives an ActionRequest
+    whose action_name is the capability name, with the arguments as params
+    (see InvokeRequest) and answers with an ActionResponse correlated by id.
+    Errors: NOT_FOUND (no attached node offers it), INVALID_ARGUMENT (the
+    arguments are not a JSON object or do not match the capability's
+    schema), PERMISSION_DENIED (a dangerous capability the core does not
+    allow by name), DEADLINE_EXCEEDED (no answer within the timeout),
+    UNAVAILABLE (the node left before answering), or the node's own error
+    code and message.
+    """
 
 class HubServiceServicer(metaclass=_abc_1.ABCMeta):
     """HubService is where every node of the mesh meets: browsers (through the
@@ -144,5 +184,37 @@ class HubServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_hub_service_pb2.BroadcastResponse, _abc.Awaitable[_hub_service_pb2.BroadcastResponse]]:
         """Broadcast sends an action from "master" to every attached node."""
+
+    @_abc_1.abstractmethod
+    def ListCapabilities(
+        self,
+        request: _hub_service_pb2.ListCapabilitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hub_service_pb2.ListCapabilitiesResponse, _abc.Awaitable[_hub_service_pb2.ListCapabilitiesResponse]]:
+        """ListCapabilities lists the capabilities of the nodes attached now, each
+        with its owning node and its tool name (namespaced by node kind).
+        """
+
+    @_abc_1.abstractmethod
+    def Invoke(
+        self,
+        request: _hub_service_pb2.InvokeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hub_service_pb2.InvokeResponse, _abc.Awaitable[_hub_service_pb2.InvokeResponse]]:
+        """Invoke runs a capability on the node that owns it and returns its result.
+
+        Routing: `name` is a tool name ("mobile.location.get") or a bare
+        capability name ("location.get"); when several nodes offer it, the
+        `preferred_node_id` (the requesting device) goes first, then the node
+        heard from most recently. The owning node receives an ActionRequest
+        whose action_name is the capability name, with the arguments as params
+        (see InvokeRequest) and answers with an ActionResponse correlated by id.
+        Errors: NOT_FOUND (no attached node offers it), INVALID_ARGUMENT (the
+        arguments are not a JSON object or do not match the capability's
+        schema), PERMISSION_DENIED (a dangerous capability the core does not
+        allow by name), DEADLINE_EXCEEDED (no answer within the timeout),
+        UNAVAILABLE (the node left before answering), or the node's own error
+        code and message.
+        """
 
 def add_HubServiceServicer_to_server(servicer: HubServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
