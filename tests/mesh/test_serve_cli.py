@@ -90,3 +90,35 @@ def _json_objects(text: str) -> list[str]:
             if depth == 0:
                 objects.append(text[start:i + 1])
     return objects
+
+
+def test_tts_and_core_as_separate_processes(tmp_path: Path) -> None:
+    """The same code split across processes: the core reaches TTS by address."""
+    tts = subprocess.Popen([str(BIN / "peromesh"), "serve", "--only", "tts", "--tts-port", "0",
+                            "--data-dir", str(tmp_path / "tts")], stdout=subprocess.PIPE, text=True)
+    core = None
+    try:
+        tts_addr = _ready(tts, tmp_path / "tts")["tts"]
+        core = subprocess.Popen([str(BIN / "peromesh"), "serve", "--only", "core", "--core-port", "0",
+                                 "--tts-addr", tts_addr, "--llm", "scripted", "--scripted-delay-ms", "1",
+                                 "--data-dir", str(tmp_path / "core")], stdout=subprocess.PIPE, text=True)
+        core_addr = _ready(core, tmp_path / "core")["core"]
+        script = '{"config": {"sessionId": "split"}}\n{"userText": {"text": "hi"}}\n'
+        out = grpcurl("-d", "@", core_addr, "peromesh.dialog.v1.DialogService/Converse", stdin=script)
+        assert "audio_chunk" in out.replace("audioChunk", "audio_chunk")
+    finally:
+        for proc in (core, tts):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
+                assert proc.stdout is not None
+                proc.stdout.close()
+
+
+def _ready(proc: subprocess.Popen[str], data_dir: Path) -> dict[str, str]:
+    assert proc.stdout is not None
+    for _ in range(200):
+        line = proc.stdout.readline()
+        if "peromesh: ready" in line or not line:
+            break
+    return dict(json.loads((data_dir / "endpoints.json").read_text()))
