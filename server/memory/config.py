@@ -53,7 +53,10 @@ class MemoryConfig:
     # A Chinese/Japanese/Korean query on an English-only embedder: cosine is noise there
     # (unrelated Chinese sentences score 0.6-0.9 on MiniLM), so words decide.
     cjk_weights: RankWeights = field(default_factory=lambda: RankWeights(semantic=0.10, lexical=0.80))
-    seed_fraction: float = 0.25  # spread only from seeds with ≥ this share of the best seed's energy
+    # Spread only from the strongest direct hits: at most `max_seeds`, each with at least
+    # `seed_fraction` of the best one's energy (weak hits would pump each other up).
+    seed_fraction: float = 0.5
+    max_seeds: int = 10
     # ingestion
     link_recent: int = 1  # temporal link to the session's previous memory
     link_similar: int = 3  # semantic links to the closest memories...

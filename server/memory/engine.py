@@ -110,6 +110,7 @@ class MemoryEngine:
         self.write_lock = asyncio.Lock()
         self.co_recalled: Counter[tuple[int, int]] = Counter()
         self._tasks = TaskOwner("memory-engine")
+        self._touches: set[asyncio.Task[None]] = set()  # access-count writes, finished (not cancelled) at close
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -145,6 +146,8 @@ class MemoryEngine:
             self.graph.load(store.all_edges(s), int(max_id))
 
     async def close(self) -> None:
+        if self._touches:
+            await asyncio.wait(list(self._touches), timeout=5.0)
         await self._tasks.close()
         async with self.write_lock:
             await self.save_index()
@@ -326,7 +329,9 @@ class MemoryEngine:
         if not peek and results:
             ids = [r.row.id for r in results]
             self._note_co_recall(ids[:CO_RECALL_TOP])
-            self._tasks.spawn(self._touch(ids), "touch")
+            task = self._tasks.spawn(self._touch(ids), "touch")
+            self._touches.add(task)
+            task.add_done_callback(self._touches.discard)
         return results, timings
 
     def _recall_sync(self, query: str | None, qvecs: list[tuple[Channel, np.ndarray]], top_k: int,
@@ -353,14 +358,16 @@ class MemoryEngine:
         seeds = {i: w.semantic * max(0.0, semantic.get(i, 0.0)) + w.lexical * lexical.get(i, 0.0)
                  for i in semantic.keys() | lexical.keys()}
         floor = cfg.seed_fraction * max(seeds.values(), default=0.0)
-        seeds = {i: e for i, e in seeds.items() if e > 0 and e >= floor}
+        strongest = sorted(seeds.items(), key=lambda kv: -kv[1])[: cfg.max_seeds]
+        seeds = {i: e for i, e in strongest if e > 0 and e >= floor}
         with tracer.start_as_current_span("memory.spread"):
             energy = self.graph.spread(seeds, steps, cfg.spread_decay, cfg.spread_threshold,
                                        cfg.spread_max_active, cfg.spread_max_fanout, cfg.spread_energy_cap,
                                        top_k=max(4 * top_k, 64)) if steps else {}
         timings.spread_ms = (time.perf_counter() - t) * 1000
 
-        candidates = set(seeds) | set(sorted(energy, key=energy.__getitem__, reverse=True)[: 2 * top_k])
+        candidates = semantic.keys() | lexical.keys() | set(
+            sorted(energy, key=energy.__getitem__, reverse=True)[: 2 * top_k])
         missing_sem = [i for i in candidates if i not in semantic]
         for ch, qvec in qvecs:
             if missing_sem:

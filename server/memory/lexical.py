@@ -1,14 +1,15 @@
 """An incremental BM25 index in memory, rebuilt from SQL at start.
 
-Postings are compact arrays (doc id int64, term frequency uint16) per term and
-scoring is vectorised with NumPy, so a million short memories cost a few
-hundred MB and a query a few milliseconds. Deleted documents keep their
-postings but get length 0 and are masked out; `add` of an existing id is an
-update (old postings are masked the same way until the next rebuild).
+Postings are compact arrays (doc id int64, term frequency uint16, document
+generation int32) per term and scoring is vectorised with NumPy, so a million
+short memories cost a few hundred MB and a query a few milliseconds. Removing
+or re-adding a document bumps its generation; postings of older generations
+are masked out at query time (they are garbage until the next rebuild).
 
-Scores are normalised to [0, 1] by dividing by the best score the query could
-reach (every query term saturated: Σ idf·(k1+1)), so a weak one-word overlap
-stays small instead of being stretched to 1.
+Scores are normalised to [0, 1]: divided by the score of an average-length
+document that contains every query term once (Σ idf), capped at 1. A document
+matching the whole query scores about 1; a weak one-word overlap stays small
+instead of being stretched to 1 as max-normalisation would.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class LexicalIndex:
         self._lock = threading.Lock()
         self._ids: dict[str, array[int]] = {}
         self._tfs: dict[str, array[int]] = {}
+        self._gens: dict[str, array[int]] = {}
         self._doc_len = np.zeros(1024, dtype=np.float32)  # by doc id; 0 = absent
+        self._doc_gen = np.zeros(1024, dtype=np.int32)  # by doc id; postings of other generations are stale
         self._docs = 0
         self._total_len = 0.0
 
@@ -62,16 +65,20 @@ class LexicalIndex:
         if length == 0:
             return
         if doc_id >= len(self._doc_len):
-            grown = np.zeros(max(doc_id + 1, 2 * len(self._doc_len)), dtype=np.float32)
-            grown[: len(self._doc_len)] = self._doc_len
-            self._doc_len = grown
+            size = max(doc_id + 1, 2 * len(self._doc_len))
+            self._doc_len = np.concatenate([self._doc_len, np.zeros(size - len(self._doc_len), np.float32)])
+            self._doc_gen = np.concatenate([self._doc_gen, np.zeros(size - len(self._doc_gen), np.int32)])
+        self._doc_gen[doc_id] += 1
+        gen = int(self._doc_gen[doc_id])
         for term, tf in counts.items():
             ids = self._ids.get(term)
             if ids is None:
                 ids = self._ids[term] = array("q")
                 self._tfs[term] = array("H")
+                self._gens[term] = array("i")
             ids.append(doc_id)
             self._tfs[term].append(min(tf, 65535))
+            self._gens[term].append(gen)
         self._doc_len[doc_id] = length
         self._docs += 1
         self._total_len += length
@@ -84,6 +91,7 @@ class LexicalIndex:
         if doc_id < len(self._doc_len) and self._doc_len[doc_id] > 0:
             self._total_len -= float(self._doc_len[doc_id])
             self._doc_len[doc_id] = 0.0
+            self._doc_gen[doc_id] += 1
             self._docs -= 1
 
     def search(self, query: str, k: int, max_df_fraction: float = 0.2) -> list[tuple[int, float]]:
@@ -118,8 +126,7 @@ class LexicalIndex:
             if not present:
                 return None
             dfs = {t: len(self._ids[t]) for t in present}
-            best_possible = sum(self._idf(dfs[t], n) * (K1 + 1) for t in dict.fromkeys(query_terms)
-                                if t in dfs) or 1.0
+            best_possible = sum(self._idf(dfs[t], n) for t in dict.fromkeys(query_terms) if t in dfs) or 1.0
             rare = [t for t in present if dfs[t] <= max_df_fraction * n]
             used = rare or present
             all_ids: list[np.ndarray] = []
@@ -127,11 +134,12 @@ class LexicalIndex:
             for term in used:
                 ids = np.frombuffer(self._ids[term], dtype=np.int64).copy()
                 tfs = np.frombuffer(self._tfs[term], dtype=np.uint16).astype(np.float32)
+                gens = np.frombuffer(self._gens[term], dtype=np.int32).copy()
                 if only is not None:
                     keep = np.isin(ids, only)
-                    ids, tfs = ids[keep], tfs[keep]
+                    ids, tfs, gens = ids[keep], tfs[keep], gens[keep]
                 lens = self._doc_len[ids]
-                alive = lens > 0
+                alive = (lens > 0) & (gens == self._doc_gen[ids])
                 ids, tfs, lens = ids[alive], tfs[alive], lens[alive]
                 idf = self._idf(dfs[term], n)
                 all_ids.append(ids)

@@ -402,7 +402,8 @@ class ScoreBreakdown(_message.Message):
     """Output only. 0.5^(age / half-life), in (0, 1]."""
     lexical: _builtins.float
     """Output only. BM25 over words and CJK character bigrams, divided by the
-    best score the query could reach; in [0, 1].
+    score of an average-length memory holding every query term once, capped
+    at 1; in [0, 1].
     """
     importance: _builtins.float
     """Output only. The memory's importance, in [0, 1]."""
