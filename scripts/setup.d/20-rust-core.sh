@@ -8,11 +8,14 @@
 # rust_core/.cargo/config.offline.toml: every crate comes from Debian's
 # librust-*-dev sources in /usr/share/cargo/registry (scripts/apt-packages.txt).
 # With crates.io reachable cargo resolves the ordinary way. The mode is recorded
-# in rust_core/target/cargo-mode for tests/native (which run `cargo test`).
+# in rust_core/target/cargo-mode (and the cargo used in cargo-bin) for tests/native,
+# which run `cargo test` the same way.
 #   PEROMESH_CARGO_OFFLINE=1|0   force the offline / online mode
+#   PEROMESH_CARGO=/path/cargo    use this cargo
 #   PEROMESH_NO_RUST_CORE=1      skip (the Python reference then serves, with a warning)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+HOOK=scripts/setup.d/20-rust-core.sh
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 PY=.venv/bin/python
 CRATE=rust_core
@@ -24,17 +27,26 @@ if [ "${PEROMESH_NO_RUST_CORE:-0}" = 1 ]; then
   exit 0
 fi
 
-# Toolchain: rustup's cargo (~/.cargo/bin) when present, else whatever is on PATH.
-if [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "rust_core: no cargo found (install rustup or Debian's cargo); the Python reference will serve" >&2
+# Toolchain: $PEROMESH_CARGO, else rustup's cargo (~/.cargo/bin), else the one on
+# PATH, else Debian's (apt `cargo`, rustc 1.63: enough for this crate); the first that runs.
+pick_cargo() {
+  local c
+  for c in "${PEROMESH_CARGO:-}" "$HOME/.cargo/bin/cargo" "$(command -v cargo || true)" /usr/bin/cargo; do
+    if [ -n "$c" ] && [ -x "$c" ] && "$c" --version >/dev/null 2>&1; then echo "$c"; return 0; fi
+  done
+  return 1
+}
+if ! CARGO_BIN=$(pick_cargo); then
+  echo "rust_core: no working cargo (install rustup, or Debian's cargo from scripts/apt-packages.txt)" >&2
   exit 1
 fi
+export PATH="$(dirname "$CARGO_BIN"):$PATH"  # maturin and cargo find cargo/rustc on PATH
 
 fingerprint() {
   {
     find "$CRATE" -path "$TARGET" -prune -o -type f \
       \( -name '*.rs' -o -name '*.toml' -o -name '*.pyi' \) -print | LC_ALL=C sort | xargs sha256sum
+    sha256sum "$HOOK"  # a changed recipe rebuilds too
     "$PY" -c 'import sys; print(sys.version)'
     cargo --version
     "$PY" -m maturin --version
@@ -58,8 +70,11 @@ EOF
 esac
 mkdir -p "$TARGET"
 # Cargo.lock is not committed: offline it pins Debian's sources (different
-# checksums), online crates.io's; a lock from the other mode is discarded.
-if [ "$(cat "$TARGET/cargo-mode" 2>/dev/null)" != "$mode" ]; then rm -f "$CRATE/Cargo.lock"; fi
+# checksums), online crates.io's, and lock formats differ between cargo versions;
+# a lock made in another mode or by another cargo is discarded.
+if [ "$(cat "$TARGET/cargo-mode" 2>/dev/null)" != "$mode" ] || [ "$(cat "$TARGET/cargo-bin" 2>/dev/null)" != "$CARGO_BIN" ]; then
+  rm -f "$CRATE/Cargo.lock"
+fi
 if [ "$mode" = offline ]; then
   home=$PWD/$TARGET/cargo-home-offline
   mkdir -p "$home"
@@ -67,6 +82,7 @@ if [ "$mode" = offline ]; then
   export CARGO_HOME=$home
 fi
 echo "$mode" > "$TARGET/cargo-mode"
+echo "$CARGO_BIN" > "$TARGET/cargo-bin"
 
 echo "rust_core: building _peromesh_native ($mode, $(cargo --version))"
 rm -rf "$TARGET/wheels"

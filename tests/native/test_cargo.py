@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 CRATE = Path(__file__).resolve().parents[2] / "rust_core"
 
 
-def cargo() -> str:
-    found = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
-    assert Path(found).exists(), "cargo not found (scripts/setup.d/20-rust-core.sh needs it too)"
-    return found
-
-
 def test_cargo_test_passes() -> None:
     mode_file = CRATE / "target" / "cargo-mode"
     assert mode_file.exists(), "run scripts/setup.d/20-rust-core.sh first (it builds rust_core and records the mode)"
+    cargo = (CRATE / "target" / "cargo-bin").read_text().strip()  # the cargo the hook built with
     env = dict(os.environ)
+    env["PATH"] = f"{Path(cargo).parent}{os.pathsep}{env.get('PATH', '')}"
     if mode_file.read_text().strip() == "offline":
         env["CARGO_HOME"] = str(CRATE / "target" / "cargo-home-offline")
     # --release reuses the dependencies the hook's maturin build compiled: only the crate's tests build.
     proc = subprocess.run(
-        [cargo(), "test", "--release", "-p", "peromesh-core"],
+        [cargo, "test", "--release", "-p", "peromesh-core"],
         cwd=CRATE,
         env=env,
         capture_output=True,
