@@ -1,0 +1,55 @@
+"""Start `peromesh serve` as a child process for benchmarks and tear it down after."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+@contextlib.contextmanager
+def serve(*flags: str, only: str = "tts,core", timeout_s: float = 600) -> Iterator[dict[str, str]]:
+    """Yields the endpoints of a fresh mesh (own data dir, ports chosen by the OS)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ports = [a for name in only.split(",") for a in (f"--{name}-port", "0")]
+        proc = subprocess.Popen(
+            [
+                str(BIN / "peromesh"),
+                "serve",
+                "--only",
+                only,
+                "--data-dir",
+                tmp,
+                "--log-level",
+                "WARNING",
+                *ports,
+                *flags,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if "peromesh: ready" in line or not line:
+                break
+        try:
+            yield json.loads((Path(tmp) / "endpoints.json").read_text())
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            proc.stdout.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]

@@ -1,0 +1,127 @@
+"""Dialog latency over direct gRPC against a real `peromesh serve` (scripted LLM, espeak-ng).
+
+Prints, as JSON lines:
+- first_delta_overhead: client-observed user_text → first assistant_delta, minus the
+  scripted provider's own first-token delay (the mesh's overhead), p50/p99 over N turns;
+  baseline: a FastAPI + SSE dialog engine measured on this machine (p50 3.75 ms, p99 13.5 ms).
+- interrupt: interrupt sent → audio_cancel received, p50/p99.
+- first_audio: first audio_chunk minus first assistant_delta (espeak-ng), p50/p99.
+
+Usage: .venv/bin/python benchmarks/dialog_latency.py [--turns 300] [--delay-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _serve import percentile, serve  # noqa: E402
+
+from peromesh.dialog.v1 import dialog_service_pb2 as pb  # noqa: E402
+from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc  # noqa: E402
+from peromesh.server.rpc.channels import open_channel  # noqa: E402
+
+SSE_BASELINE_MS = {"p50": 3.75, "p99": 13.5}
+
+
+class Client:
+    def __init__(self, channel: object) -> None:
+        self.requests: asyncio.Queue[pb.ConverseRequest] = asyncio.Queue()
+        self.call = pb_grpc.DialogServiceStub(channel).Converse(self._iter())  # type: ignore[arg-type]
+
+    async def _iter(self):  # type: ignore[no-untyped-def]
+        while True:
+            yield await self.requests.get()
+
+    def send(self, **kind: object) -> None:
+        self.requests.put_nowait(pb.ConverseRequest(**kind))  # type: ignore[arg-type]
+
+    async def until(self, kind: str, turn_id: str | None = None) -> pb.ConverseResponse:
+        while True:
+            event = await self.call.read()
+            if event.WhichOneof("event") == kind and (turn_id is None or event.turn_id == turn_id):
+                return event  # type: ignore[no-any-return]
+
+
+async def run(turns: int, delay_ms: float, audio_turns: int) -> None:
+    with serve("--llm", "scripted", "--scripted-delay-ms", str(delay_ms)) as endpoints:
+        async with open_channel(endpoints["core"]) as channel:
+            await measure_text(channel, turns, delay_ms)
+            await measure_audio(channel, audio_turns)
+
+
+async def measure_text(channel: object, turns: int, delay_ms: float) -> None:
+    client = Client(channel)
+    client.send(config=pb.SessionConfig(session_id="bench-text", text_only=True))
+    await client.until("session_started")
+    overhead, interrupt = [], []
+    for i in range(turns + 20):
+        started = time.perf_counter()
+        client.send(user_text=pb.UserText(text=f"question {i}"))
+        first = await client.until("assistant_delta")
+        got_first = time.perf_counter()
+        client.send(interrupt=pb.Interrupt(turn_id=first.turn_id))
+        await client.until("audio_cancel", first.turn_id)
+        cancelled = time.perf_counter()
+        await client.until("state_update", first.turn_id)  # final state: INTERRUPTED
+        if i >= 20:  # warm-up turns excluded
+            overhead.append((got_first - started) * 1000 - delay_ms)
+            interrupt.append((cancelled - got_first) * 1000)
+    client.call.cancel()
+    report("first_delta_overhead_grpc", overhead, baseline=SSE_BASELINE_MS, goal={"p50": 0.75, "p99": 2.7})
+    report("interrupt_grpc", interrupt, goal={"p99": 10.0})
+
+
+async def measure_audio(channel: object, turns: int) -> None:
+    client = Client(channel)
+    client.send(config=pb.SessionConfig(session_id="bench-audio"))
+    await client.until("session_started")
+    gaps = []
+    for i in range(turns):
+        client.send(user_text=pb.UserText(text=f"speak {i}"))
+        first = await client.until("assistant_delta")
+        t_delta = time.perf_counter()
+        await client.until("audio_chunk", first.turn_id)
+        gaps.append((time.perf_counter() - t_delta) * 1000)
+        client.send(interrupt=pb.Interrupt())
+        await client.until("state_update", first.turn_id)
+        while (await client.until("state_update", first.turn_id)).state_update.state != pb.STATE_INTERRUPTED:
+            pass
+    client.call.cancel()
+    report("first_audio_after_first_delta_espeak", gaps, goal={"p50": 150.0})
+
+
+def report(
+    name: str, values: list[float], baseline: dict[str, float] | None = None, goal: dict[str, float] | None = None
+) -> None:
+    line: dict[str, object] = {
+        "metric": name,
+        "n": len(values),
+        "unit": "ms",
+        "p50": round(percentile(values, 50), 3),
+        "p99": round(percentile(values, 99), 3),
+    }
+    if baseline:
+        line["baseline"] = baseline
+        line["ratio_vs_baseline"] = {k: round(baseline[k] / max(1e-6, float(line[k])), 1) for k in baseline}  # type: ignore[arg-type]
+    if goal:
+        line["goal"] = goal
+    print(json.dumps(line), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=300)
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--audio-turns", type=int, default=60)
+    args = parser.parse_args()
+    asyncio.run(run(args.turns, args.delay_ms, args.audio_turns))
+
+
+if __name__ == "__main__":
+    main()
