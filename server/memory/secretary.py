@@ -102,9 +102,10 @@ class Secretary:
     async def _merge(self) -> int:
         eng = self.engine
         since = int(await eng.db.run(lambda s: store.get_state(s, "merge_checked_id")) or 0)
-        fresh: list[tuple[int, bytes, str]] = await eng.db.run(lambda s: list(s.execute(
-            select(MemoryRow.id, MemoryRow.embedding, MemoryRow.embedding_model).where(
-                MemoryRow.id > since, MemoryRow.delete_reason == ACTIVE).order_by(MemoryRow.id)).tuples()))
+        fresh: list[tuple[int, bytes, str]] = await eng.db.run(lambda s: [
+            (int(i), bytes(e), str(m)) for i, e, m in s.execute(
+                select(MemoryRow.id, MemoryRow.embedding, MemoryRow.embedding_model).where(
+                    MemoryRow.id > since, MemoryRow.delete_reason == ACTIVE).order_by(MemoryRow.id))])
         dropped: list[int] = []
         min_overlap = self.config.merge_min_overlap
         for mid, blob, model in fresh:

@@ -154,8 +154,13 @@ def erase(s: Session, memory_id: int) -> None:
     s.delete(row)
 
 
+RESTORED_IMPORTANCE = 0.3
+
+
 def restore(s: Session, memory_id: int) -> MemoryRow:
+    """Make a memory active again, important enough that the secretary does not forget it at once."""
     row = get_memory(s, memory_id)
+    row.importance = max(row.importance, RESTORED_IMPORTANCE)
     row.delete_reason = ACTIVE
     row.deleted_at = None
     row.merged_into_id = None

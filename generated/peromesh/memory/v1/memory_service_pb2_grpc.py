@@ -146,7 +146,8 @@ class MemoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RestoreMemory(self, request, context):
-        """RestoreMemory brings a soft-deleted memory back.
+        """RestoreMemory brings a soft-deleted memory back (its importance is
+        raised to at least 0.3 so the secretary does not forget it again at once).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

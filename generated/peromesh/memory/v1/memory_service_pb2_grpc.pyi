@@ -62,7 +62,9 @@ class MemoryServiceStub:
     RestoreMemory) or erases it for good.
     """
     RestoreMemory: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.RestoreMemoryRequest, _memory_service_pb2.RestoreMemoryResponse]
-    """RestoreMemory brings a soft-deleted memory back."""
+    """RestoreMemory brings a soft-deleted memory back (its importance is
+    raised to at least 0.3 so the secretary does not forget it again at once).
+    """
     Consolidate: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ConsolidateRequest, _memory_service_pb2.ConsolidateResponse]
     """Consolidate runs the secretary now: merge near-duplicates, decay
     importance, forget below the floor, strengthen co-recalled relations.
@@ -104,7 +106,9 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     RestoreMemory) or erases it for good.
     """
     RestoreMemory: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.RestoreMemoryRequest, _memory_service_pb2.RestoreMemoryResponse]  # type: ignore[assignment]
-    """RestoreMemory brings a soft-deleted memory back."""
+    """RestoreMemory brings a soft-deleted memory back (its importance is
+    raised to at least 0.3 so the secretary does not forget it again at once).
+    """
     Consolidate: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ConsolidateRequest, _memory_service_pb2.ConsolidateResponse]  # type: ignore[assignment]
     """Consolidate runs the secretary now: merge near-duplicates, decay
     importance, forget below the floor, strengthen co-recalled relations.
@@ -185,7 +189,9 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_service_pb2.RestoreMemoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.RestoreMemoryResponse, _abc.Awaitable[_memory_service_pb2.RestoreMemoryResponse]]:
-        """RestoreMemory brings a soft-deleted memory back."""
+        """RestoreMemory brings a soft-deleted memory back (its importance is
+        raised to at least 0.3 so the secretary does not forget it again at once).
+        """
 
     @_abc_1.abstractmethod
     def Consolidate(
