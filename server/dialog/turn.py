@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from opentelemetry import trace
 
@@ -112,7 +113,12 @@ class Turn:
         memories = await self.deps.recall(self.input.session_id, self.input.text)
         request = LlmRequest(build_messages(history, self.input.text, memories), self.input.session_id,
                              self.deps.max_new_tokens)
-        return self.deps.llm.stream(request)
+        stream = self.deps.llm.stream(request)
+        follow = getattr(self.deps.tools, "follow", None)  # runs <nit> scripts in the reply (server/tools)
+        if follow is not None:
+            turn = TurnRequest(self.input.session_id, self.input.device_id, self.input.text)
+            stream = cast(AsyncIterator[str], follow(turn, stream, self._report_calls))
+        return stream
 
     def _report_calls(self, calls: list[ToolCallRecord]) -> None:
         for call in calls:

@@ -220,6 +220,9 @@ class Hub:
     async def _run_handler(self, handler: ActionHandler, link: NodeLink, envelope: gw.Envelope) -> None:
         try:
             data = await handler(link.info, envelope)
+        except HubError as exc:  # a refusal with its own code (e.g. NOT_FOUND, INVALID_ARGUMENT)
+            self._reject(link, envelope, exc.code.name, str(exc))
+            return
         except Exception as exc:  # a handler failure is the requester's error response
             log.exception("action %s failed", envelope.request.action_name)
             self._reject(link, envelope, "INTERNAL", f"action {envelope.request.action_name!r} failed: {exc}")

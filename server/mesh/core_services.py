@@ -34,7 +34,9 @@ def core_services() -> list[CoreService]:
     from peromesh.server.monitor.service import MonitorService
     from peromesh.server.reminders.service import ReminderService
     from peromesh.server.tasks.service import TaskService
+    from peromesh.server.tools.service import ToolGridService
 
     services: list[CoreService] = [HubService()]  # first: the others broadcast through ctx.shared["hub"]
     services += [ReminderService(), TaskService(), MonitorService()]  # ctx.shared: reminders, tasks, monitor
+    services.append(ToolGridService())  # last: wires the ones above into devices (broadcasts) and the dialog
     return services

@@ -1,0 +1,135 @@
+"""Service events to every device: reminder triggers, schedule and task changes, system stats.
+
+One pump per in-process subscription, each broadcasting through the hub with
+the action names the clients know (PeroCore's where they exist):
+`reminder_trigger`, `schedule_update`, `task:update`, `system_stats`.
+A reminder trigger is also spoken on the live dialog sessions (the companion
+says it); the dialog exists only once the core has finished starting, so it
+is looked up at fire time. Triggers with target devices go to those devices
+only. System stats are sampled only while at least one node is attached (the
+monitor idles otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from peromesh.server.aio import TaskOwner
+from peromesh.server.hub.hub import Hub
+from peromesh.server.hub.nodes import NodeChange, NodeInfo
+from peromesh.server.monitor.service import MonitorService
+from peromesh.server.reminders.service import ReminderService, Trigger
+from peromesh.server.tasks.service import TaskService
+
+log = logging.getLogger(__name__)
+
+REMINDER_TRIGGER = "reminder_trigger"
+SCHEDULE_UPDATE = "schedule_update"
+TASK_UPDATE = "task:update"
+SYSTEM_STATS = "system_stats"
+
+
+class Announcer(Protocol):
+    async def announce(self, text: str, device_ids: Sequence[str] = ()) -> int: ...
+
+
+def as_params(payload: Mapping[str, Any]) -> dict[str, str]:
+    """Gateway params are strings: strings stay, everything else is JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in payload.items()}
+
+
+def spoken(trigger: Trigger) -> str:
+    """What the companion says when a reminder fires (or was missed while the mesh was down)."""
+    zh = any("\u3400" <= ch <= "\u9fff" for ch in trigger.content)
+    if trigger.status == "missed":
+        return f"你错过了一个提醒：{trigger.content}" if zh else f"You missed a reminder: {trigger.content}"
+    return f"提醒你：{trigger.content}" if zh else f"Reminder: {trigger.content}"
+
+
+class Broadcaster:
+    def __init__(self, hub: Hub, *, reminders: ReminderService | None = None, tasks: TaskService | None = None,
+                 monitor: MonitorService | None = None,
+                 announcer: Callable[[], Announcer | None] = lambda: None) -> None:
+        self.hub = hub
+        self.reminders = reminders
+        self.tasks = tasks
+        self.monitor = monitor
+        self.announcer = announcer
+        self.sent: dict[str, int] = {}  # action → broadcasts (for logs and tests)
+        self._owner = TaskOwner("broadcasts")
+        self._nodes_present = asyncio.Event()
+        self._remove_listener: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        """Subscribe now (so nothing published after start is missed) and start the pumps."""
+        if self.reminders is not None:
+            self._owner.spawn(self._triggers(self.reminders.triggers()), REMINDER_TRIGGER)
+            self._owner.spawn(self._forward(SCHEDULE_UPDATE, self.reminders.schedule_updates()), SCHEDULE_UPDATE)
+        if self.tasks is not None:
+            self._owner.spawn(self._forward(TASK_UPDATE, self.tasks.changes()), TASK_UPDATE)
+        if self.monitor is not None:
+            self._remove_listener = self.hub.add_listener(self._on_nodes)
+            self._on_nodes(NodeChange.UPDATED, None, "")
+            self._owner.spawn(self._stats(self.monitor), SYSTEM_STATS)
+
+    async def close(self) -> None:
+        if self._remove_listener is not None:
+            self._remove_listener()
+        await self._owner.close()
+
+    def _broadcast(self, action: str, payload: Mapping[str, Any]) -> int:
+        count = self.hub.broadcast(action, as_params(payload))
+        self.sent[action] = self.sent.get(action, 0) + 1
+        return count
+
+    async def _forward(self, action: str, subscription: Any) -> None:
+        with subscription as events:
+            async for event in events:
+                self._broadcast(action, event.as_action())
+
+    async def _triggers(self, subscription: Any) -> None:
+        with subscription as triggers:
+            async for trigger in triggers:
+                payload = as_params(trigger.as_action())
+                targets = list(trigger.target_devices)
+                if targets:
+                    for node_id in targets:
+                        self.hub.send_action(node_id, REMINDER_TRIGGER, payload)
+                    self.sent[REMINDER_TRIGGER] = self.sent.get(REMINDER_TRIGGER, 0) + 1
+                else:
+                    self._broadcast(REMINDER_TRIGGER, trigger.as_action())
+                await self._speak(trigger, targets)
+
+    async def _speak(self, trigger: Trigger, targets: Sequence[str]) -> None:
+        dialog = self.announcer()
+        if dialog is None:
+            return
+        try:
+            sessions = await dialog.announce(spoken(trigger), targets)
+        except Exception:  # speaking is a courtesy: the broadcast already went out
+            log.exception("announcing reminder %s failed", trigger.reminder_id)
+            return
+        log.info("reminder %s spoken on %d session(s)", trigger.reminder_id, sessions)
+
+    def _on_nodes(self, change: NodeChange, node: NodeInfo | None, reason: str) -> None:
+        if self.hub.nodes():
+            self._nodes_present.set()
+        else:
+            self._nodes_present.clear()
+
+    async def _stats(self, monitor: MonitorService) -> None:
+        """Broadcast samples while any node is attached; unsubscribe (the monitor idles) when none is."""
+        while True:
+            await self._nodes_present.wait()
+            with monitor.stats() as samples:
+                while self._nodes_present.is_set():  # checked at least once per sample interval
+                    try:
+                        sample = await asyncio.wait_for(samples.get(), max(1.0, 2 * monitor.interval_s))
+                    except TimeoutError:
+                        continue
+                    if self._nodes_present.is_set():
+                        self._broadcast(SYSTEM_STATS, sample.as_action())

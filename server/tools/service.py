@@ -1,0 +1,79 @@
+"""The core service that wires the grid, reminders, tasks and monitor into devices and the dialog.
+
+Registered last in core_services (it uses what the others shared):
+- gateway actions to "master": task:add/complete/reopen/delete/list and
+  reminder:add/list/cancel (actions.py);
+- broadcasts of reminder_trigger, schedule_update, task:update and
+  system_stats, and reminder triggers spoken on live dialog sessions
+  (broadcasts.py);
+- the dialog's tool port (`ctx.shared["dialog_deps"].tools`): deterministic
+  commands, the per-turn tool list, NIT scripts in model replies (port.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from peromesh.server.hub.capabilities import CapabilityGrid
+from peromesh.server.hub.hub import Hub
+from peromesh.server.mesh.component import MeshContext
+from peromesh.server.rpc.serving import ServiceBinding
+from peromesh.server.tools import actions
+from peromesh.server.tools.broadcasts import Announcer, Broadcaster
+from peromesh.server.tools.nit_step import wire
+from peromesh.server.tools.port import GridToolPort
+
+log = logging.getLogger(__name__)
+
+
+class ToolGridService:
+    name = "tool_grid"
+
+    def __init__(self) -> None:
+        self.port: GridToolPort | None = None
+        self.broadcaster: Broadcaster | None = None
+        self._memory: Any = None
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        group.add_argument("--tool-timeout", type=float, default=10.0,
+                           help="seconds a node capability called by the dialog (or a NIT script) may take")
+        group.add_argument("--nit", choices=["on", "off"], default="on",
+                           help="run <nit> tool scripts that the model writes in its replies")
+
+    async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
+        shared = ctx.shared
+        hub: Hub | None = shared.get("hub")
+        grid: CapabilityGrid | None = shared.get("grid")
+        reminders, tasks, monitor = shared.get("reminders"), shared.get("tasks"), shared.get("monitor")
+        if hub is not None:
+            names = actions.register(hub, tasks, reminders)
+            log.info("gateway actions on master: %s", ", ".join(names) or "none")
+
+            def announcer() -> Announcer | None:
+                dialog: Announcer | None = shared.get("dialog")  # exists once the core has started
+                return dialog
+
+            self.broadcaster = Broadcaster(hub, reminders=reminders, tasks=tasks, monitor=monitor,
+                                           announcer=announcer)
+            self.broadcaster.start()
+        if address := ctx.address_of("memory"):
+            from peromesh.server.memory.client import MemoryClient
+
+            self._memory = MemoryClient(address, ctx.token)
+        self.port = GridToolPort(reminders=reminders, tasks=tasks, grid=grid, memory=self._memory,
+                                 timeout_s=float(getattr(ctx.settings, "tool_timeout", 10.0)))
+        shared["tools"] = self.port
+        deps = shared.get("dialog_deps")
+        if deps is not None:  # the core builds the dialog's deps before its core services
+            deps.tools = self.port
+            if getattr(ctx.settings, "nit", "on") == "on":
+                wire(self.port, deps.llm)
+        return []
+
+    async def stop(self) -> None:
+        if self.broadcaster is not None:
+            await self.broadcaster.close()
+        if self._memory is not None:
+            await self._memory.close()
