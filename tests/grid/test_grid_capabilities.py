@@ -57,7 +57,7 @@ async def invoke(grid: Grid, name: str, args: object = None, preferred: str = ""
 async def test_tool_appears_with_its_node_and_disappears_when_it_drops(grid: Grid) -> None:
     catalog = ToolCatalog(builtin_specs(reminders=True, tasks=True, memory=False), grid.grid)
     assert tool_names(catalog) == {"add_reminder", "add_task"}
-    phone, desk, laptop = await three_nodes(grid)
+    phone, desk, _laptop = await three_nodes(grid)
     assert tool_names(catalog) == {"add_reminder", "add_task", "mobile.location.get", "desktop.desktop.notify",
                                    "desktop.slow.op", "desktop.broken.op", "desktop.power.reboot"}
     notify = catalog.find("desktop.desktop.notify")
