@@ -8,9 +8,10 @@ merely mentions reminders, tasks or tools falls through to the model:
   then needs the time parser to find a time, or it still falls through;
 - adding a task: "添加任务：…", "加个待办…", "把…加到任务列表", "add task …",
   "add … to my to-do list";
-- an explicit tool call: "/tool NAME {json}", or "调用/执行/run/call/invoke/use
-  NAME [with] {json}" where NAME is a tool online right now (the caller says
-  which names exist, so "run the dishwasher" is chat, not a command).
+- an explicit tool call: "/tool NAME {json}" (always a command), or
+  "调用/执行/run/call/invoke/use NAME [with] {json}" where NAME is a tool online
+  right now (the caller says which names exist, so "run the dishwasher" is
+  chat, not a command).
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+from peromesh.server.reminders.timeparse import TimeParseError, parse_reminder
+
 Kind = Literal["reminder", "task", "tool"]
+NO_TIME = ("no time found", "not a number", "empty phrase")  # TimeParseErrors that mean "not a reminder"
 Language = Literal["zh", "en"]
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -36,6 +41,9 @@ _ZH_NOT_COMMAND = re.compile(
 _EN_NOT_COMMAND = re.compile(
     r"\b(?:don'?t|do\s+not|never|stop|cancel|no\s+need|what|why|how|when\s+did|did\s+you|have\s+you|"
     r"do\s+you|who|which)\b", re.I)
+# Someone else reminding the user, or a habit: a report, not a request.
+_ZH_REPORT = re.compile(r"^(?:我(?:的)?(?:妈|爸|老婆|老公|女朋友|男朋友|家人)|他|她|它|他们|她们|老板|老师|同事|朋友|别人|大家)"
+                        r"|总是|老是|经常|常常|一直|每次都|都会|也会")
 # English reminder commands start with the cue (optionally after a polite opener).
 _EN_COMMAND_START = re.compile(
     r"^\s*(?:(?:hey|ok|okay|pero)[,!]?\s+)*(?:please\s+|can\s+you\s+|could\s+you\s+|would\s+you\s+|pls\s+)?"
@@ -58,7 +66,7 @@ _EN_TASK = [
 
 # -- tools ---------------------------------------------------------------------
 _TOOL_NAME = r"[A-Za-z_][A-Za-z0-9_-]*(?:[.:][A-Za-z_][A-Za-z0-9_-]*)*"
-_SLASH_TOOL = re.compile(rf"^/tool\s+(?P<name>{_TOOL_NAME})\s*(?P<args>\{{.*\}})?\s*$", re.S)
+_SLASH_TOOL = re.compile(rf"^/tool\s+(?P<name>{_TOOL_NAME})(?:\s+(?P<args>\S.*?))?\s*$", re.S)
 _PHRASE_TOOL = re.compile(
     rf"^(?:请|帮我|please\s+)?(?:调用|执行|运行|使用|run|call|invoke|use)\s*(?:the\s+)?(?:tool\s+|工具\s*)?"
     rf"(?P<name>{_TOOL_NAME})\s*(?:with\s+|参数\s*[:：]?\s*)?(?P<args>\{{.*\}})?\s*[。.!！]?$", re.S | re.I)
@@ -89,10 +97,15 @@ def match(text: str, is_tool: Callable[[str], bool]) -> Intent | None:
 
 def _reminder(text: str, lang: Language) -> Intent | None:
     if lang == "zh":
-        if not _ZH_REMIND.search(text) or _ZH_NOT_COMMAND.search(text):
+        if not _ZH_REMIND.search(text) or _ZH_NOT_COMMAND.search(text) or _ZH_REPORT.search(text):
             return None
     elif not _EN_REMIND.search(text) or _EN_NOT_COMMAND.search(text) or not _EN_COMMAND_START.search(text):
         return None
+    try:  # a request needs a time; which one (and whether it has passed) is the reminder service's business
+        parse_reminder(text, datetime.now(UTC), "UTC")
+    except TimeParseError as exc:
+        if str(exc).startswith(NO_TIME):
+            return None
     return Intent("reminder", lang, text=text)
 
 
@@ -109,9 +122,11 @@ def _task(text: str, lang: Language) -> Intent | None:
 
 
 def _tool(text: str, lang: Language, is_tool: Callable[[str], bool]) -> Intent | None:
-    m = _SLASH_TOOL.match(text) or _PHRASE_TOOL.match(text)
-    if m is None or not is_tool(m["name"]):
-        return None
+    m = _SLASH_TOOL.match(text)  # explicit syntax: always a command (an unknown name is answered as such)
+    if m is None:
+        m = _PHRASE_TOOL.match(text)
+        if m is None or not is_tool(m["name"]):
+            return None
     raw = m["args"]
     if not raw:
         return Intent("tool", lang, tool=m["name"])

@@ -115,7 +115,7 @@ class GridToolPort:
         try:
             reminder, parsed = await self.reminders.create_from_text(request.text)
         except TimeParseError as exc:
-            if str(exc).startswith(("no time found", "not a number")):
+            if str(exc).startswith(intents.NO_TIME):
                 return None  # no time in it after all: chat for the model
             return IntentReply(replies.failed("设置提醒" if found.language == "zh" else "set the reminder",
                                               str(exc), found.language))

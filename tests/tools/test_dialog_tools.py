@@ -1,0 +1,201 @@
+"""Tools in the running core: Converse turns that call tools, broadcasts to hub nodes, spoken reminders.
+
+A real core (scripted LLM, text only) on 127.0.0.1:0; devices are native
+Attach nodes on the core's HubService and Converse streams on its
+DialogService, as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from grid.grid_node import GridNode, cap
+from meshkit import Conversation, kinds, start_test_mesh
+
+from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from peromesh.hub.v1 import hub_service_pb2_grpc as hub_grpc
+from peromesh.server.llm.scripted import DEFAULT_TEXT
+from peromesh.server.mesh.runner import Mesh
+from peromesh.server.reminders.service import ReminderService
+from peromesh.server.rpc.channels import open_channel
+from peromesh.server.tasks.service import TaskService
+
+NIT_REPLY = '好的，我来办。<nit>\n$t = add_task(title="买牛奶")\n$loc = mobile.location.get(precision="fine")\n</nit>'
+
+
+class Devices:
+    """Converse sessions and hub nodes against one core."""
+
+    def __init__(self, mesh: Mesh, channel: grpc.aio.Channel) -> None:
+        self.mesh = mesh
+        self.channel = channel
+        self.stub = hub_grpc.HubServiceStub(channel)
+        self.nodes: list[GridNode] = []
+        self.talks: list[Conversation] = []
+
+    async def node(self, node_id: str, platform: str = "test") -> GridNode:
+        node = GridNode(self.stub, node_id, platform)
+        self.nodes.append(node)
+        await node.attach()
+        return node
+
+    async def talk(self, device_id: str) -> Conversation:
+        talk = Conversation(self.channel)
+        self.talks.append(talk)
+        talk.config(session_id=f"s-{device_id}", device_id=device_id, text_only=True)
+        assert (await talk.next()).HasField("session_started")
+        return talk
+
+    @property
+    def reminders(self) -> ReminderService:
+        service: ReminderService = self.mesh.context.shared["reminders"]
+        return service
+
+    @property
+    def tasks(self) -> TaskService:
+        service: TaskService = self.mesh.context.shared["tasks"]
+        return service
+
+
+@pytest.fixture
+async def devices_factory(data_dir: Path) -> AsyncIterator[Callable[..., object]]:
+    made: list[tuple[Mesh, Devices]] = []
+
+    async def make(*flags: str) -> Devices:
+        mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "1", "--reminder-timezone", "UTC", *flags,
+                                     only=["core"])
+        devices = Devices(mesh, open_channel(mesh.addresses["core"]))
+        made.append((mesh, devices))
+        return devices
+
+    yield make
+    for mesh, devices in made:
+        for talk in devices.talks:
+            await talk.close()
+        for node in devices.nodes:
+            await node.close()
+        await devices.channel.close()
+        await mesh.stop()
+
+
+@pytest.fixture
+async def devices(devices_factory: Callable[..., object]) -> Devices:
+    return await devices_factory()  # type: ignore[no-any-return,operator]
+
+
+def text_of(events: list[pb.ConverseResponse]) -> str:
+    return next(e.assistant_final.text for e in events if e.HasField("assistant_final"))
+
+
+async def test_reminder_phrase_becomes_a_tool_call_a_confirmation_and_a_reminder(devices: Devices) -> None:
+    talk = await devices.talk("desk")
+    talk.say("提醒我12点吃饭")
+    events = await talk.until_state(pb.STATE_IDLE)
+    names = kinds(events)
+    assert names.index("tool_call") < names.index("tool_result") < names.index("assistant_delta")
+    call = next(e.tool_call for e in events if e.HasField("tool_call"))
+    result = next(e.tool_result for e in events if e.HasField("tool_result"))
+    assert call.name == "add_reminder" and json.loads(call.arguments_json) == {"time": "12点", "content": "吃饭"}
+    assert result.call_id == call.call_id and not result.error
+    made = json.loads(result.result_json)
+    assert made["content"] == "吃饭" and made["next_due_time"].endswith("T12:00:00+00:00")
+    assert re.fullmatch(r"好的，我会在 (今天|明天) 12:00 提醒你吃饭。", text_of(events))
+    [reminder] = await devices.reminders.list_reminders()
+    assert reminder.id == made["id"] and reminder.content == "吃饭"
+
+
+async def test_ordinary_chat_goes_to_the_model_without_tool_calls(devices: Devices) -> None:
+    talk = await devices.talk("desk")
+    talk.say("明天早上八点我要开会，好紧张")
+    events = await talk.until_state(pb.STATE_IDLE)
+    assert "tool_call" not in kinds(events) and text_of(events) == DEFAULT_TEXT
+    assert await devices.reminders.list_reminders() == []
+
+
+async def test_add_task_command_and_task_update_broadcast(devices: Devices) -> None:
+    watcher = await devices.node("watcher")
+    talk = await devices.talk("desk")
+    talk.say("add task renew the passport")
+    events = await talk.until_state(pb.STATE_IDLE)
+    assert text_of(events) == "OK, I added the task: renew the passport."
+    assert next(e.tool_call for e in events if e.HasField("tool_call")).name == "add_task"
+    update = await watcher.action("task:update")
+    assert update["operation"] == "added" and json.loads(update["task"])["title"] == "renew the passport"
+
+
+async def test_task_actions_from_a_node_reach_the_other_nodes(devices: Devices) -> None:
+    phone, desk, web = [await devices.node(n) for n in ("phone", "desk", "web")]
+    added = await phone.request("task:add", "t1", title="买菜", notes="西红柿")
+    assert added.status == 0
+    task = json.loads(added.data)
+    assert (task["title"], task["notes"], task["completed"]) == ("买菜", "西红柿", False)
+    for other in (phone, desk, web):  # every client refreshes, the requester too
+        update = await other.action("task:update")
+        assert update["operation"] == "added" and json.loads(update["task"])["id"] == task["id"]
+    assert (await desk.request("task:complete", "t2", id=task["id"])).status == 0
+    for other in (phone, desk, web):
+        assert (await other.action("task:update"))["operation"] == "completed"
+    listed = await web.request("task:list", "t3", include_completed="true")
+    assert [t["id"] for t in json.loads(listed.data)] == [task["id"]]
+    missing = await web.request("task:complete", "t4", id="nope")
+    assert (missing.status, missing.code, missing.error_msg) == (1, "NOT_FOUND", "no task has id 'nope'")
+    bad = await web.request("task:add", "t5")
+    assert (bad.status, bad.code, bad.error_msg) == (1, "INVALID_ARGUMENT", "task:add needs the param 'title'")
+    made = await web.request("reminder:add", "r1", text="remind me in 2 hours to stretch")
+    assert made.status == 0 and json.loads(made.data)["content"] == "stretch"
+    update = await phone.action("schedule_update")
+    assert update["operation"] == "create" and json.loads(update["data"])["content"] == "stretch"
+
+
+async def test_a_firing_reminder_reaches_nodes_and_is_spoken_in_live_sessions(devices: Devices) -> None:
+    phone = await devices.node("phone", "mobile")
+    talk = await devices.talk("desk")
+    reminder = await devices.reminders.create(content="喝水", delay=timedelta(seconds=1))
+    trigger = await phone.action("reminder_trigger", wait_s=20)
+    assert (trigger["id"], trigger["content"], trigger["status"]) == (reminder.id, "喝水", "fired")
+    assert trigger["due_time"] and trigger["fired_time"] and json.loads(trigger["target_devices"]) == []
+    events = await talk.until_state(pb.STATE_IDLE, timeout=20)
+    assert text_of(events) == "提醒你：喝水" and "tool_call" not in kinds(events)
+
+
+async def test_tool_command_is_routed_to_the_requesting_device(devices: Devices) -> None:
+    phones = {}
+    for node_id in ("phone-a", "phone-b"):
+        phone = phones[node_id] = await devices.node(node_id, "mobile")
+        phone.handlers["location.get"] = lambda p, me=node_id: {"device": me}
+        await phone.register(cap("location.get", "Where the phone is"))
+    talk = await devices.talk("phone-b")
+    talk.say("/tool mobile.location.get")
+    events = await talk.until_state(pb.STATE_IDLE)
+    result = next(e.tool_result for e in events if e.HasField("tool_result"))
+    assert json.loads(result.result_json) == {"device": "phone-b"} and not phones["phone-a"].requests
+    assert text_of(events) == 'mobile.location.get done: {"device": "phone-b"}'
+    talk.say("/tool camera.snap")
+    events = await talk.until_state(pb.STATE_IDLE)
+    error = next(e.tool_result for e in events if e.HasField("tool_result")).error
+    assert error.startswith("no tool named 'camera.snap' is available now (tools: add_reminder, add_task, "
+                            "mobile.location.get)")
+
+
+async def test_nit_script_in_a_model_reply_runs_through_the_grid(devices_factory: Callable[..., object]) -> None:
+    devices: Devices = await devices_factory("--scripted-text", NIT_REPLY)  # type: ignore[operator]
+    phone = await devices.node("phone", "mobile")
+    phone.handlers["location.get"] = lambda p: {"lat": 1.5, "precision": p["precision"]}
+    await phone.register(cap("location.get", schema={"type": "object",
+                                                     "properties": {"precision": {"type": "string"}}}))
+    talk = await devices.talk("phone")
+    talk.say("帮我记一下买牛奶，顺便看看我在哪")
+    events = await talk.until_state(pb.STATE_IDLE)
+    shown = "".join(e.assistant_delta.text_delta for e in events if e.HasField("assistant_delta"))
+    assert shown == text_of(events) == "好的，我来办。\n（已执行：add_task、mobile.location.get）"  # no script shown
+    calls = [e.tool_call for e in events if e.HasField("tool_call")]
+    results = [e.tool_result for e in events if e.HasField("tool_result")]
+    assert [c.name for c in calls] == ["add_task", "mobile.location.get"]
+    assert json.loads(results[1].result_json) == {"lat": 1.5, "precision": "fine"}
+    assert [t.title for t in await devices.tasks.list_tasks()] == ["买牛奶"]
