@@ -42,8 +42,8 @@ _EN_NOT_COMMAND = re.compile(
     r"\b(?:don'?t|do\s+not|never|stop|cancel|no\s+need|what|why|how|when\s+did|did\s+you|have\s+you|"
     r"do\s+you|who|which)\b", re.I)
 # Someone else reminding the user, or a habit: a report, not a request.
-_ZH_REPORT = re.compile(r"^(?:我(?:的)?(?:妈|爸|老婆|老公|女朋友|男朋友|家人)|他|她|它|他们|她们|老板|老师|同事|朋友|别人|大家)"
-                        r"|总是|老是|经常|常常|一直|每次都|都会|也会")
+_ZH_REPORT = re.compile(r"^(?:我(?:的)?(?:妈|爸|老婆|老公|女朋友|男朋友|家人)|他|她|它|他们|她们|老板|老师|同事|朋友"
+                        r"|别人|大家)|总是|老是|经常|常常|一直|每次都|都会|也会")
 # English reminder commands start with the cue (optionally after a polite opener).
 _EN_COMMAND_START = re.compile(
     r"^\s*(?:(?:hey|ok|okay|pero)[,!]?\s+)*(?:please\s+|can\s+you\s+|could\s+you\s+|would\s+you\s+|pls\s+)?"
