@@ -22,6 +22,9 @@ class BridgeComponent:
                            help="messages per second a client may send (bursts of twice that)")
         group.add_argument("--bridge-queue-frames", type=int, default=Limits.max_queue_frames,
                            help="frames queued for a client before stale audio is dropped, then it is closed")
+        group.add_argument("--bridge-hub", choices=["auto", "grpc"], default="auto",
+                           help="auto: attach nodes to the hub in-process when the core runs here; grpc: always "
+                                "one HubService.Attach stream per node")
 
     async def start(self, ctx: MeshContext) -> BridgeServer:
         core = ctx.address_of("core")
@@ -33,4 +36,5 @@ class BridgeComponent:
         queue = getattr(s, "bridge_queue_frames", Limits.max_queue_frames)
         limits = Limits(max_frame_bytes=frame, hard_frame_bytes=max(4 * frame, 1024 * 1024), rate_per_s=rate,
                         burst=int(2 * rate), max_queue_frames=queue)
-        return await start_bridge(core, s.host, ctx.port("bridge"), ctx.token, limits)
+        local = ctx.shared.get("hub") if getattr(s, "bridge_hub", "auto") == "auto" else None
+        return await start_bridge(core, s.host, ctx.port("bridge"), ctx.token, limits, local_hub=local)

@@ -25,8 +25,8 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -36,13 +36,12 @@ from websockets.exceptions import ConnectionClosed
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.hub.v1 import hub_service_pb2 as hpb
-from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
 from peromesh.server.aio import TaskOwner
 from peromesh.server.hub import envelopes as env
-from peromesh.server.hub.servicer import PEER_KEY, TRANSPORT_KEY
 
 from . import codec
+from .frames import FrameCache
+from .hub_port import HubClosed, HubPort
 from .limits import Limits, RateLimiter
 from .outbound import Outbound, OutboundQueue, SlowClientError
 from .translate import EventTranslator
@@ -57,11 +56,12 @@ _HUB_CLOSE = {grpc.StatusCode.UNAUTHENTICATED: 4401, grpc.StatusCode.INVALID_ARG
 
 @dataclass(frozen=True)
 class MeshStubs:
-    """The core's services as the bridge reaches them (one channel shared by all clients)."""
+    """How connections reach the core: a hub port per node, one shared dialog channel."""
 
-    hub: hpb_grpc.HubServiceStub
+    hub_port: Callable[[], HubPort]
     dialog: dpb_grpc.DialogServiceStub
     metadata: tuple[tuple[str, str], ...] = ()
+    frames: FrameCache = field(default_factory=lambda: FrameCache())
 
 
 class CloseConnection(Exception):
@@ -83,7 +83,7 @@ class GatewayConnection:
         self.queue = OutboundQueue(limits.max_queue_frames, limits.max_queue_bytes)
         self.translator = EventTranslator("")
         self.rate = RateLimiter(limits.rate_per_s, limits.burst)
-        self._attach: grpc.aio.StreamStreamCall | None = None
+        self._hub: HubPort | None = None
         self._converse: grpc.aio.StreamStreamCall | None = None
         self._pending_turns: collections.deque[gw.Envelope] = collections.deque()
         self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
@@ -131,22 +131,13 @@ class GatewayConnection:
 
     async def _attach_to_hub(self, hello: gw.Envelope) -> gw.Welcome:
         peer = self.ws.remote_address
-        metadata = (*self.stubs.metadata, (TRANSPORT_KEY, "websocket"),
-                    (PEER_KEY, f"{peer[0]}:{peer[1]}" if peer else ""))
-        self._attach = self.stubs.hub.Attach(metadata=metadata)
-        await self._attach.write(hpb.AttachRequest(envelope=hello))
+        self._hub = self.stubs.hub_port()
         try:
-            answer = await self._attach.read()
-        except grpc.aio.AioRpcError as exc:
-            await self._refuse(hello.id, exc.code().name, exc.details() or "the hub refused", 1011)
-        if answer is grpc.aio.EOF:
-            await self._refuse(hello.id, "UNAVAILABLE", "the hub ended the stream", 1011)
-        envelope: gw.Envelope = answer.envelope
-        if not envelope.HasField("welcome"):
-            status = await self._attach.code()
-            await self._send_now(envelope)
-            raise CloseConnection(_HUB_CLOSE.get(status, 4401), envelope.response.error_msg)
-        return envelope.welcome
+            return await self._hub.open(hello, f"{peer[0]}:{peer[1]}" if peer else "")
+        except HubClosed as exc:
+            answer = exc.answer or env.error(hello.id, hello.source_id, exc.code.name, exc.reason)
+            await self._send_now(answer)
+            raise CloseConnection(_HUB_CLOSE.get(exc.code, 4401), exc.reason) from exc
 
     async def _open_converse(self, session_id: str) -> int:
         self._converse = self.stubs.dialog.Converse(metadata=self.stubs.metadata)
@@ -173,13 +164,13 @@ class GatewayConnection:
             await self._on_frame(frame)
 
     async def _read_hub(self) -> None:
-        assert self._attach is not None
+        assert self._hub is not None
         try:
-            while (answer := await self._attach.read()) is not grpc.aio.EOF:
-                self.queue.push(Outbound(answer.envelope))
-        except grpc.aio.AioRpcError as exc:
-            raise CloseConnection(_HUB_CLOSE.get(exc.code(), 1011), exc.details() or exc.code().name) from exc
-        raise CloseConnection(1011, "the hub ended the node's stream")
+            while True:
+                answer = await self._hub.receive()
+                self.queue.push(Outbound(answer.envelope, shared=answer))
+        except HubClosed as exc:
+            raise CloseConnection(_HUB_CLOSE.get(exc.code, 1011), exc.reason) from exc
 
     async def _read_dialog(self) -> None:
         assert self._converse is not None
@@ -191,10 +182,11 @@ class GatewayConnection:
         raise CloseConnection(1011, "the dialog ended the session")
 
     async def _write(self) -> None:
+        frames = self.stubs.frames
         while True:
             item = await self.queue.get()
             binary = self.binary or item.envelope.HasField("stream")
-            await self.ws.send(codec.encode(item.envelope, binary))
+            await self.ws.send(frames.encode(item, binary))
 
     # -- client → mesh ---------------------------------------------------
     async def _on_frame(self, frame: str | bytes) -> None:
@@ -217,8 +209,8 @@ class GatewayConnection:
         elif to_master and kind == "stream" and envelope.stream.content_type.startswith("audio/pcm"):
             await self._user_audio(envelope)
         else:
-            assert self._attach is not None
-            await self._attach.write(hpb.AttachRequest(envelope=envelope))
+            assert self._hub is not None
+            await self._hub.send(envelope)
 
     async def _user_text(self, envelope: gw.Envelope) -> None:
         params = envelope.request.params
@@ -300,9 +292,10 @@ class GatewayConnection:
 
     async def _release(self) -> None:
         await self._tasks.close()
-        for call in (self._attach, self._converse):
-            if call is not None:
-                call.cancel()
+        if self._hub is not None:
+            self._hub.close()
+        if self._converse is not None:
+            self._converse.cancel()
 
 
 async def _ending(pump: Coroutine[Any, Any, None]) -> Exception | None:

@@ -48,6 +48,7 @@ class Outbound:
     kind: Kind = Kind.CONTROL
     turn_id: str = ""
     size: int = field(default=0)
+    shared: object = None  # the hub's message object when many connections get the same one (frame cache key)
 
     def __post_init__(self) -> None:
         if not self.size:

@@ -10,10 +10,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
+from peromesh.server.hub.hub import Hub
 from peromesh.server.rpc.auth import bearer_metadata
 from peromesh.server.rpc.channels import open_channel
 
 from .connection import GatewayConnection, MeshStubs
+from .hub_port import GrpcHubPort, HubPort, LocalHubPort
 from .limits import Limits
 from .static_files import StaticSite
 
@@ -48,11 +50,21 @@ class BridgeServer:
 
 
 async def start_bridge(core_address: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                       limits: Limits | None = None) -> BridgeServer:
-    """Serve the Gateway protocol on ws://host:port/ws in front of the core at `core_address`."""
+                       limits: Limits | None = None, local_hub: Hub | None = None) -> BridgeServer:
+    """Serve the Gateway protocol on ws://host:port/ws in front of the core at `core_address`.
+
+    With `local_hub` (the core runs in this process) nodes attach to it directly;
+    otherwise each node gets a HubService.Attach stream to the core.
+    """
     limits = limits or Limits()
     channel = open_channel(core_address)
-    stubs = MeshStubs(hpb_grpc.HubServiceStub(channel), dpb_grpc.DialogServiceStub(channel), bearer_metadata(token))
+    metadata = bearer_metadata(token)
+    hub_stub = hpb_grpc.HubServiceStub(channel)
+
+    def hub_port() -> HubPort:
+        return LocalHubPort(local_hub) if local_hub is not None else GrpcHubPort(hub_stub, metadata)
+
+    stubs = MeshStubs(hub_port, dpb_grpc.DialogServiceStub(channel), metadata)
     connections: set[GatewayConnection] = set()
 
     async def handle(ws: ServerConnection) -> None:
@@ -67,5 +79,5 @@ async def start_bridge(core_address: str, host: str = "127.0.0.1", port: int = 0
                          max_size=limits.hard_frame_bytes, max_queue=32, write_limit=WRITE_LIMIT,
                          compression=None, close_timeout=5, ping_interval=20, ping_timeout=20)
     bound = next(iter(server.sockets)).getsockname()[1]
-    log.info("bridge listening on ws://%s:%d/ws", host, bound)
+    log.info("bridge listening on ws://%s:%d/ws (hub %s)", host, bound, "in-process" if local_hub else "over gRPC")
     return BridgeServer(server, channel, host, bound, connections)

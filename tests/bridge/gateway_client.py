@@ -23,6 +23,8 @@ class GatewayClient:
         self.binary = binary
         self.welcome: gw.Welcome | None = None
         self.frame_types: list[type] = []  # bytes or str, per received frame
+        # periodic mesh broadcasts (the monitor's samples) that tests about something else skip
+        self.ignore: set[str] = {"system_stats"}
 
     @classmethod
     async def open(cls, url: str, device: str, token: str = "test-token", binary: bool = False,
@@ -50,9 +52,14 @@ class GatewayClient:
         return rid
 
     async def recv(self, wait_s: float = 10.0) -> gw.Envelope:
-        frame = await asyncio.wait_for(self.ws.recv(), wait_s)
-        self.frame_types.append(type(frame))
-        return codec.decode(frame, 1 << 30)
+        """The next envelope (skipping ignored broadcasts)."""
+        async with asyncio.timeout(wait_s):
+            while True:
+                frame = await self.ws.recv()
+                envelope = codec.decode(frame, 1 << 30)
+                if not (envelope.HasField("request") and envelope.request.action_name in self.ignore):
+                    self.frame_types.append(type(frame))
+                    return envelope
 
     async def recv_until(self, predicate: Any, wait_s: float = 20.0) -> list[gw.Envelope]:
         """Everything received up to and including the first envelope matching `predicate`."""

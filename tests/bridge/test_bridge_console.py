@@ -25,7 +25,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture
 async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
-    mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "15")
+    mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "15", only=("tts", "core", "bridge"))
     yield mesh
     await mesh.stop()
 

@@ -23,6 +23,7 @@ BIN = Path(sys.executable).parent
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[dict[str, str]]:
     ports = [arg for part in components() for arg in (f"--{part.name}-port", "0")]
+    ports += ["--only", "tts,core,bridge"]  # memory is not needed here (and loads a model)
     proc = subprocess.Popen(
         [str(BIN / "peromesh"), "serve", "--llm", "scripted", "--scripted-delay-ms", "1", "--data-dir", str(tmp_path),
          *ports], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

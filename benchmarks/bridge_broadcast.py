@@ -1,0 +1,105 @@
+"""Broadcast fan-out through hub + bridge to many WebSocket clients, and the memory an idle one costs.
+
+Starts a real `peromesh serve` (tts, core with the hub, bridge), connects N clients (default 1,000,
+each a full Gateway session: WebSocket, hello → hub Attach → welcome, dialog Converse), then:
+- rss_per_1000_idle_connections: the serve process's RSS growth per 1,000 connected idle clients (MiB);
+- bridge_broadcast_delivery: one client broadcasts; time from its send to each other client's receipt,
+  p50/p99 over all deliveries of R rounds (goal ≤ 50 ms p99); also the p50/p99 of each round's last delivery.
+
+Usage: .venv/bin/python benchmarks/bridge_broadcast.py [--clients 1000] [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent
+sys.path[:0] = [str(ROOT), str(ROOT.parent / "tests")]
+from _serve import serve  # noqa: E402
+from bridge.gateway_client import GatewayClient  # noqa: E402
+from bridge_report import report  # noqa: E402
+
+from peromesh.bridge import codec  # noqa: E402
+
+TOKEN = "bench-token"
+
+
+def serve_process() -> psutil.Process:
+    [child] = [p for p in psutil.Process().children(recursive=True) if "peromesh" in " ".join(p.cmdline())]
+    return child
+
+
+async def open_clients(url: str, count: int, parallel: int = 32) -> list[GatewayClient]:
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(i: int) -> GatewayClient:
+        async with gate:
+            return await GatewayClient.open(url, f"idle-{i:05d}", token=TOKEN, binary=True)
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def listen(client: GatewayClient, arrivals: dict[str, list[float]]) -> None:
+    async for frame in client.ws:
+        now = time.perf_counter()
+        envelope = codec.decode(frame, 1 << 20)
+        if envelope.HasField("request") and envelope.request.action_name == "bench":
+            arrivals.setdefault(envelope.request.params["round"], []).append(now)
+
+
+async def run(clients: int, rounds: int) -> None:
+    flags = ("--llm", "scripted", "--token", TOKEN, "--hub-heartbeat-timeout", "900")
+    with serve(*flags, only="tts,core,bridge") as endpoints:
+        url = f"ws://{endpoints['bridge']}/ws"
+        server = serve_process()
+        sender = await GatewayClient.open(url, "sender", token=TOKEN, binary=True)
+        await asyncio.sleep(1.0)
+        rss_before = server.memory_info().rss
+        started = time.perf_counter()
+        receivers = await open_clients(url, clients)
+        connect_s = time.perf_counter() - started
+        await asyncio.sleep(3.0)
+        gc.collect()
+        rss_after = server.memory_info().rss
+        per_1000 = (rss_after - rss_before) / clients * 1000 / 2**20
+        report("rss_per_1000_idle_connections", [per_1000], unit="MiB", clients=clients,
+               rss_before_mib=round(rss_before / 2**20, 1), rss_after_mib=round(rss_after / 2**20, 1),
+               connect_s=round(connect_s, 2))
+        arrivals: dict[str, list[float]] = {}
+        listeners = [asyncio.create_task(listen(c, arrivals)) for c in receivers]
+        deliveries, lasts = [], []
+        for r in range(rounds + 1):
+            sent = time.perf_counter()
+            await sender.request("bench", target="broadcast", round=str(r))
+            async with asyncio.timeout(60):
+                while len(arrivals.get(str(r), [])) < clients:  # noqa: ASYNC110 - polls the arrivals table
+                    await asyncio.sleep(0.005)
+            got = [(t - sent) * 1000 for t in arrivals[str(r)]]
+            if r:  # round 0 warms up
+                deliveries += got
+                lasts.append(max(got))
+            await asyncio.sleep(0.5)
+        report("bridge_broadcast_delivery", deliveries, goal={"p99": 50.0}, clients=clients, rounds=rounds)
+        report("bridge_broadcast_last_delivery", lasts, clients=clients, rounds=rounds)
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*(c.ws.close() for c in [sender, *receivers]), return_exceptions=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(run(args.clients, args.rounds))
+
+
+if __name__ == "__main__":
+    main()

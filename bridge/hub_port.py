@@ -1,0 +1,112 @@
+"""How a bridge connection reaches the hub: one attachment per WebSocket node.
+
+Two ports with one contract, both ending in the same `Hub` methods (join,
+route, leave), so authentication, liveness and routing are identical:
+
+- `GrpcHubPort`: a HubService.Attach stream per node — a bridge in its own
+  process, or several bridges sharing one core.
+- `LocalHubPort`: the hub object itself, when the bridge runs in the core's
+  process (the embedded default). It skips a gRPC message per envelope per
+  node, which is what a broadcast to a thousand nodes would otherwise pay.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import grpc
+
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.hub.v1 import hub_service_pb2 as hpb
+from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
+from peromesh.server.hub import envelopes as env
+from peromesh.server.hub.hub import Hub, HubError
+from peromesh.server.hub.nodes import Closing, NodeLink
+from peromesh.server.hub.servicer import PEER_KEY, TRANSPORT_KEY
+
+
+class HubClosed(Exception):
+    """The hub ended (or refused) the node: the status and its reason."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, answer: gw.Envelope | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.answer = answer  # the hub's error envelope for a refused hello
+
+
+class HubPort(Protocol):
+    async def open(self, hello: gw.Envelope, peer: str) -> gw.Welcome:
+        """Attach with the client's hello; the welcome, or HubClosed with the hub's error envelope."""
+
+    async def send(self, envelope: gw.Envelope) -> None:
+        """Route one envelope from the node."""
+
+    async def receive(self) -> hpb.AttachResponse:
+        """The next envelope for the node (a shared object: do not modify); HubClosed at the end."""
+
+    def close(self) -> None:
+        """Detach (idempotent, never blocks)."""
+
+
+class GrpcHubPort:
+    def __init__(self, stub: hpb_grpc.HubServiceStub, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._stub = stub
+        self._metadata = metadata
+        self._call: grpc.aio.StreamStreamCall | None = None
+
+    async def open(self, hello: gw.Envelope, peer: str) -> gw.Welcome:
+        self._call = self._stub.Attach(metadata=(*self._metadata, (TRANSPORT_KEY, "websocket"), (PEER_KEY, peer)))
+        await self._call.write(hpb.AttachRequest(envelope=hello))
+        answer = await self.receive()
+        if not answer.envelope.HasField("welcome"):
+            raise HubClosed(await self._call.code(), answer.envelope.response.error_msg, answer.envelope)
+        return answer.envelope.welcome
+
+    async def send(self, envelope: gw.Envelope) -> None:
+        assert self._call is not None
+        await self._call.write(hpb.AttachRequest(envelope=envelope))
+
+    async def receive(self) -> hpb.AttachResponse:
+        assert self._call is not None
+        try:
+            answer = await self._call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise HubClosed(exc.code(), exc.details() or exc.code().name) from exc
+        if answer is grpc.aio.EOF:
+            raise HubClosed(grpc.StatusCode.UNAVAILABLE, "the hub ended the node's stream")
+        response: hpb.AttachResponse = answer
+        return response
+
+    def close(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+
+
+class LocalHubPort:
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._link: NodeLink | None = None
+
+    async def open(self, hello: gw.Envelope, peer: str) -> gw.Welcome:
+        try:
+            self._link = self._hub.join(hello, hpb.TRANSPORT_WEBSOCKET, peer)
+        except HubError as exc:
+            answer = env.error(hello.id, hello.source_id, exc.code.name, str(exc))
+            raise HubClosed(exc.code, str(exc), answer) from exc
+        return (await self.receive()).envelope.welcome
+
+    async def send(self, envelope: gw.Envelope) -> None:
+        assert self._link is not None
+        self._hub.route(self._link, envelope)
+
+    async def receive(self) -> hpb.AttachResponse:
+        assert self._link is not None
+        item = await self._link.outbox.get()
+        if isinstance(item, Closing):
+            raise HubClosed(item.code, item.reason)
+        return item
+
+    def close(self) -> None:
+        if self._link is not None:
+            self._hub.leave(self._link, grpc.StatusCode.CANCELLED, "the WebSocket closed")
