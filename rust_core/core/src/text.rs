@@ -41,10 +41,33 @@ fn is_line_break(c: char) -> bool {
     matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}')
 }
 
-#[inline]
-fn is_base64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
-}
+const B64: u8 = 1;
+const UPPER: u8 = 2;
+const LOWER: u8 = 4;
+const DIGIT: u8 = 8;
+const ALL_CLASSES: u8 = UPPER | LOWER | DIGIT;
+
+/// Byte classes for the base64 scan: in the alphabet, and which kind of character.
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_uppercase() {
+            B64 | UPPER
+        } else if c.is_ascii_lowercase() {
+            B64 | LOWER
+        } else if c.is_ascii_digit() {
+            B64 | DIGIT
+        } else if c == b'+' || c == b'/' {
+            B64
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
 
 /// A reusable cleaner; immutable after construction, so shareable across threads.
 pub struct TextCleaner {
@@ -67,7 +90,12 @@ impl TextCleaner {
         let automaton = if words.is_empty() {
             None
         } else {
-            Some(AhoCorasickBuilder::new().ascii_case_insensitive(true).build(&words))
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .dfa(true)
+                    .build(&words),
+            )
         };
         Ok(TextCleaner {
             words: automaton,
@@ -98,17 +126,14 @@ impl TextCleaner {
         let mut kept_from = 0;
         let mut i = 0;
         while i < bytes.len() {
-            if !is_base64(bytes[i]) {
+            if BYTE_CLASS[bytes[i] as usize] & B64 == 0 {
                 i += 1;
                 continue;
             }
             let start = i;
-            let (mut upper, mut lower, mut digit) = (false, false, false);
-            while i < bytes.len() && is_base64(bytes[i]) {
-                let b = bytes[i];
-                upper |= b.is_ascii_uppercase();
-                lower |= b.is_ascii_lowercase();
-                digit |= b.is_ascii_digit();
+            let mut classes = 0u8;
+            while i < bytes.len() && BYTE_CLASS[bytes[i] as usize] & B64 != 0 {
+                classes |= BYTE_CLASS[bytes[i] as usize];
                 i += 1;
             }
             if i - start < self.min_base64_len {
@@ -118,7 +143,7 @@ impl TextCleaner {
             while end < bytes.len() && end - i < 2 && bytes[end] == b'=' {
                 end += 1;
             }
-            if upper && lower && digit {
+            if classes & ALL_CLASSES == ALL_CLASSES {
                 // Run boundaries are ASCII bytes, hence char boundaries.
                 let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
                 buf.push_str(&text[kept_from..start]);
@@ -139,22 +164,27 @@ impl TextCleaner {
     /// kept) or " "; leading and trailing " "/"\n" are dropped.
     fn collapse_whitespace(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
+        let mut kept_from = 0;
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
             if !is_whitespace(c) {
-                out.push(c);
                 continue;
             }
+            out.push_str(&text[kept_from..i]);
             let mut newline = is_line_break(c);
-            while let Some(&next) = chars.peek() {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, next)) = chars.peek() {
                 if !is_whitespace(next) {
                     break;
                 }
                 newline |= is_line_break(next);
+                end = j + next.len_utf8();
                 chars.next();
             }
             out.push(if newline && self.keep_newlines { '\n' } else { ' ' });
+            kept_from = end;
         }
+        out.push_str(&text[kept_from..]);
         let trimmed = out.trim_matches(|c| c == ' ' || c == '\n');
         if trimmed.len() == out.len() {
             out
