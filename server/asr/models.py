@@ -73,6 +73,8 @@ def prepare_model(name: str = DEFAULT_MODEL, models_dir: Path | None = None) -> 
     ):
         return target
     target.mkdir(parents=True, exist_ok=True)
+    if _link_from_shared(target, expected):
+        return target
     for file in _BASE_FILES:
         shutil.copyfile(data2 / file, target / f".{file}.tmp")
         os.replace(target / f".{file}.tmp", target / file)
@@ -83,6 +85,25 @@ def prepare_model(name: str = DEFAULT_MODEL, models_dir: Path | None = None) -> 
                 shutil.copyfileobj(src, out, 1 << 22)
     os.replace(partial, model_bin)
     return target
+
+
+def _link_from_shared(target: Path, expected: int) -> bool:
+    """Hard-link an already assembled copy from the default models dir (a fresh data dir, e.g. a
+    test's, then costs nothing instead of a 145 MB copy). False when there is none or links fail."""
+    shared = default_models_dir() / "whisper-base"
+    if shared.resolve() == target.resolve() or not (shared / "model.bin").is_file():
+        return False
+    if (shared / "model.bin").stat().st_size != expected:
+        return False
+    try:
+        for file in (*_BASE_FILES, "model.bin"):
+            tmp = target / f".{file}.link"
+            tmp.unlink(missing_ok=True)
+            os.link(shared / file, tmp)
+            os.replace(tmp, target / file)
+    except OSError:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +25,11 @@ from peromesh.server.asr.models import DEFAULT_MODEL, MODELS, prepare_model
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
-# Whisper otherwise often writes Mandarin in traditional characters; a
-# simplified-Chinese prompt steers it (language detection does not see it).
+# Whisper otherwise often writes Mandarin in traditional characters; a simplified-Chinese
+# prompt steers it. Given only when Mandarin was detected (it can derail English).
 ZH_PROMPT = "以下是普通话的句子。"
+N_FRAMES = 3000  # Whisper's 30 s window of 10 ms mel frames
+NO_SPEECH_PROB = 0.6
 
 
 @dataclass(frozen=True)
@@ -44,28 +47,48 @@ class WhisperTranscriber:
 
     def __init__(self, model_dir: Path, *, name: str, multilingual: bool, cpu_threads: int = 0,
                  language: str | None = None) -> None:
-        from faster_whisper import WhisperModel  # heavy import, only when a model is wanted
+        from faster_whisper import WhisperModel  # heavy (CTranslate2, PyAV): only when a model loads
 
         self.name = name
         self.multilingual = multilingual
         self.language = language if multilingual else "en"
         threads = cpu_threads or min(4, os.cpu_count() or 1)
         started = time.perf_counter()
-        self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
+        self._model: Any = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
         self.load_s = time.perf_counter() - started
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"whisper-{name}")
         self._pending = 0
         log.info("whisper %s loaded in %.2fs", name, self.load_s)
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
-        """Decode mono float32 audio at 16 kHz (greedy; no timestamps; no VAD: the caller cut it)."""
+        """Decode mono float32 audio at 16 kHz (≤ 30 s; greedy; no timestamps; the caller cut it).
+
+        One encoder pass: WhisperModel.transcribe would encode twice for a multilingual model
+        (once to detect the language, once to decode), and the encoder is most of the cost."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
         started = time.perf_counter()
-        segments, info = self._model.transcribe(
-            audio, language=self.language, beam_size=1, vad_filter=False, without_timestamps=True,
-            condition_on_previous_text=False, initial_prompt=ZH_PROMPT if self.multilingual else None,
-        )
-        text = "".join(segment.text for segment in segments).strip()
-        return Transcript(text, info.language, len(audio) / SAMPLE_RATE, time.perf_counter() - started)
+        model = self._model
+        features = pad_or_trim(model.feature_extractor(audio)[:, :-1][:, :N_FRAMES])  # as transcribe()
+        encoded = model.encode(features)
+        language = self.language or model.model.detect_language(encoded)[0][0][0][2:-2]
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
+                              language=language)
+        previous = tokenizer.encode(" " + ZH_PROMPT) if language == "zh" else []
+        prompt = model.get_prompt(tokenizer, previous, without_timestamps=True)
+        result = model.model.generate(
+            encoded, [prompt], beam_size=1, max_length=model.max_length, return_scores=True,
+            return_no_speech_prob=True, suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )[0]
+        tokens = result.sequences_ids[0]
+        avg_logprob = result.scores[0] / (len(tokens) + 1)
+        # Whisper's own silence rule: probably no speech and not confidently decoded.
+        silent = result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < -1.0
+        text = "" if silent else tokenizer.decode(tokens).strip()
+        return Transcript(text, language, len(audio) / SAMPLE_RATE, time.perf_counter() - started)
 
     async def transcribe_async(self, audio: npt.NDArray[np.float32]) -> Transcript:
         """`transcribe` on the model's thread. Cancelling the awaiting task abandons the result;
