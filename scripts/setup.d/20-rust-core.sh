@@ -42,6 +42,11 @@ if ! CARGO_BIN=$(pick_cargo); then
 fi
 export PATH="$(dirname "$CARGO_BIN"):$PATH"  # maturin and cargo find cargo/rustc on PATH
 
+if ! "$PY" -m maturin --version >/dev/null 2>&1; then
+  echo "rust_core: maturin is missing from .venv (it is in the dev extra of pyproject.toml)" >&2
+  exit 1
+fi
+
 fingerprint() {
   {
     find "$CRATE" -path "$TARGET" -prune -o -type f \
@@ -53,7 +58,8 @@ fingerprint() {
   } | sha256sum | cut -c1-32
 }
 want=$(fingerprint)
-if [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] && "$PY" -c "import _peromesh_native" 2>/dev/null; then
+if [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] && [ -f "$TARGET/cargo-mode" ] && [ -f "$TARGET/cargo-bin" ] \
+  && "$PY" -c "import _peromesh_native" 2>/dev/null; then
   echo "rust_core: up to date"
   exit 0
 fi
