@@ -113,12 +113,11 @@ class Turn:
         memories = await self.deps.recall(self.input.session_id, self.input.text)
         request = LlmRequest(build_messages(history, self.input.text, memories), self.input.session_id,
                              self.deps.max_new_tokens)
-        stream = self.deps.llm.stream(request)
-        follow = getattr(self.deps.tools, "follow", None)  # runs <nit> scripts in the reply (server/tools)
+        follow = getattr(self.deps.tools, "follow", None)  # tool list on the prompt, <nit> scripts run (server/tools)
         if follow is not None:
             turn = TurnRequest(self.input.session_id, self.input.device_id, self.input.text)
-            stream = cast(AsyncIterator[str], follow(turn, stream, self._report_calls))
-        return stream
+            return cast(AsyncIterator[str], follow(turn, request, self._report_calls))
+        return self.deps.llm.stream(request)
 
     def _report_calls(self, calls: list[ToolCallRecord]) -> None:
         for call in calls:

@@ -20,12 +20,14 @@ from typing import Any, Protocol
 
 from peromesh.server.dialog.tool_port import IntentReply, ToolCallRecord, TurnRequest
 from peromesh.server.hub.capabilities import CapabilityGrid, GridError
+from peromesh.server.llm.base import LlmProvider, LlmRequest
 from peromesh.server.reminders.service import ReminderService
 from peromesh.server.reminders.timeparse import TimeParseError
 from peromesh.server.tasks.service import TaskService
 from peromesh.server.tools import intents, replies
 from peromesh.server.tools.catalog import ToolCatalog, ToolSpec, builtin_specs
 from peromesh.server.tools.intents import Intent
+from peromesh.server.tools.prompt import with_tool_note
 
 log = logging.getLogger(__name__)
 TOOL_TIMEOUT_S = 10.0
@@ -45,13 +47,15 @@ Report = Callable[[list[ToolCallRecord]], None]
 
 class GridToolPort:
     def __init__(self, *, reminders: ReminderService | None = None, tasks: TaskService | None = None,
-                 grid: CapabilityGrid | None = None, memory: Recaller | None = None,
-                 timeout_s: float = TOOL_TIMEOUT_S) -> None:
+                 grid: CapabilityGrid | None = None, memory: Recaller | None = None, llm: LlmProvider | None = None,
+                 timeout_s: float = TOOL_TIMEOUT_S, tool_prompt: bool = False) -> None:
         self.reminders = reminders
         self.tasks = tasks
         self.grid = grid
         self.memory = memory
+        self.llm = llm
         self.timeout_s = timeout_s
+        self.tool_prompt = tool_prompt
         self.catalog = ToolCatalog(builtin_specs(reminders is not None, tasks is not None, memory is not None), grid)
         self.nit: Callable[[TurnRequest, AsyncIterator[str], Report], AsyncIterator[str]] | None = None
 
@@ -71,8 +75,14 @@ class GridToolPort:
             return await self._add_task(found)
         return await self._run_tool(request, found)
 
-    def follow(self, request: TurnRequest, stream: AsyncIterator[str], report: Report) -> AsyncIterator[str]:
-        """The model's reply, with any <nit> script in it run (when NIT is wired; see nit_step.py)."""
+    def follow(self, request: TurnRequest, llm_request: LlmRequest, report: Report) -> AsyncIterator[str]:
+        """The model's reply to `llm_request`: with the tool note on its prompt (--tool-prompt on), and
+        any <nit> script in it run and reported (when NIT is wired; see nit_step.py)."""
+        if self.llm is None:
+            raise RuntimeError("the tool port has no model to follow")
+        if self.tool_prompt:
+            llm_request = with_tool_note(llm_request, self.tools())
+        stream = self.llm.stream(llm_request)
         return self.nit(request, stream, report) if self.nit is not None else stream
 
     # -- calling tools -----------------------------------------------------

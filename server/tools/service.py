@@ -41,6 +41,9 @@ class ToolGridService:
                            help="seconds a node capability called by the dialog (or a NIT script) may take")
         group.add_argument("--nit", choices=["on", "off"], default="on",
                            help="run <nit> tool scripts that the model writes in its replies")
+        group.add_argument("--tool-prompt", choices=["on", "off"], default="off",
+                           help="list the tools online now (built-ins and node capabilities) on the model's system "
+                                "prompt, so it can write <nit> scripts (longer prompts: slower first token on CPU)")
 
     async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
         shared = ctx.shared
@@ -62,13 +65,16 @@ class ToolGridService:
             from peromesh.server.memory.client import MemoryClient
 
             self._memory = MemoryClient(address, ctx.token)
+        deps = shared.get("dialog_deps")  # the core builds the dialog's deps before its core services
+        settings = ctx.settings
         self.port = GridToolPort(reminders=reminders, tasks=tasks, grid=grid, memory=self._memory,
-                                 timeout_s=float(getattr(ctx.settings, "tool_timeout", 10.0)))
+                                 llm=deps.llm if deps is not None else None,
+                                 timeout_s=float(getattr(settings, "tool_timeout", 10.0)),
+                                 tool_prompt=getattr(settings, "tool_prompt", "off") == "on")
         shared["tools"] = self.port
-        deps = shared.get("dialog_deps")
-        if deps is not None:  # the core builds the dialog's deps before its core services
+        if deps is not None:
             deps.tools = self.port
-            if getattr(ctx.settings, "nit", "on") == "on":
+            if getattr(settings, "nit", "on") == "on":
                 wire(self.port, deps.llm)
         return []
 

@@ -7,6 +7,7 @@ DialogService, as in production.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -199,3 +200,28 @@ async def test_nit_script_in_a_model_reply_runs_through_the_grid(devices_factory
     assert [c.name for c in calls] == ["add_task", "mobile.location.get"]
     assert json.loads(results[1].result_json) == {"lat": 1.5, "precision": "fine"}
     assert [t.title for t in await devices.tasks.list_tasks()] == ["买牛奶"]
+
+
+async def test_tool_prompt_lists_the_tools_online_at_each_turn(devices_factory: Callable[..., object]) -> None:
+    devices: Devices = await devices_factory("--tool-prompt", "on")  # type: ignore[operator]
+    llm = devices.mesh.context.shared["dialog_deps"].llm
+    talk = await devices.talk("desk")
+
+    async def system_prompt_of_a_turn() -> str:
+        talk.say("hello there")
+        await talk.until_state(pb.STATE_IDLE)
+        return str(llm.calls[-1].messages[0].content)
+
+    first = await system_prompt_of_a_turn()
+    assert "- add_reminder(time, content)" in first and "- add_task(title, notes?)" in first
+    assert "mobile.location.get" not in first
+    phone = await devices.node("phone", "mobile")
+    await phone.register(cap("location.get", "Where the phone is", {"type": "object", "properties": {
+        "precision": {"type": "string"}}}))
+    assert "- mobile.location.get(precision?)  # Where the phone is" in await system_prompt_of_a_turn()
+    await phone.close()
+    for _ in range(100):  # the hub notices the closed stream asynchronously
+        if devices.mesh.context.shared["hub"].node("phone") is None:
+            break
+        await asyncio.sleep(0.02)
+    assert await system_prompt_of_a_turn() == first
