@@ -4,7 +4,9 @@ Starts a real `peromesh serve` (tts, core with the hub, bridge), connects N clie
 each a full Gateway session: WebSocket, hello → hub Attach → welcome, dialog Converse), then:
 - rss_per_1000_idle_connections: the serve process's RSS growth per 1,000 connected idle clients (MiB);
 - bridge_broadcast_delivery: one client broadcasts; time from its send to each other client's receipt,
-  p50/p99 over all deliveries of R rounds (goal ≤ 50 ms p99); also the p50/p99 of each round's last delivery.
+  p50/p99 over all deliveries of R rounds (goal ≤ 50 ms p99); also the p50/p99 of each round's last delivery;
+- the CPU time the serve process and the receiving clients spend per broadcast (wall-clock latency on a
+  shared machine depends on its load; the CPU figures do not).
 
 Usage: .venv/bin/python benchmarks/bridge_broadcast.py [--clients 1000] [--rounds 10]
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +30,7 @@ from _serve import serve  # noqa: E402
 from bridge.gateway_client import GatewayClient  # noqa: E402
 from bridge_report import report  # noqa: E402
 
-from peromesh.bridge import codec  # noqa: E402
+from peromesh.gateway.v1 import envelope_pb2 as gw  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -49,7 +53,7 @@ async def open_clients(url: str, count: int, parallel: int = 32) -> list[Gateway
 async def listen(client: GatewayClient, arrivals: dict[str, list[float]]) -> None:
     async for frame in client.ws:
         now = time.perf_counter()
-        envelope = codec.decode(frame, 1 << 20)
+        envelope = gw.Envelope.FromString(frame)  # type: ignore[arg-type]  # binary clients; the plain parser
         if envelope.HasField("request") and envelope.request.action_name == "bench":
             arrivals.setdefault(envelope.request.params["round"], []).append(now)
 
@@ -74,8 +78,9 @@ async def run(clients: int, rounds: int) -> None:
                connect_s=round(connect_s, 2))
         arrivals: dict[str, list[float]] = {}
         listeners = [asyncio.create_task(listen(c, arrivals)) for c in receivers]
-        deliveries, lasts = [], []
+        deliveries, lasts, server_cpu, client_cpu = [], [], [], []
         for r in range(rounds + 1):
+            cpu_server, cpu_client = sum(server.cpu_times()[:2]), time.process_time()
             sent = time.perf_counter()
             await sender.request("bench", target="broadcast", round=str(r))
             async with asyncio.timeout(60):
@@ -85,9 +90,16 @@ async def run(clients: int, rounds: int) -> None:
             if r:  # round 0 warms up
                 deliveries += got
                 lasts.append(max(got))
+                server_cpu.append((sum(server.cpu_times()[:2]) - cpu_server) * 1000)
+                client_cpu.append((time.process_time() - cpu_client) * 1000)
             await asyncio.sleep(0.5)
         report("bridge_broadcast_delivery", deliveries, goal={"p99": 50.0}, clients=clients, rounds=rounds)
         report("bridge_broadcast_last_delivery", lasts, clients=clients, rounds=rounds)
+        report("bridge_broadcast_server_cpu", server_cpu, clients=clients, rounds=rounds,
+               note="CPU of the serve process (hub + bridge) per broadcast, incl. background work; load-independent")
+        report("bridge_broadcast_client_cpu", client_cpu, clients=clients, rounds=rounds,
+               note="CPU of this benchmark process receiving one broadcast on all its clients")
+        print(json.dumps({"metric": "load_average", "value": os.getloadavg(), "cpus": os.cpu_count()}), flush=True)
         for task in listeners:
             task.cancel()
         await asyncio.gather(*(c.ws.close() for c in [sender, *receivers]), return_exceptions=True)

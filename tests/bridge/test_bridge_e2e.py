@@ -50,6 +50,13 @@ async def mesh(make_mesh: Callable[..., object]) -> Mesh:
     return await make_mesh()  # type: ignore[no-any-return,operator]
 
 
+@pytest.fixture(params=["in-process", "grpc"])
+async def either_mesh(request: pytest.FixtureRequest, make_mesh: Callable[..., object]) -> Mesh:
+    """The bridge attached to the hub in-process (embedded default) or over HubService.Attach."""
+    flags = ("--bridge-hub", "grpc") if request.param == "grpc" else ()
+    return await make_mesh(*flags)  # type: ignore[no-any-return,operator]
+
+
 def url(mesh: Mesh) -> str:
     return f"ws://{mesh.addresses['bridge']}/ws"
 
@@ -75,7 +82,8 @@ async def closed(client: GatewayClient, wait_s: float = 10.0) -> tuple[int, str]
     ("wrong", 4401, "hello.token is not the mesh access token"),
     ("", 4401, "hello.token is missing"),
 ])
-async def test_bad_token_gets_error_then_close(mesh: Mesh, token: str, code: int, fragment: str) -> None:
+async def test_bad_token_gets_error_then_close(either_mesh: Mesh, token: str, code: int, fragment: str) -> None:
+    mesh = either_mesh
     client = await GatewayClient.open(url(mesh), "dev", hello=False)
     answer = await client.hello(token)
     assert answer.response.status == 1 and answer.response.code == "UNAUTHENTICATED"
@@ -175,7 +183,8 @@ async def test_interrupt_ends_turn_with_no_late_events(mesh: Mesh) -> None:
 
 
 # -- routing -------------------------------------------------------------------
-async def test_broadcast_and_unicast_among_three_clients_and_a_native_node(mesh: Mesh) -> None:
+async def test_broadcast_and_unicast_among_three_clients_and_a_native_node(either_mesh: Mesh) -> None:
+    mesh = either_mesh
     a = await GatewayClient.open(url(mesh), "a")
     b = await GatewayClient.open(url(mesh), "b", binary=True)
     c = await GatewayClient.open(url(mesh), "c")
@@ -242,8 +251,11 @@ async def test_two_bridges_share_one_hub(mesh: Mesh) -> None:
 
 
 # -- liveness and sessions -----------------------------------------------------
-async def test_heartbeats_keep_alive_silence_drops_and_grace_expires(make_mesh: Callable[..., object]) -> None:
-    mesh: Mesh = await make_mesh("--hub-heartbeat-timeout", "0.6", "--hub-resume-grace", "0.3")  # type: ignore[operator]
+@pytest.mark.parametrize("hub_port", ["auto", "grpc"])
+async def test_heartbeats_keep_alive_silence_drops_and_grace_expires(make_mesh: Callable[..., object],
+                                                                     hub_port: str) -> None:
+    mesh: Mesh = await make_mesh("--hub-heartbeat-timeout", "0.6", "--hub-resume-grace", "0.3",  # type: ignore[operator]
+                                 "--bridge-hub", hub_port)
     quiet = await GatewayClient.open(url(mesh), "quiet")
     alive = await GatewayClient.open(url(mesh), "alive")
     assert alive.welcome is not None and alive.welcome.heartbeat_timeout_ms == 600
@@ -260,7 +272,8 @@ async def test_heartbeats_keep_alive_silence_drops_and_grace_expires(make_mesh: 
     assert again.welcome is not None and not again.welcome.resumed and again.welcome.session_id != old_session
 
 
-async def test_reconnect_inside_grace_resumes_session_and_history(mesh: Mesh) -> None:
+async def test_reconnect_inside_grace_resumes_session_and_history(either_mesh: Mesh) -> None:
+    mesh = either_mesh
     first = await GatewayClient.open(url(mesh), "phone")
     await first.request("chat", text="My name is Ada")
     await first.recv_until(action_is("metrics"), 60)
@@ -274,7 +287,8 @@ async def test_reconnect_inside_grace_resumes_session_and_history(mesh: Mesh) ->
     assert other.welcome is not None and other.welcome.session_id != first.welcome.session_id
 
 
-async def test_newer_connection_of_a_device_replaces_the_older(mesh: Mesh) -> None:
+async def test_newer_connection_of_a_device_replaces_the_older(either_mesh: Mesh) -> None:
+    mesh = either_mesh
     old = await GatewayClient.open(url(mesh), "phone")
     new = await GatewayClient.open(url(mesh), "phone")
     assert new.welcome is not None and new.welcome.resumed
