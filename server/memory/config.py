@@ -55,6 +55,9 @@ class MemoryConfig:
     cjk_weights: RankWeights = field(default_factory=lambda: RankWeights(semantic=0.10, lexical=0.80))
     # Spread only from the strongest direct hits: at most `max_seeds`, each with at least
     # `seed_fraction` of the best one's energy (weak hits would pump each other up).
+    # A hit found in a channel that stores the *other* language (an English query matching a
+    # Chinese memory through use-m3) counts for less: cross-lingual cosine runs high.
+    cross_lingual_factor: float = 0.8
     seed_fraction: float = 0.5
     max_seeds: int = 10
     # ingestion

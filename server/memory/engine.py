@@ -344,7 +344,8 @@ class MemoryEngine:
         with tracer.start_as_current_span("memory.vector"):
             for ch, qvec in qvecs:
                 ids, sims = ch.index.search(qvec, max(cfg.vector_candidates, top_k * 2))
-                semantic.update((int(i), float(s)) for i, s in zip(ids, sims, strict=True))
+                factor = self._channel_factor(ch, query)
+                semantic.update((int(i), float(s) * factor) for i, s in zip(ids, sims, strict=True))
         timings.vector_ms = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
@@ -371,7 +372,8 @@ class MemoryEngine:
         missing_sem = [i for i in candidates if i not in semantic]
         for ch, qvec in qvecs:
             if missing_sem:
-                semantic.update(ch.index.similarities(qvec, missing_sem))
+                factor = self._channel_factor(ch, query)
+                semantic.update((i, v * factor) for i, v in ch.index.similarities(qvec, missing_sem).items())
                 missing_sem = [i for i in missing_sem if i not in semantic]
         if query is not None:
             missing_lex = [i for i in candidates if i not in lexical]
@@ -409,6 +411,12 @@ class MemoryEngine:
             scored.sort(key=lambda r: (-r.scores.final, -r.row.id))
         timings.rerank_ms = (time.perf_counter() - t) * 1000
         return scored[:top_k]
+
+    def _channel_factor(self, channel: Channel, query: str | None) -> float:
+        """1, or `cross_lingual_factor` when `channel` holds the other language than the query's."""
+        if query is None or channel.stores(query):
+            return 1.0
+        return self.config.cross_lingual_factor
 
     def _note_co_recall(self, ids: list[int]) -> None:
         if len(self.co_recalled) >= CO_RECALL_PAIRS_MAX:

@@ -4,7 +4,8 @@
     final     = relevance · (base + w_rec·recency + w_imp·importance)
     recency   = 0.5 ** (age / half_life)
 
-semantic is the cosine of query and memory (clipped to [0, 1]); lexical the
+semantic is the cosine of query and memory (clipped to [0, 1]; ×0.8 across
+languages, see config.cross_lingual_factor); lexical the
 normalised BM25 score; associative the spreading-activation energy that reached
 the memory, divided by the largest one in this recall. Relevance decides
 whether a memory fits at all; recency and importance modulate it between

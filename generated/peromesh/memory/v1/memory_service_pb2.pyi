@@ -392,7 +392,8 @@ class ScoreBreakdown(_message.Message):
     FINAL_FIELD_NUMBER: _builtins.int
     semantic: _builtins.float
     """Output only. Cosine similarity of query and memory embeddings, clipped
-    to [0, 1].
+    to [0, 1]; scaled by 0.8 when an English query meets a Chinese memory
+    (or the reverse) through the multilingual model.
     """
     associative: _builtins.float
     """Output only. Spreading-activation energy reaching the memory, scaled to
