@@ -8,9 +8,9 @@ Printed, per turn:
 - tool list, cold: rebuilt because a node joined/left since the last turn
   (the worst case: every turn after a change);
 - tool list, warm: nothing changed (cached by grid revision);
-- the whole pre-model step of a chat turn: `port.intent()` on ordinary chat
-  lines (intent matching, the time parser where a reminder cue appears, the
-  tool-name lookup), i.e. what a turn that goes on to the model pays.
+- the intent layer on ordinary chat lines (matching, the time parser where a
+  reminder cue appears, tool-name lookups): what every model-bound turn pays;
+- that plus a cold tool list and the prompt note (--tool-prompt on).
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.server.dialog.tool_port import TurnRequest
 from peromesh.server.hub.capabilities import CapabilityGrid
 from peromesh.server.hub.hub import Hub
+from peromesh.server.llm.base import ChatMessage, LlmRequest
 from peromesh.server.reminders.service import ReminderService
 from peromesh.server.storage.db import sqlite_url
 from peromesh.server.tasks.service import TaskService
 from peromesh.server.tools.port import GridToolPort
+from peromesh.server.tools.prompt import tool_note, with_tool_note
 
 TOKEN = "bench-token"
 KINDS = ["desktop", "mobile", "web", "qq", "electron"]
@@ -74,6 +76,7 @@ async def main(n: int) -> None:
         await tasks.open(sqlite_url(Path(tmp), "tasks"))
         try:
             port = GridToolPort(reminders=reminders, tasks=tasks, grid=grid)
+            request = LlmRequest([ChatMessage("system", "You are Pero."), ChatMessage("user", "hi")])
             tools = port.tools()
             print(f"{n} nodes online, {sum(len(x.info.capabilities) for x in links)} capabilities → "
                   f"{len(tools)} tools for the model ({len(port.catalog.functions_json())} bytes as JSON)")
@@ -93,7 +96,17 @@ async def main(n: int) -> None:
                     t = time.perf_counter()
                     assert await port.intent(TurnRequest("s", "node-1", text)) is None, text
                     samples.append(time.perf_counter() - t)
-            stats("pre-model step of a chat turn (cold list)", samples)
+            stats("intent layer on a chat turn", samples)
+            samples = []
+            for _ in range(20):
+                for text in CHAT:
+                    grid.revision += 1
+                    t = time.perf_counter()
+                    assert await port.intent(TurnRequest("s", "node-1", text)) is None, text
+                    with_tool_note(request, port.tools())
+                    samples.append(time.perf_counter() - t)
+            stats("intent + cold tool list + prompt note", samples)
+            print(f"  (the note for {len(tools)} tools is {len(tool_note(tools))} characters)")
         finally:
             await reminders.stop()
             await tasks.stop()
