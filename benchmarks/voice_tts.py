@@ -23,7 +23,8 @@ RATE = 24000
 SENTENCES = {
     "en": ["Hello there.", "The weather is lovely today, let us go for a walk in the park.",
            "After that, you wanted to stretch and drink some water, so I will remind you."],
-    "zh": ["你好。", "今天天气很好，我们一起去公园散步吧。", "如果你想聊天，我随时都在这里，我们可以一起计划明天的安排。"],
+    "zh": ["你好。", "今天天气很好，我们一起去公园散步吧。",
+           "如果你想聊天，我随时都在这里，我们可以一起计划明天的安排。"],
 }
 
 
