@@ -8,6 +8,7 @@ Printed, per turn:
 - tool list, cold: rebuilt because a node joined/left since the last turn
   (the worst case: every turn after a change);
 - tool list, warm: nothing changed (cached by grid revision);
+- tool list from scratch: no per-node entry cached (the first turn);
 - the intent layer on ordinary chat lines (matching, the time parser where a
   reminder cue appears, tool-name lookups): what every model-bound turn pays;
 - that plus a cold tool list and the prompt note (--tool-prompt on).
@@ -34,6 +35,7 @@ from peromesh.server.llm.base import ChatMessage, LlmRequest
 from peromesh.server.reminders.service import ReminderService
 from peromesh.server.storage.db import sqlite_url
 from peromesh.server.tasks.service import TaskService
+from peromesh.server.tools.catalog import ToolCatalog
 from peromesh.server.tools.port import GridToolPort
 from peromesh.server.tools.prompt import tool_note, with_tool_note
 
@@ -47,7 +49,7 @@ CHAT = ["你好", "今天天气怎么样", "我今天有很多任务要做", "�
 
 def stats(label: str, samples: list[float]) -> None:
     ms = sorted(s * 1000 for s in samples)
-    q = statistics.quantiles(ms, n=100)
+    q = statistics.quantiles(ms, n=100, method="inclusive")
     print(f"  {label:<44} p50 {q[49]:7.3f} ms   p99 {q[98]:7.3f} ms   max {ms[-1]:7.3f} ms")
 
 
@@ -87,6 +89,11 @@ async def main(n: int) -> None:
 
             stats("tool list, cold (after a node change)", timed(cold, 300))
             stats("tool list, warm (no change)", timed(port.tools, 3000))
+
+            def scratch() -> None:
+                ToolCatalog(port.catalog.builtins, grid).tools()  # nothing cached: every node read again
+
+            stats("tool list from scratch (first turn)", timed(scratch, 30))
             for text in CHAT[:2]:  # warm the parser's caches (dateparser loads its data once)
                 await port.intent(TurnRequest("s", "node-1", text))
             samples = []

@@ -231,7 +231,10 @@ class CapabilityGrid:
 
     def allowed(self, offer: Offer) -> bool:
         """False for a dangerous capability the core does not allow by name."""
-        return not offer.dangerous or bool({offer.name, offer.tool_name} & self.allow_dangerous)
+        return self.permits(offer.capability, offer.tool_name)
+
+    def permits(self, capability: gw.Capability, tool: str) -> bool:
+        return not capability.dangerous or capability.name in self.allow_dangerous or tool in self.allow_dangerous
 
     def owners(self, name: str, preferred_node_id: str = "") -> list[Offer]:
         """Offers matching a tool or capability name: the preferred node first, then most recently heard."""

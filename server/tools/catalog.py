@@ -10,11 +10,13 @@ only when the grid's revision changes, so asking for it every turn is cheap.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from peromesh.server.hub.capabilities import CapabilityGrid, parameters_of
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.server.hub.capabilities import CapabilityGrid, node_kind, parameters_of, tool_name
 from peromesh.server.reminders.service import ADD_REMINDER_TOOL
 from peromesh.server.tasks.service import ADD_TASK_TOOL
 
@@ -65,6 +67,7 @@ class ToolCatalog:
     builtins: list[ToolSpec]
     grid: CapabilityGrid | None = None
     _cached: tuple[int, list[ToolSpec]] | None = field(default=None, repr=False)
+    _per_node: dict[str, _NodeEntry] = field(default_factory=dict, repr=False)
 
     def tools(self) -> list[ToolSpec]:
         """The tool list for a turn (built-ins first, then node tools by name)."""
@@ -88,18 +91,51 @@ class ToolCatalog:
         return json.dumps([t.as_function() for t in self.tools()], ensure_ascii=False)
 
     def _node_tools(self) -> list[ToolSpec]:
-        if self.grid is None:
+        """One tool per tool name, however many nodes offer it (routed at call time).
+
+        Per-node entries are reused while a node's capability set is the same
+        object (a register replaces it), so a rebuild after one node changed
+        costs a pass over the nodes, not a re-read of every capability.
+        """
+        grid = self.grid
+        if grid is None:
             return []
-        grouped: dict[str, ToolSpec] = {}
-        for offer in self.grid.offers():
-            if not self.grid.allowed(offer):
-                continue
-            known = grouped.get(offer.tool_name)
-            if known is not None:  # several nodes of one kind offer it: one tool, routed at call time
-                grouped[offer.tool_name] = ToolSpec(known.name, known.description, known.parameters, "node",
-                                                    (*known.node_ids, offer.node_id), known.capability)
-                continue
-            grouped[offer.tool_name] = ToolSpec(offer.tool_name, offer.capability.description,
-                                                parameters_of(offer.capability), "node", (offer.node_id,),
-                                                offer.name)
-        return list(grouped.values())
+        groups: dict[str, tuple[gw.Capability, list[str]]] = {}
+        seen: dict[str, _NodeEntry] = {}
+        for node in grid.hub.nodes():
+            entry = self._per_node.get(node.node_id)
+            if entry is None or entry.capabilities is not node.capabilities or entry.platform != node.platform:
+                kind = node_kind(node)
+                named = [(tool_name(kind, c.name), c) for c in node.capabilities.values()]
+                entry = _NodeEntry(node.capabilities, node.platform,
+                                   [(name, c) for name, c in named if grid.permits(c, name)])
+            seen[node.node_id] = entry
+            for name, capability in entry.tools:
+                group = groups.get(name)
+                if group is None:
+                    groups[name] = (capability, [node.node_id])
+                else:
+                    group[1].append(node.node_id)
+        self._per_node = seen
+        return [ToolSpec(name, capability.description, _parameters(capability.params_schema_json, capability),
+                         "node", tuple(node_ids), capability.name)
+                for name, (capability, node_ids) in sorted(groups.items())]
+
+
+@dataclass
+class _NodeEntry:
+    capabilities: dict[str, gw.Capability]  # the node's set this entry was built from (identity-compared)
+    platform: str
+    tools: list[tuple[str, gw.Capability]]  # (tool name, capability), dangerous-and-refused left out
+
+
+def _parameters(schema_text: str, capability: gw.Capability) -> dict[str, Any]:
+    if schema_text:
+        return _parsed_schema(schema_text)
+    return parameters_of(capability)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_schema(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {"type": "object"}
