@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from peromesh.server.tts.visemes import mouth_shapes
 
 
 def state(turn_id: str, value: pb.State.ValueType) -> pb.ConverseResponse:
@@ -25,7 +26,7 @@ def audio_begin(turn_id: str, rate: int) -> pb.ConverseResponse:
 
 
 def audio_chunk(turn_id: str, seq: int, pcm: bytes) -> pb.ConverseResponse:
-    return pb.ConverseResponse(turn_id=turn_id, audio_chunk=pb.AudioChunk(seq=seq, pcm=pcm))
+    return pb.ConverseResponse(turn_id=turn_id, audio_chunk=pb.AudioChunk(seq=seq, pcm=pcm, visemes=mouth_shapes(pcm)))
 
 
 def audio_end(turn_id: str, count: int) -> pb.ConverseResponse:

@@ -77,6 +77,8 @@ async def test_speech_is_transcribed_and_starts_a_turn(mesh: Mesh, piper: Speech
         assert pb.STATE_LISTENING in [e.state_update.state for e in seen if e.HasField("state_update")]
         events = await talk.until("assistant_final", turn_id=turn_id)
         assert "assistant_delta" in kinds(events)
+        mouth = [e.audio_chunk.visemes["mouth_open"] for e in events if e.HasField("audio_chunk")]
+        assert mouth and all(0.0 <= m <= 1.0 for m in mouth) and max(mouth) > 0.3  # lip-sync envelope
         assert "cup of coffee" in scripted(mesh).calls[-1].messages[-1].content.lower()
         talk.interrupt()
         await talk.until_state(pb.STATE_INTERRUPTED)
