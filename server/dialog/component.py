@@ -13,8 +13,10 @@ from peromesh.server.asr.speech_input import transcriber_loader
 from peromesh.server.dialog.deps import DialogDeps
 from peromesh.server.dialog.history import HistoryStore
 from peromesh.server.dialog.servicer import DialogServicer
+from peromesh.server.events.pipeline import EventPipeline, start_pipeline
 from peromesh.server.llm import factory
 from peromesh.server.llm.base import LlmProvider
+from peromesh.server.memory.client import MemoryClient
 from peromesh.server.mesh.component import MeshContext
 from peromesh.server.mesh.core_services import CoreService, core_services
 from peromesh.server.rpc.auth import bearer_metadata
@@ -32,8 +34,10 @@ class RunningCore:
     servicer: DialogServicer
     llm: LlmProvider
     db: Database
+    events: EventPipeline
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     services: list[CoreService] = field(default_factory=list)
+    clients: list[MemoryClient] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -44,6 +48,9 @@ class RunningCore:
         await self.servicer.drain()
         for service in reversed(self.services):
             await service.stop()
+        await self.events.stop()
+        for client in self.clients:
+            await client.close()
         for channel in self.channels:
             await channel.close()
         await self.llm.aclose()
@@ -58,6 +65,10 @@ class CoreComponent:
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         factory.add_arguments(group)
         group.add_argument("--history-turns", type=int, default=12, help="past turns fed to the model")
+        group.add_argument("--events-redis-url", default=None,
+                           help="relay outbox events to Redis Streams (e.g. redis://127.0.0.1:6379/0); "
+                                "default: in-process consumers")
+        group.add_argument("--recall-top-k", type=int, default=4, help="memories recalled into each turn")
         group.add_argument("--asr-model", default="base", choices=["base", "tiny.en", "none"],
                            help="Whisper model for user_audio (loaded on first speech; none: no speech input)")
         for service in core_services():
@@ -77,7 +88,15 @@ class CoreComponent:
         deps = DialogDeps(llm=llm, history=HistoryStore(db, ctx.settings.history_turns), tts=tts_stub,
                           tts_metadata=bearer_metadata(ctx.token), max_new_tokens=ctx.settings.max_new_tokens)
         deps.asr = transcriber_loader(ctx.settings.asr_model, ctx.data_dir / "models")
+        memory_address = ctx.address_of("memory")
+        if memory_address:
+            memory = MemoryClient(memory_address, ctx.token)
+            top_k = ctx.settings.recall_top_k
+            deps.recall = lambda session_id, text: memory.recall_context(session_id, text, top_k)
+        events = await start_pipeline(db, ctx.settings.events_redis_url, memory_address, bearer_metadata(ctx.token))
+        deps.events_committed = events.relay.notify
         ctx.shared["dialog_deps"] = deps
+        ctx.shared["events"] = events
         started: list[CoreService] = []
         bindings: list[ServiceBinding] = []
         try:
@@ -93,8 +112,10 @@ class CoreComponent:
         except BaseException:
             for service in reversed(started):
                 await service.stop()
+            await events.stop()
             raise
-        return RunningCore(server, servicer, llm, db, channels, started)
+        return RunningCore(server, servicer, llm, db, events, channels, started,
+                           [memory] if memory_address else [])
 
 
 async def _create_tables(db: Database) -> None:

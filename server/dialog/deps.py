@@ -12,14 +12,13 @@ from peromesh.server.llm.base import LlmProvider
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
 
 Recall = Callable[[str, str], Awaitable[list[str]]]  # (session_id, user text) → memory lines
-Ingest = Callable[[str, str, str, str], Awaitable[None]]  # (session_id, turn_id, user, assistant)
 
 
 async def _no_recall(_session_id: str, _text: str) -> list[str]:
     return []
 
 
-async def _no_ingest(_session_id: str, _turn_id: str, _user: str, _assistant: str) -> None:
+def _nothing() -> None:
     return None
 
 
@@ -32,6 +31,6 @@ class DialogDeps:
     max_new_tokens: int = 200
     max_text_chars: int = 8000
     recall: Recall = field(default=_no_recall)
-    ingest: Ingest = field(default=_no_ingest)
+    events_committed: Callable[[], None] = field(default=_nothing)  # wakes the outbox relay
     tools: ToolPort | None = None
     asr: TranscriberLoader | None = None  # None: user_audio is refused (UNIMPLEMENTED)

@@ -8,11 +8,13 @@ that is what the model sees next time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from peromesh.server.events.outbox import OutboxEvent
 from peromesh.server.llm.base import ChatMessage
 from peromesh.server.storage.db import Base, Database
 
@@ -77,10 +79,12 @@ class HistoryStore:
         await self._add(DialogTurnRow(session_id=session_id, turn_index=turn_index, role="user", text=text))
 
     async def add_assistant(self, session_id: str, turn_index: int, text: str, interrupted: bool,
-                            heard_text: str) -> None:
+                            heard_text: str, events: Sequence[OutboxEvent] = ()) -> None:
+        """Store the answer and its outbox events in one transaction."""
         self._remember(session_id, ChatMessage("assistant", (heard_text + " …") if interrupted else text))
-        await self._add(DialogTurnRow(session_id=session_id, turn_index=turn_index, role="assistant", text=text,
-                                      interrupted=interrupted, heard_text=heard_text))
+        row = DialogTurnRow(session_id=session_id, turn_index=turn_index, role="assistant", text=text,
+                            interrupted=interrupted, heard_text=heard_text)
+        await self.db.run(lambda s: s.add_all([row, *events]))
 
     def _remember(self, session_id: str, message: ChatMessage) -> None:
         cached = self._cache.get(session_id)

@@ -9,6 +9,7 @@ report and persist what was said and heard.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -92,7 +93,7 @@ class ConverseSession:
             self._error("", "INVALID_ARGUMENT", f"user_text must be 1..{self.deps.max_text_chars} characters "
                                                 f"(got {len(text)})")
             return
-        if self.turn is not None and self.turn.task and not self.turn.task.done():
+        if self.turn is not None and self.turn.active:
             await self.interrupt("", received)  # a new utterance barges in
         await self.start_turn(text, received)
 
@@ -111,7 +112,7 @@ class ConverseSession:
     async def _on_speech(self, event: RecognitionEvent) -> None:
         """Recognizer events, in order (see peromesh.server.asr.speech_input)."""
         if isinstance(event, SpeechStarted):
-            if self.turn is not None and self.turn.task is not None and not self.turn.task.done():
+            if self.turn is not None and self.turn.active:
                 await self.interrupt("", time.perf_counter())  # barge-in by voice
             self.gate.emit(events.state("", pb.STATE_LISTENING))
         elif isinstance(event, PartialTranscript):
@@ -120,7 +121,7 @@ class ConverseSession:
             self.gate.emit(events.transcription("", "", is_final=True))
         else:
             received = time.perf_counter()
-            if self.turn is not None and self.turn.task is not None and not self.turn.task.done():
+            if self.turn is not None and self.turn.active:
                 await self.interrupt("", received)
             turn = await self.start_turn(event.text, received)
             self.gate.emit(events.transcription(turn.id, event.text, is_final=True))
@@ -150,7 +151,7 @@ class ConverseSession:
 
         A running turn is not cut for an announcement; the caller may retry later.
         """
-        if self.config is None or (self.turn is not None and self.turn.task and not self.turn.task.done()):
+        if self.config is None or (self.turn is not None and self.turn.active):
             return None
         return await self.start_turn("", time.perf_counter(), announcement=text)
 
@@ -163,7 +164,7 @@ class ConverseSession:
             else:
                 self._error(turn_id, "NOT_FOUND", f"no turn {turn_id!r} in this session")
             return
-        if turn is None or turn.task is None or turn.task.done():
+        if turn is None or not turn.active:
             if turn_id:
                 self._error(turn_id, "FAILED_PRECONDITION", f"turn {turn_id} has already ended")
             return
@@ -185,7 +186,9 @@ class ConverseSession:
     async def close(self) -> None:
         """The stream is gone: stop the running turn and keep its history consistent."""
         turn = self.turn
-        if turn is not None and turn.task is not None and not turn.task.done():
+        if turn is not None and turn.task is not None and not turn.active and not turn.task.done():
+            await asyncio.shield(turn.task)  # already answered: let it finish storing, don't cut it
+        elif turn is not None and turn.active and turn.task is not None:
             self.gate.close_turn(turn.id)
             await cancel_and_wait(turn.task)
             try:

@@ -32,6 +32,7 @@ from peromesh.server.dialog.playout import PlayoutTracker
 from peromesh.server.dialog.segmenter import ClauseSegmenter
 from peromesh.server.dialog.speech import SpeechStream
 from peromesh.server.dialog.tool_port import ToolCallRecord, TurnRequest
+from peromesh.server.events import outbox
 from peromesh.server.llm.base import LlmRequest
 from peromesh.server.llm.prompt import build_messages
 from peromesh.server.llm.scripted import tokenize
@@ -76,6 +77,11 @@ class Turn:
         self.task: asyncio.Task[None] | None = None
         self._span = tracer.start_span("dialog.turn", attributes={"peromesh.correlation_id": self.id})
         self._log = logging.LoggerAdapter(log, {"corr": self.id})
+
+    @property
+    def active(self) -> bool:
+        """Still producing: its terminal state_update has not been emitted yet."""
+        return self.task is not None and not self.task.done() and not self.finished
 
     # -- the normal path ---------------------------------------------------
     async def run(self) -> None:
@@ -200,29 +206,40 @@ class Turn:
         self.chunks_sent += 1
 
     async def _complete(self) -> None:
-        await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text,
-                                              False, self.text)
-        self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=self.clock.finish(self.tokens)))
+        metrics = self.clock.finish(self.tokens)
+        self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=metrics))
         self.gate.emit(events.state(self.id, pb.STATE_IDLE))
         self._end_span(interrupted=False)
-        if not self.input.announcement:
-            await self.deps.ingest(self.input.session_id, self.id, self.input.text, self.text)
+        await self._store_answer(False, self.text, metrics)
 
     # -- barge-in ----------------------------------------------------------
     async def finish_interrupted(self, t_interrupt_ms: float) -> None:
         """After the session closed and cancelled this turn: report and persist."""
         heard = self.playout.heard_text()
         self.gate.emit(events.final(self.id, self.text, True, heard))
-        self.gate.emit(pb.ConverseResponse(
-            turn_id=self.id, metrics=self.clock.finish(self.tokens, t_interrupt_ms=t_interrupt_ms)))
+        metrics = self.clock.finish(self.tokens, t_interrupt_ms=t_interrupt_ms)
+        self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=metrics))
         self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
         if self._user_write is not None:
             await asyncio.shield(self._user_write)  # the user row precedes the assistant row
         elif not self.input.announcement:  # cut before the user text was even queued for storage
             await self.deps.history.add_user(self.input.session_id, self.input.turn_index, self.input.text)
-        await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text,
-                                              True, heard)
+        await self._store_answer(True, heard, metrics)
         self._end_span(interrupted=True)
+
+    async def _store_answer(self, interrupted: bool, heard: str, metrics: pb.TurnMetrics) -> None:
+        """The answer row and its outbox events (memory write, analytics) commit together."""
+        stats = {"session_id": self.input.session_id, "interrupted": interrupted, "tokens": self.tokens,
+                 "chunks": self.chunks_sent, "t_first_delta_ms": metrics.t_first_delta_ms,
+                 "t_first_audio_ms": metrics.t_first_audio_ms, "t_total_ms": metrics.t_total_ms,
+                 "t_interrupt_ms": metrics.t_interrupt_ms}
+        pending = [outbox.event(outbox.ANALYTICS_STREAM, "TurnFinished", self.id, stats)]
+        if not self.input.announcement and heard.strip():
+            pending.append(outbox.event(outbox.LTM_STREAM, "LtmWriteRequested", self.id, {
+                "session_id": self.input.session_id, "user_text": self.input.text, "assistant_text": heard}))
+        await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text,
+                                              interrupted, heard, pending)
+        self.deps.events_committed()
 
     def on_delivered(self, event: pb.ConverseResponse) -> None:
         if event.WhichOneof("event") == "audio_chunk":

@@ -1,0 +1,72 @@
+"""The core's event pipeline: outbox relay → bus → consumers (LTM writes, analytics).
+
+Embedded (no --events-redis-url): the relay hands events straight to
+in-process consumers. Scaled out: events go to Redis Streams and this core
+also runs a consumer-group worker per stream (more cores simply add
+consumers to the same groups).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from peromesh.server.aio import TaskOwner
+from peromesh.server.events.bus import EventBus, Handler, InProcessBus, RedisStreamsBus
+from peromesh.server.events.consumers import analytics_recorder, ltm_writer
+from peromesh.server.events.outbox import ANALYTICS_STREAM, LTM_STREAM
+from peromesh.server.events.redis_consumer import StreamConsumer
+from peromesh.server.events.relay import OutboxRelay
+from peromesh.server.rpc.channels import open_channel
+from peromesh.server.storage.db import Database
+
+log = logging.getLogger(__name__)
+GROUP = "peromesh-core"
+
+
+@dataclass
+class EventPipeline:
+    relay: OutboxRelay
+    bus: EventBus
+    consumers: list[StreamConsumer] = field(default_factory=list)
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+    tasks: TaskOwner = field(default_factory=lambda: TaskOwner("events"))
+
+    async def stop(self) -> None:
+        await self.tasks.close()
+        await self.relay.relay_once()  # hand over what is due before going down
+        await self.bus.close()
+        for channel in self.channels:
+            await channel.close()
+
+
+async def start_pipeline(db: Database, redis_url: str | None, memory_address: str | None,
+                         metadata: Sequence[tuple[str, str]] = ()) -> EventPipeline:
+    channels: list[grpc.aio.Channel] = []
+    handlers: dict[str, Handler] = {ANALYTICS_STREAM: analytics_recorder}
+    if memory_address:
+        channels.append(open_channel(memory_address))
+        handlers[LTM_STREAM] = ltm_writer(channels[-1], metadata)
+    bus: EventBus
+    consumers: list[StreamConsumer] = []
+    if redis_url:
+        redis_bus = RedisStreamsBus(redis_url)
+        bus = redis_bus
+        name = f"{socket.gethostname()}-{id(redis_bus):x}"
+        consumers = [StreamConsumer(redis_bus.client, stream, GROUP, name, handler)
+                     for stream, handler in handlers.items()]
+    else:
+        local = InProcessBus()
+        for stream, handler in handlers.items():
+            local.subscribe(stream, handler)
+        bus = local
+    pipeline = EventPipeline(OutboxRelay(db, bus), bus, consumers, channels)
+    pipeline.tasks.spawn(pipeline.relay.run(), "relay")
+    for consumer in consumers:
+        pipeline.tasks.spawn(consumer.run(), f"consume:{consumer.stream}")
+    log.info("events: outbox relay → %s (%s)", bus.name, ", ".join(handlers))
+    return pipeline

@@ -1,0 +1,83 @@
+"""A Redis Streams consumer-group worker: read → handle → XACK, with retries and a dead-letter stream.
+
+Failed entries stay in the group's pending list and are re-claimed
+(XAUTOCLAIM) after `retry_idle_ms`; an entry delivered `max_deliveries` times
+moves to `<stream>.dead` with its error, so the backlog (XPENDING) never
+hides a poison event forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from peromesh.server.events.bus import Handler
+
+log = logging.getLogger(__name__)
+
+
+class StreamConsumer:
+    def __init__(self, client: Any, stream: str, group: str, consumer: str, handler: Handler,
+                 block_ms: int = 1000, retry_idle_ms: int = 5000, max_deliveries: int = 5) -> None:
+        self.client = client  # redis.asyncio.Redis with decode_responses=True
+        self.stream, self.group, self.consumer = stream, group, consumer
+        self.handler = handler
+        self.block_ms, self.retry_idle_ms, self.max_deliveries = block_ms, retry_idle_ms, max_deliveries
+        self.handled = 0
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except Exception as exc:  # BUSYGROUP: it exists already
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        await self.ensure_group()
+        while True:
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: keep trying, the entries wait in the stream
+                log.warning("consumer %s/%s: %s", self.stream, self.group, exc)
+                await asyncio.sleep(1.0)
+
+    async def step(self) -> int:
+        """Reclaim stale pending entries, then read new ones; returns how many were handled."""
+        done = 0
+        claimed = await self.client.xautoclaim(self.stream, self.group, self.consumer,
+                                               min_idle_time=self.retry_idle_ms, start_id="0-0", count=20)
+        for entry_id, fields in claimed[1]:
+            if fields:
+                done += await self._handle(entry_id, fields)
+        batches = await self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=20,
+                                               block=self.block_ms)
+        for _stream, entries in batches or []:
+            for entry_id, fields in entries:
+                done += await self._handle(entry_id, fields)
+        return done
+
+    async def _handle(self, entry_id: str, fields: dict[str, str]) -> int:
+        try:
+            await self.handler(fields)
+        except Exception as exc:
+            deliveries = await self._deliveries(entry_id)
+            if deliveries < self.max_deliveries:
+                log.warning("%s %s failed (delivery %d), will retry: %s", self.stream, entry_id, deliveries, exc)
+                return 0
+            await self.client.xadd(f"{self.stream}.dead", {**fields, "error": str(exc)[:500], "entry": entry_id})
+            log.error("%s %s dead-lettered after %d deliveries: %s", self.stream, entry_id, deliveries, exc)
+        await self.client.xack(self.stream, self.group, entry_id)
+        self.handled += 1
+        return 1
+
+    async def _deliveries(self, entry_id: str) -> int:
+        info = await self.client.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1)
+        return int(info[0]["times_delivered"]) if info else 1
+
+    async def pending(self) -> int:
+        """Entries delivered to the group but not acknowledged (the visible backlog)."""
+        summary = await self.client.xpending(self.stream, self.group)
+        return int(summary["pending"])
