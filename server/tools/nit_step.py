@@ -1,18 +1,21 @@
-"""NIT in a turn: run the <nit> scripts a model writes in its reply, through the tool port.
+"""NIT in a turn: run the <nit> scripts (and <tool_call> blocks) a model writes in its reply.
 
 The reply streams on as usual, but a `<nit> … </nit>` block is held back
 from the visible (and spoken) text: scripts are for the mesh, not the user.
 When the model has finished, each script runs with `call_tool` = the tool
 port (built-ins and node capabilities, the requesting device first); a
 failing script gets one corrected attempt from the model (error reflection).
-The calls are reported as tool_call/tool_result, and a short line saying
-what was done (or what failed) ends the reply.
+A `<tool_call>{"name": …, "arguments": {…}}</tool_call>` block (the format
+Qwen2.5's chat template teaches the model) is one direct call. The calls are
+reported as tool_call/tool_result, and a short line saying what was done (or
+what failed) ends the reply.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from peromesh.server.dialog.tool_port import ToolCallRecord, TurnRequest
@@ -22,52 +25,65 @@ from peromesh.server.nit.runtime import CallRecord
 from peromesh.server.tools.intents import language_of
 from peromesh.server.tools.port import GridToolPort, Report
 
-OPEN, CLOSE = "<nit>", "</nit>"
+TAGS = ("nit", "tool_call")  # <tool_call>{"name": …, "arguments": {…}}</tool_call>: Qwen2.5's call format
 REFLECTION_PROMPT = "You write NIT tool scripts. Answer only with one corrected <nit>…</nit> block."
 
 
+@dataclass(frozen=True)
+class Block:
+    kind: str  # "nit" or "tool_call"
+    body: str
+
+
 class NitScanner:
-    """Splits streamed text into what the user sees and the <nit> scripts (tags may span deltas)."""
+    """Splits streamed text into what the user sees and the tool blocks (tags may span deltas)."""
 
     def __init__(self) -> None:
-        self.scripts: list[str] = []
+        self.blocks: list[Block] = []
         self._pending = ""  # text that may be the start of a tag
-        self._script: list[str] | None = None  # inside a block
+        self._kind: str | None = None  # inside a block of this kind
+        self._body: list[str] = []
+
+    @property
+    def scripts(self) -> list[str]:
+        return [b.body for b in self.blocks if b.kind == "nit"]
 
     def feed(self, piece: str) -> str:
         text = self._pending + piece
         self._pending = ""
         visible: list[str] = []
         while text:
-            if self._script is None:
-                at = text.find(OPEN)
-                if at < 0:
-                    keep = _partial_tag(text, OPEN)
+            if self._kind is None:
+                found = [(at, kind) for kind in TAGS if (at := text.find(f"<{kind}>")) >= 0]
+                if not found:
+                    keep = max(_partial_tag(text, f"<{kind}>") for kind in TAGS)
                     visible.append(text[: len(text) - keep])
                     self._pending = text[len(text) - keep:]
                     break
+                at, kind = min(found)
                 visible.append(text[:at])
-                self._script = []
-                text = text[at + len(OPEN):]
+                self._kind, self._body = kind, []
+                text = text[at + len(kind) + 2:]
             else:
-                at = text.find(CLOSE)
+                close = f"</{self._kind}>"
+                at = text.find(close)
                 if at < 0:
-                    keep = _partial_tag(text, CLOSE)
-                    self._script.append(text[: len(text) - keep])
+                    keep = _partial_tag(text, close)
+                    self._body.append(text[: len(text) - keep])
                     self._pending = text[len(text) - keep:]
                     break
-                self._script.append(text[:at])
-                self.scripts.append("".join(self._script).strip("\n"))
-                self._script = None
-                text = text[at + len(CLOSE):]
+                self._body.append(text[:at])
+                self.blocks.append(Block(self._kind, "".join(self._body).strip("\n")))
+                self._kind = None
+                text = text[at + len(close):]
         return "".join(visible)
 
     def flush(self) -> str:
-        """The end of the reply: an unclosed block still counts as a script."""
+        """The end of the reply: an unclosed block still counts."""
         rest, self._pending = self._pending, ""
-        if self._script is not None:
-            self.scripts.append(("".join(self._script) + rest).strip("\n"))
-            self._script = None
+        if self._kind is not None:
+            self.blocks.append(Block(self._kind, ("".join(self._body) + rest).strip("\n")))
+            self._kind = None
             return ""
         return rest
 
@@ -106,8 +122,31 @@ class NitFollower:
         if rest := scanner.flush():
             yield rest
         language = language_of(request.text)
-        for script in scanner.scripts:
-            yield await self.run(request, script, report, language)
+        for block in scanner.blocks:
+            if block.kind == "nit":
+                yield await self.run(request, block.body, report, language)
+            else:
+                yield await self.call(request, block.body, report, language)
+
+    async def call(self, request: TurnRequest, body: str, report: Report, language: str) -> str:
+        """A model-driven call in Qwen's format: {"name": …, "arguments": {…}}."""
+        try:
+            spec = json.loads(body)
+            name, args = spec["name"], spec.get("arguments") or {}
+            if isinstance(args, str):
+                args = json.loads(args)
+            if not isinstance(name, str) or not isinstance(args, dict):
+                raise TypeError("name must be a string and arguments an object")
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            reason = f"unreadable tool call: {exc}"
+            report([ToolCallRecord("call-bad", "", body[:500], error=reason)])
+            return f"\n（{reason}）" if language == "zh" else f"\n({reason})"
+        record, _ = await self.port.record(name, args, request.device_id)
+        report([record])
+        if record.error:
+            zh = f"\n（{name} 没有成功：{record.error}）"
+            return zh if language == "zh" else f"\n({name} failed: {record.error})"
+        return f"\n（已执行：{name}）" if language == "zh" else f"\n(done: {name})"
 
     async def run(self, request: TurnRequest, script: str, report: Report, language: str) -> str:
         """Run one script (with one reflection); report its calls; the line that ends the reply."""
