@@ -114,6 +114,7 @@ class GatewayConnection:
         self.node_id = welcome.node_id
         self.translator = EventTranslator(self.node_id)
         welcome.history_turns = await self._open_converse(welcome.session_id)
+        welcome.max_frame_bytes = self.limits.max_frame_bytes  # the bridge's limit is the one that applies
         self.queue.push(Outbound(env.welcome(self.node_id, welcome)))
         await self._pump()
 
@@ -247,20 +248,33 @@ class GatewayConnection:
             self._seen_turns.append(turn)
             self._answer_pending(turn)
         elif not turn and event.HasField("error") and self._pending_turns:
-            request = self._pending_turns.popleft()
-            self._error(request.id, event.error.code, event.error.message)
-            return
+            request = self._pending_turns.popleft()  # the oldest input that has not started a turn failed
+            if request.HasField("request"):
+                self._error(request.id, event.error.code, event.error.message)
+                return
+        elif not turn and event.HasField("transcription") and event.transcription.is_final:
+            self._forget_utterance()  # speech that started no turn (e.g. silence)
         if event.HasField("audio_cancel"):
             self.queue.cancel_turn(turn)
         for item in self.translator.translate(event):
             self.queue.push(item)
 
     def _answer_pending(self, turn: str) -> None:
-        """The first event of a new turn answers the oldest chat request with its turn id."""
+        """The first event of a new turn answers the oldest chat request with its turn id.
+
+        `_pending_turns` holds, in order, the chat requests and the ends of utterances (audio
+        DataStreams) that have not started a turn yet.
+        """
         if self._pending_turns:
             request = self._pending_turns.popleft()
             if request.id and request.HasField("request"):
                 self.queue.push(Outbound(env.ok(request, json.dumps({"turn_id": turn}))))
+
+    def _forget_utterance(self) -> None:
+        for pending in self._pending_turns:
+            if pending.HasField("stream"):
+                self._pending_turns.remove(pending)
+                return
 
     def _error(self, request_id: str, code: str, message: str) -> None:
         self.queue.push(Outbound(env.error(request_id, self.node_id, code, message)))

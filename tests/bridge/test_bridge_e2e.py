@@ -378,3 +378,15 @@ async def test_audio_stream_in_reaches_the_dialog_as_user_audio(mesh: Mesh) -> N
         assert "user_audio" in message
     else:  # an ASR engine answers with the turn's events
         assert first.request.action_name in ("state_update", "transcription", "voice_update"), first
+
+
+async def test_silent_utterance_does_not_steal_the_next_chat_answer(mesh: Mesh) -> None:
+    client = await GatewayClient.open(url(mesh), "mic2", binary=True)
+    await client.send(gw.Envelope(id="u1", source_id="mic2", target_id="master", stream=gw.DataStream(
+        stream_id="u", data=bytes(8192), content_type="audio/pcm;rate=16000")))
+    await client.send(gw.Envelope(id="u2", source_id="mic2", target_id="master", stream=gw.DataStream(
+        stream_id="u", is_end=True, content_type="audio/pcm;rate=16000")))
+    await client.recv(30)  # whatever the dialog says about the silence (transcript or error)
+    rid = await client.request("chat", text="hello")
+    got = await client.recv_until(lambda e: e.HasField("response") and e.response.request_id == rid, 30)
+    assert "turn_id" in json.loads(got[-1].response.data)
