@@ -7,10 +7,13 @@ use peromesh_core::TextCleaner;
 
 fn main() {
     let blob: String = (0..4000u32)
-        .map(|i| b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 7919 % 64) as usize] as char)
+        .map(|i| {
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 7919 % 64) as usize]
+                as char
+        })
         .collect();
-    let para = "今天我们讨论了记忆系统的设计，密码是 hunter2。 The quick brown fox jumps over the lazy dog.\n".repeat(20)
-        + &format!(" img data:image/png;base64,{} end {}\n", blob, blob);
+    let para = "今天我们讨论了记忆系统的设计，密码是 hunter2。 The quick brown fox jumps over the lazy dog.\n"
+        .repeat(20) + &format!(" img data:image/png;base64,{} end {}\n", blob, blob);
     let text = para.repeat(200);
     let words: Vec<String> = ["密码", "hunter2", "fox"].iter().map(|s| s.to_string()).collect();
     let cleaner = TextCleaner::new(&words, "*", 64, true).unwrap();

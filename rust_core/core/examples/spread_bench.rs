@@ -33,10 +33,17 @@ fn main() {
     let weight: Vec<f64> = (0..m).map(|_| rng.unit()).collect();
     let t = Instant::now();
     let graph = Graph::from_edges(&src, &dst, &weight, n, false).unwrap();
-    println!("build {:.1} ms, {} arcs", t.elapsed().as_secs_f64() * 1e3, graph.num_arcs());
+    println!(
+        "build {:.1} ms, {} arcs",
+        t.elapsed().as_secs_f64() * 1e3,
+        graph.num_arcs()
+    );
     let seeds: Vec<(i64, f64)> = (0..20).map(|_| (rng.below(n as u64) as i64, 1.0)).collect();
     for steps in [1, 2, 3, 11] {
-        let params = SpreadParams { steps, ..SpreadParams::default() };
+        let params = SpreadParams {
+            steps,
+            ..SpreadParams::default()
+        };
         graph.spread(&seeds, &params).unwrap();
         let mut samples: Vec<f64> = (0..200)
             .map(|_| {

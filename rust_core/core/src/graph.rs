@@ -158,11 +158,10 @@ impl Graph {
         let mut scratch: Vec<Arc> = Vec::new();
         for u in 0..n {
             scratch.clear();
-            scratch.extend(
-                grouped[offsets[u]..offsets[u + 1]]
-                    .iter()
-                    .map(|r| Arc { node: r.v, weight: r.w }),
-            );
+            scratch.extend(grouped[offsets[u]..offsets[u + 1]].iter().map(|r| Arc {
+                node: r.v,
+                weight: r.w,
+            }));
             // Parallel arcs: sort by (neighbour, weight desc) and keep the first of each run.
             scratch.sort_unstable_by(|a, b| a.node.cmp(&b.node).then(b.weight.total_cmp(&a.weight)));
             scratch.dedup_by_key(|a| a.node);
@@ -227,12 +226,10 @@ impl Graph {
                 old.iter()
                     .filter(|a| latest.binary_search_by_key(&a.node, |r| r.v).is_err()),
             );
-            scratch.extend(
-                latest
-                    .iter()
-                    .filter(|r| r.w > 0.0)
-                    .map(|r| Arc { node: r.v, weight: r.w }),
-            );
+            scratch.extend(latest.iter().filter(|r| r.w > 0.0).map(|r| Arc {
+                node: r.v,
+                weight: r.w,
+            }));
             scratch.sort_unstable_by(spread_order);
             arcs.extend_from_slice(&scratch);
             offsets.push(arcs.len());
@@ -269,7 +266,10 @@ impl Graph {
     pub fn arcs_into(&self, src: &mut [i64], dst: &mut [i64], weight: &mut [f64]) -> Result<(), Error> {
         let m = self.arcs.len();
         if src.len() != m || dst.len() != m || weight.len() != m {
-            return Err(Error::invalid(format!("arcs_into needs three buffers of length {}", m)));
+            return Err(Error::invalid(format!(
+                "arcs_into needs three buffers of length {}",
+                m
+            )));
         }
         for u in 0..self.num_nodes {
             for i in self.offsets[u]..self.offsets[u + 1] {
@@ -287,13 +287,23 @@ mod tests {
     use super::*;
 
     fn arcs_of(g: &Graph, u: i64) -> Vec<(u32, f32)> {
-        g.neighbors(u).unwrap().iter().map(|a| (a.node, a.weight)).collect()
+        g.neighbors(u)
+            .unwrap()
+            .iter()
+            .map(|a| (a.node, a.weight))
+            .collect()
     }
 
     #[test]
     fn undirected_build_mirrors_merges_and_sorts() {
-        let g = Graph::from_edges(&[0, 1, 0, 2, 3], &[1, 0, 2, 2, 0], &[0.5, 0.75, 0.75, 9.0, 0.0], 4, false)
-            .unwrap();
+        let g = Graph::from_edges(
+            &[0, 1, 0, 2, 3],
+            &[1, 0, 2, 2, 0],
+            &[0.5, 0.75, 0.75, 9.0, 0.0],
+            4,
+            false,
+        )
+        .unwrap();
         // (0,1) and (1,0) merge to the max 0.75; the self-loop and the zero edge vanish.
         assert_eq!(arcs_of(&g, 0), vec![(1, 0.75), (2, 0.75)]);
         assert_eq!(arcs_of(&g, 1), vec![(0, 0.75)]);
@@ -324,7 +334,9 @@ mod tests {
     #[test]
     fn updates_set_remove_and_grow() {
         let g = Graph::from_edges(&[0, 1], &[1, 2], &[0.5, 0.5], 3, false).unwrap();
-        let h = g.with_updates(&[0, 2, 3, 3], &[1, 1, 4, 4], &[0.9, 0.0, 0.1, 0.2], 5).unwrap();
+        let h = g
+            .with_updates(&[0, 2, 3, 3], &[1, 1, 4, 4], &[0.9, 0.0, 0.1, 0.2], 5)
+            .unwrap();
         assert_eq!(h.num_nodes(), 5);
         assert_eq!(arcs_of(&h, 1), vec![(0, 0.9)]);
         assert!(arcs_of(&h, 2).is_empty());

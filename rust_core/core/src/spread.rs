@@ -72,7 +72,10 @@ impl SpreadParams {
             return bad(format!("decay must be finite and >= 0, got {}", self.decay));
         }
         if !(self.threshold.is_finite() && self.threshold >= 0.0) {
-            return bad(format!("threshold must be finite and >= 0, got {}", self.threshold));
+            return bad(format!(
+                "threshold must be finite and >= 0, got {}",
+                self.threshold
+            ));
         }
         if matches!(self.max_active_per_step, Some(a) if a < 1) {
             return bad(format!(
@@ -86,8 +89,11 @@ impl SpreadParams {
                 self.max_fanout_per_node
             ));
         }
-        if matches!(self.energy_cap, Some(c) if !(c > 0.0)) {
-            return bad(format!("energy_cap must be > 0 or None, got {:?}", self.energy_cap));
+        if matches!(self.energy_cap, Some(c) if c.is_nan() || c <= 0.0) {
+            return bad(format!(
+                "energy_cap must be > 0 or None, got {:?}",
+                self.energy_cap
+            ));
         }
         if self.top_k < 0 {
             return bad(format!("top_k must be >= 0, got {}", self.top_k));
@@ -202,7 +208,10 @@ impl Graph {
         let p = params.check()?;
         for &(node, energy) in seeds {
             if node < 0 {
-                return Err(Error::invalid(format!("seed node ids must be >= 0, got {}", node)));
+                return Err(Error::invalid(format!(
+                    "seed node ids must be >= 0, got {}",
+                    node
+                )));
             }
             if !(energy.is_finite() && energy >= 0.0) {
                 return Err(Error::invalid(format!(
@@ -246,7 +255,7 @@ impl Graph {
         }
         ws.seeds.truncate(merged);
         for &(node, energy) in &ws.seeds {
-            if node >= n || !(energy > 0.0) {
+            if node >= n || energy <= 0.0 {
                 continue; // outside the graph (isolated), or nothing to record
             }
             ws.act[node as usize] = energy;
@@ -399,7 +408,10 @@ mod tests {
         assert_eq!(star.spread(&[(0, 1.0)], &p).unwrap().len(), 2);
         let mut p = params(1);
         p.threshold = 0.5;
-        assert_eq!(star.spread(&[(0, 1.0)], &p).unwrap(), vec![(1, 0.7 * 0.9f32 as f64)]);
+        assert_eq!(
+            star.spread(&[(0, 1.0)], &p).unwrap(),
+            vec![(1, 0.7 * 0.9f32 as f64)]
+        );
         let mut p = params(1);
         p.energy_cap = Some(0.1);
         p.include_seeds = true;

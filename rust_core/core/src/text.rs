@@ -79,14 +79,23 @@ pub struct TextCleaner {
 }
 
 impl TextCleaner {
-    pub fn new(words: &[String], mask: &str, min_base64_len: i64, keep_newlines: bool) -> Result<Self, Error> {
+    pub fn new(
+        words: &[String],
+        mask: &str,
+        min_base64_len: i64,
+        keep_newlines: bool,
+    ) -> Result<Self, Error> {
         if min_base64_len < MIN_BASE64_LEN_FLOOR {
             return Err(Error::invalid(format!(
                 "min_base64_len must be >= {}, got {}",
                 MIN_BASE64_LEN_FLOOR, min_base64_len
             )));
         }
-        let words: Vec<&str> = words.iter().map(String::as_str).filter(|w| !w.is_empty()).collect();
+        let words: Vec<&str> = words
+            .iter()
+            .map(String::as_str)
+            .filter(|w| !w.is_empty())
+            .collect();
         let automaton = if words.is_empty() {
             None
         } else {
@@ -233,14 +242,18 @@ mod tests {
         TextCleaner::new(&words, "*", 64, true).unwrap()
     }
 
-    const BLOB: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+    const BLOB: &str =
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
     #[test]
     fn strips_base64_blobs_and_data_uris() {
         let c = cleaner(&[]);
         assert_eq!(c.clean(&format!("图片 {} 结束", BLOB)), "图片 结束");
         assert_eq!(c.clean(&format!("图片{}结束", BLOB)), "图片结束");
-        assert_eq!(c.clean("see ![x](data:image/png;base64,AAAA+/==) ok"), "see ![x]() ok");
+        assert_eq!(
+            c.clean("see ![x](data:image/png;base64,AAAA+/==) ok"),
+            "see ![x]() ok"
+        );
         assert_eq!(c.clean("DATA:text/plain;charset=utf-8,hello%20world!"), "!");
         // Long hex digests and plain words are not blobs.
         let hex = "a".repeat(40) + &"0123456789".repeat(3);
@@ -251,7 +264,10 @@ mod tests {
     #[test]
     fn removes_controls_and_collapses_whitespace() {
         let c = cleaner(&[]);
-        assert_eq!(c.clean("  a\u{0}b\u{200B}c \t d\u{3000}\u{3000}e \r\n\n f  "), "abc d e\nf");
+        assert_eq!(
+            c.clean("  a\u{0}b\u{200B}c \t d\u{3000}\u{3000}e \r\n\n f  "),
+            "abc d e\nf"
+        );
         let flat = TextCleaner::new(&[], "*", 64, false).unwrap();
         assert_eq!(flat.clean("a\n\nb"), "a b");
         assert_eq!(c.clean(" \n\t "), "");

@@ -40,11 +40,17 @@ impl PyGraph {
         num_nodes: i64,
         directed: bool,
     ) -> PyResult<PyGraph> {
-        let (s, d, w) = (read::<i64>(py, src)?, read::<i64>(py, dst)?, read::<f64>(py, weight)?);
+        let (s, d, w) = (
+            read::<i64>(py, src)?,
+            read::<i64>(py, dst)?,
+            read::<f64>(py, weight)?,
+        );
         let graph = py
             .allow_threads(|| core::Graph::from_edges(&s, &d, &w, num_nodes, directed))
             .map_err(value_error)?;
-        Ok(PyGraph { inner: Arc::new(graph) })
+        Ok(PyGraph {
+            inner: Arc::new(graph),
+        })
     }
 
     fn with_updates(
@@ -55,12 +61,18 @@ impl PyGraph {
         weight: &PyAny,
         num_nodes: i64,
     ) -> PyResult<PyGraph> {
-        let (s, d, w) = (read::<i64>(py, src)?, read::<i64>(py, dst)?, read::<f64>(py, weight)?);
+        let (s, d, w) = (
+            read::<i64>(py, src)?,
+            read::<i64>(py, dst)?,
+            read::<f64>(py, weight)?,
+        );
         let inner = Arc::clone(&self.inner);
         let graph = py
             .allow_threads(move || inner.with_updates(&s, &d, &w, num_nodes))
             .map_err(value_error)?;
-        Ok(PyGraph { inner: Arc::new(graph) })
+        Ok(PyGraph {
+            inner: Arc::new(graph),
+        })
     }
 
     #[getter]
@@ -82,7 +94,8 @@ impl PyGraph {
         let m = self.inner.num_arcs();
         let (mut s, mut d, mut w) = (vec![0i64; m], vec![0i64; m], vec![0f64; m]);
         let inner = Arc::clone(&self.inner);
-        py.allow_threads(|| inner.arcs_into(&mut s, &mut d, &mut w)).map_err(value_error)?;
+        py.allow_threads(|| inner.arcs_into(&mut s, &mut d, &mut w))
+            .map_err(value_error)?;
         write(py, src, &s)?;
         write(py, dst, &d)?;
         write(py, weight, &w)
@@ -130,7 +143,8 @@ fn spread(
         include_seeds,
     };
     let inner = Arc::clone(&graph.inner);
-    py.allow_threads(move || inner.spread(&seeds, &params)).map_err(value_error)
+    py.allow_threads(move || inner.spread(&seeds, &params))
+        .map_err(value_error)
 }
 
 /// Text cleaner; semantics in peromesh.server.native.text. Releases the GIL.
@@ -142,10 +156,17 @@ struct PyTextCleaner {
 #[pymethods]
 impl PyTextCleaner {
     #[new]
-    fn new(sensitive_words: Vec<String>, mask: String, min_base64_len: i64, keep_newlines: bool) -> PyResult<Self> {
+    fn new(
+        sensitive_words: Vec<String>,
+        mask: String,
+        min_base64_len: i64,
+        keep_newlines: bool,
+    ) -> PyResult<Self> {
         let inner = core::TextCleaner::new(&sensitive_words, &mask, min_base64_len, keep_newlines)
             .map_err(value_error)?;
-        Ok(PyTextCleaner { inner: Arc::new(inner) })
+        Ok(PyTextCleaner {
+            inner: Arc::new(inner),
+        })
     }
 
     fn clean(&self, py: Python<'_>, text: &str) -> String {
