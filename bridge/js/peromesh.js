@@ -159,8 +159,10 @@ export class PeroMeshClient {
     this._sendFrame(this._envelope(target, { request: { actionName: action, params: stringify(params) } }));
   }
 
-  /** Say something; resolves with the turn id once the mesh has started the turn. */
+  /** Say something; resolves with the turn id once the mesh has started the turn.
+   * A turn still running is cut by the mesh; its remaining content is dropped here at once. */
   async sendText(text) {
+    if (this.currentTurn && !this._finished.has(this.currentTurn)) this._cancelled.add(this.currentTurn);
     const response = await this.request("master", "chat", { text });
     const turnId = JSON.parse(response.data || "{}").turn_id ?? "";
     if (turnId && !this._finished.has(turnId)) this._adoptTurn(turnId);

@@ -123,3 +123,32 @@ async def test_sdk_wire_codec_matches_python_byte_for_byte(mesh: Mesh, browser: 
     from_js = codec.decode(base64.b64decode(result["fromJs"]))
     assert (from_js.stream.data, from_js.stream.is_end, from_js.stream.seq) == (b"\x01\x02\x03\x04", True, 3)
     assert codec.decode(result["text"]) == envelope
+
+
+async def test_sdk_streams_audio_up_as_binary_datastreams(mesh: Mesh, browser: Browser) -> None:
+    page = await browser.new_page()
+    await page.goto(f"http://{mesh.addresses['bridge']}/js/peromesh.js")
+    outcome = await page.evaluate("""async (url) => {
+        const { PeroMeshClient } = await import('/js/peromesh.js');
+        const client = new PeroMeshClient({ url, token: 'test-token', deviceId: 'sdk-mic' });
+        await client.connect();
+        const heard = new Promise((resolve) => {
+            client.on('transcription', (e) => resolve({ kind: 'transcription', final: e.params.is_final }));
+            client.on('error', (e) => resolve({ kind: 'error', message: e.params.message }));
+        });
+        async function* speech() {  // 0.5 s of 16 kHz silence in 100 ms pieces
+            for (let i = 0; i < 5; i++) yield new Int16Array(1600);
+        }
+        const mic = client.sendAudio(speech());
+        await new Promise((r) => setTimeout(r, 100));
+        await mic.stop();
+        const result = await Promise.race([heard, new Promise((resolve) =>
+            setTimeout(() => resolve({ kind: 'timeout' }), 40000))]);
+        client.close();
+        return result;
+    }""", f"ws://{mesh.addresses['bridge']}/ws")
+    assert outcome["kind"] in ("transcription", "error"), outcome
+    if outcome["kind"] == "transcription":  # an ASR engine heard the utterance
+        assert outcome["final"] == "true"
+    else:  # no ASR engine here: the dialog says so precisely
+        assert "user_audio" in outcome["message"]
