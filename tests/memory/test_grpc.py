@@ -16,8 +16,8 @@ from peromesh.server.memory.client import MemoryClient
 from peromesh.server.memory.embedder import Embedder
 from peromesh.server.memory.server import MemoryServer, start_memory_server
 from peromesh.server.rpc.channels import open_channel
-from tests.meshkit import start_test_mesh
 from tests.memory.conftest import make_config
+from tests.meshkit import start_test_mesh
 
 TOKEN = "memory-test-token"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)

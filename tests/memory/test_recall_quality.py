@@ -43,8 +43,8 @@ async def test_right_memory_in_top5_for_90_percent_per_language(data_dir: Path,
         for lang, rows in facts.items():
             top1 = top5 = 0
             misses = []
-            for (fact, question), expected in zip(rows, ids[lang], strict=True):
-                found, _ = await eng.recall(question, None, top_k=5, peek=True)
+            answers = await asyncio.gather(*(eng.recall(q, None, top_k=5, peek=True) for _, q in rows))
+            for (fact, question), expected, (found, _) in zip(rows, ids[lang], answers, strict=True):
                 ranked = [r.row.id for r in found]
                 top5 += expected in ranked
                 top1 += bool(ranked) and ranked[0] == expected
