@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.server.aio import TaskOwner, cancel_and_wait
+from peromesh.server.asr.playout_clock import ClientPlayout
 from peromesh.server.asr.speech_input import SpeechInput
 from peromesh.server.asr.streaming import PartialTranscript, RecognitionEvent, SpeechStarted
 from peromesh.server.dialog import events
@@ -42,6 +43,7 @@ class ConverseSession:
         self._ended_turns: set[str] = set()
         self._tasks = TaskOwner("converse")
         self.speech: SpeechInput | None = None
+        self._playout = ClientPlayout(DEFAULT_RATE_HZ)
 
     # -- reading -----------------------------------------------------------
     async def read(self, requests: AsyncIterator[pb.ConverseRequest]) -> None:
@@ -82,6 +84,7 @@ class ConverseSession:
             self._error("", "INVALID_ARGUMENT", "session_id must be 1-64 characters of [A-Za-z0-9_.:-]")
             return
         self.config = config
+        self._playout = ClientPlayout(config.sample_rate_hertz or DEFAULT_RATE_HZ)
         self.session_id = config.session_id or uuid.uuid4().hex[:16]
         done = await self.deps.history.count_turns(self.session_id)
         self.gate.emit(pb.ConverseResponse(session_started=pb.SessionStarted(
@@ -114,11 +117,18 @@ class ConverseSession:
         if isinstance(event, SpeechStarted):
             if self.turn is not None and self.turn.active:
                 await self.interrupt("", time.perf_counter())  # barge-in by voice
+            elif self._playout.playing():
+                # The turn is complete but its audio is still playing on the client: tell it to
+                # drop the rest (the turn's final events are already out; nothing else changes).
+                turn_id, chunks = self._playout.stop()
+                self.gate.emit(events.audio_cancel(turn_id, chunks))
             self.gate.emit(events.state("", pb.STATE_LISTENING))
         elif isinstance(event, PartialTranscript):
             self.gate.emit(events.transcription("", event.text, is_final=False))
         elif not event.text:
             self.gate.emit(events.transcription("", "", is_final=True))
+            if self.turn is None or not self.turn.active:
+                self.gate.emit(events.state("", pb.STATE_IDLE))  # nothing to answer: back from LISTENING
         else:
             received = time.perf_counter()
             if self.turn is not None and self.turn.active:
@@ -176,6 +186,7 @@ class ConverseSession:
 
     # -- plumbing ----------------------------------------------------------
     def _delivered(self, event: pb.ConverseResponse) -> None:
+        self._playout.delivered(event)
         if self.turn is not None and event.turn_id == self.turn.id:
             self.turn.on_delivered(event)
 

@@ -110,3 +110,32 @@ async def test_voice_barges_in_during_playback_but_a_cough_does_not(mesh: Mesh, 
         talk.interrupt()
         await talk.until_state(pb.STATE_INTERRUPTED)
         await talk.close()
+
+
+async def test_voice_stops_audio_still_playing_after_the_turn_completed(
+        tmp_path_factory: pytest.TempPathFactory, piper: SpeechEngine) -> None:
+    # A fast reply: the turn is complete within a second or two, its ~20 s of speech is not.
+    fast = await start_test_mesh(tmp_path_factory.mktemp("voice-playout"), "--asr-model", "tiny.en",
+                                 "--scripted-delay-ms", "2", "--tts-engines", "espeak-ng", only=["tts", "core"])
+    try:
+        speech = await speak(piper, ENGLISH[2], "en")
+        async with open_channel(fast.addresses["core"]) as channel:
+            talk = Conversation(channel)
+            talk.config(session_id="playout")
+            await talk.next()
+            talk.say("tell me about my day")
+            done = await talk.until_state(pb.STATE_IDLE)
+            assert "audio_end" in kinds(done) and "audio_cancel" not in kinds(done)
+            await send_audio(talk, speech + silence(1.0))
+            seen: list[pb.ConverseResponse] = []
+            final = await until_final_transcription(talk, seen)
+            cancels = [e for e in seen if e.HasField("audio_cancel")]
+            assert [e.turn_id for e in cancels] == ["playout#1"], kinds(seen)
+            assert cancels[0].audio_cancel.chunks_sent == kinds(done).count("audio_chunk")
+            assert kinds(seen).index("audio_cancel") < kinds(seen).index("transcription")
+            assert final.turn_id == "playout#2"
+            talk.interrupt()
+            await talk.until_state(pb.STATE_INTERRUPTED)
+            await talk.close()
+    finally:
+        await fast.stop()
