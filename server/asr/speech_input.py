@@ -44,6 +44,10 @@ def transcriber_loader(model: str, models_dir: Path | None = None,
     return load
 
 
+class SpeechUnavailable(RuntimeError):
+    """The speech model is missing or broken (e.g. the model packages are not installed)."""
+
+
 class SpeechInput:
     def __init__(self, load: TranscriberLoader, on_event: EventHandler, config: EndpointConfig | None = None) -> None:
         self._load = load
@@ -51,11 +55,21 @@ class SpeechInput:
         self._config = config
         self._recognizer: StreamingRecognizer | None = None
         self._tasks = TaskOwner("speech-input")
+        self._unavailable = False
 
     async def feed(self, pcm: bytes, sample_rate_hertz: int, is_end: bool) -> None:
-        """One `user_audio` message (rate 0 means 16 kHz). Raises ValueError on a bad rate."""
+        """One `user_audio` message (rate 0 means 16 kHz). Raises ValueError on a bad rate, and
+        SpeechUnavailable once if the model cannot load (later audio of the stream is dropped)."""
+        if self._unavailable:
+            return
         if self._recognizer is None:
-            self._recognizer = StreamingRecognizer(await self._load(), self._config)
+            try:
+                transcriber = await self._load()
+            except Exception as exc:
+                self._unavailable = True
+                log.exception("speech model failed to load")
+                raise SpeechUnavailable(f"the speech model could not be loaded: {exc}") from exc
+            self._recognizer = StreamingRecognizer(transcriber, self._config)
             self._tasks.spawn(self._listen(self._recognizer), "listen")
         if pcm:
             await self._recognizer.feed(pcm, sample_rate_hertz or 16000)

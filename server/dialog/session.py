@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.server.aio import TaskOwner, cancel_and_wait
 from peromesh.server.asr.playout_clock import ClientPlayout
-from peromesh.server.asr.speech_input import SpeechInput
+from peromesh.server.asr.speech_input import SpeechInput, SpeechUnavailable
 from peromesh.server.asr.streaming import PartialTranscript, RecognitionEvent, SpeechStarted
 from peromesh.server.dialog import events
 from peromesh.server.dialog.deps import DialogDeps
@@ -111,6 +111,8 @@ class ConverseSession:
             await self.speech.feed(audio.pcm, audio.sample_rate_hertz, audio.is_end)
         except ValueError as exc:
             self._error("", "INVALID_ARGUMENT", f"user_audio: {exc}")
+        except SpeechUnavailable as exc:
+            self._error("", "UNAVAILABLE", f"user_audio: {exc}")
 
     async def _on_speech(self, event: RecognitionEvent) -> None:
         """Recognizer events, in order (see peromesh.server.asr.speech_input)."""
