@@ -36,6 +36,7 @@ from websockets.exceptions import ConnectionClosed
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.server.aio import TaskOwner
 from peromesh.server.hub import envelopes as env
 
@@ -167,11 +168,12 @@ class GatewayConnection:
     async def _read_hub(self) -> None:
         assert self._hub is not None
         try:
-            while True:
-                answer = await self._hub.receive()
-                self.queue.push(Outbound(answer.envelope, shared=answer))
+            await self._hub.pump(self._from_hub)
         except HubClosed as exc:
             raise CloseConnection(_HUB_CLOSE.get(exc.code, 1011), exc.reason) from exc
+
+    def _from_hub(self, answer: hpb.AttachResponse) -> None:
+        self.queue.push(Outbound(answer.envelope, shared=answer))
 
     async def _read_dialog(self) -> None:
         assert self._converse is not None

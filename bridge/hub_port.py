@@ -12,6 +12,8 @@ route, leave), so authentication, liveness and routing are identical:
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 import grpc
@@ -35,6 +37,9 @@ class HubClosed(Exception):
         self.answer = answer  # the hub's error envelope for a refused hello
 
 
+Deliver = Callable[[hpb.AttachResponse], None]
+
+
 class HubPort(Protocol):
     async def open(self, hello: gw.Envelope, peer: str) -> gw.Welcome:
         """Attach with the client's hello; the welcome, or HubClosed with the hub's error envelope."""
@@ -42,8 +47,9 @@ class HubPort(Protocol):
     async def send(self, envelope: gw.Envelope) -> None:
         """Route one envelope from the node."""
 
-    async def receive(self) -> hpb.AttachResponse:
-        """The next envelope for the node (a shared object: do not modify); HubClosed at the end."""
+    async def pump(self, deliver: Deliver) -> None:
+        """Hand every envelope for the node to `deliver` (shared objects: do not modify) until the
+        hub ends the node (HubClosed) or `deliver` raises (re-raised here)."""
 
     def close(self) -> None:
         """Detach (idempotent, never blocks)."""
@@ -66,6 +72,10 @@ class GrpcHubPort:
     async def send(self, envelope: gw.Envelope) -> None:
         assert self._call is not None
         await self._call.write(hpb.AttachRequest(envelope=envelope))
+
+    async def pump(self, deliver: Deliver) -> None:
+        while True:
+            deliver(await self.receive())
 
     async def receive(self) -> hpb.AttachResponse:
         assert self._call is not None
@@ -94,18 +104,32 @@ class LocalHubPort:
         except HubError as exc:
             answer = env.error(hello.id, hello.source_id, exc.code.name, str(exc))
             raise HubClosed(exc.code, str(exc), answer) from exc
-        return (await self.receive()).envelope.welcome
+        first = self._link.outbox.get_nowait()  # join queues the welcome first
+        assert not isinstance(first, Closing)
+        return first.envelope.welcome
 
     async def send(self, envelope: gw.Envelope) -> None:
         assert self._link is not None
         self._hub.route(self._link, envelope)
 
-    async def receive(self) -> hpb.AttachResponse:
+    async def pump(self, deliver: Deliver) -> None:
+        """Deliveries arrive synchronously from the hub (no task switch per envelope)."""
         assert self._link is not None
-        item = await self._link.outbox.get()
-        if isinstance(item, Closing):
-            raise HubClosed(item.code, item.reason)
-        return item
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def sink(item: hpb.AttachResponse | Closing) -> None:
+            if ended.done():
+                return
+            if isinstance(item, Closing):
+                ended.set_exception(HubClosed(item.code, item.reason))
+                return
+            try:
+                deliver(item)
+            except Exception as exc:  # e.g. the client is too slow: end the pump with it
+                ended.set_exception(exc)
+
+        self._link.attach_sink(sink)
+        await ended
 
     def close(self) -> None:
         if self._link is not None:

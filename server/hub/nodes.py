@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -72,14 +73,29 @@ class Closing:
     reason: str
 
 
+Sink = Callable[[pb.AttachResponse | Closing], None]
+
+
 class NodeLink:
-    """An attached node's connection: a bounded outbox of Attach responses."""
+    """An attached node's connection: a bounded outbox of Attach responses.
+
+    An in-process consumer (the bridge in the core's process) may install a
+    `sink` instead: deliveries are then handed to it synchronously, with no
+    task switch per envelope; the sink applies its own bound.
+    """
 
     def __init__(self, info: NodeInfo, capacity: int = DEFAULT_OUTBOX) -> None:
         self.info = info
         self.capacity = capacity
         self.outbox: asyncio.Queue[pb.AttachResponse | Closing] = asyncio.Queue()
         self.closing: Closing | None = None
+        self._sink: Sink | None = None
+
+    def attach_sink(self, sink: Sink) -> None:
+        """Hand what is queued, then every later delivery (and the closing), to `sink`."""
+        while not self.outbox.empty():
+            sink(self.outbox.get_nowait())
+        self._sink = sink
 
     @property
     def node_id(self) -> str:
@@ -89,6 +105,9 @@ class NodeLink:
         """Queue `response`; a node whose outbox is full is closed (slow consumer)."""
         if self.closing is not None:
             return False
+        if self._sink is not None:
+            self._sink(response)
+            return True
         if self.outbox.qsize() >= self.capacity:
             self.close(grpc.StatusCode.RESOURCE_EXHAUSTED,
                        f"slow consumer: {self.capacity} envelopes queued for node {self.node_id!r}", discard=True)
@@ -107,6 +126,9 @@ class NodeLink:
         if self.closing is not None:
             return
         self.closing = Closing(code, reason)
+        if self._sink is not None:
+            self._sink(self.closing)
+            return
         while discard and not self.outbox.empty():
             self.outbox.get_nowait()
         self.outbox.put_nowait(self.closing)

@@ -31,3 +31,15 @@ def test_session_survives_inside_grace_only() -> None:
     time.sleep(0.08)
     second, resumed = sessions.claim("d")
     assert second != first and not resumed
+
+
+async def test_sink_gets_the_backlog_then_deliveries_then_the_closing() -> None:
+    link = NodeLink(NodeInfo("local", "s1"), capacity=3)
+    link.send(gw.Envelope(id="queued"))
+    got: list[object] = []
+    link.attach_sink(got.append)
+    assert link.send(gw.Envelope(id="direct")) and link.outbox.empty()
+    link.close(grpc.StatusCode.ABORTED, "replaced")
+    assert not link.send(gw.Envelope(id="after"))
+    ids = [g.envelope.id for g in got if not isinstance(g, Closing)]  # type: ignore[attr-defined]
+    assert ids == ["queued", "direct"] and got[-1] == Closing(grpc.StatusCode.ABORTED, "replaced")
