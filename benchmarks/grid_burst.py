@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import secrets
 import statistics
 import time
@@ -89,7 +90,7 @@ async def main(n: int, channels: int) -> None:
             loaded = proc.memory_info().rss
             print(f"registration burst: {n - failed}/{n} = {(n - failed) / n:.2%} (target ≥ 99.5%)")
             if latencies:
-                q = statistics.quantiles(latencies, n=100)
+                q = statistics.quantiles(latencies, n=100, method="inclusive")
                 print(f"  hello→registered latency: p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, "
                       f"p99 {q[98] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
             print(f"hub RSS: {mib(base)} idle → {mib(loaded)} with {await attached(stub)} nodes attached")
@@ -103,6 +104,12 @@ async def main(n: int, channels: int) -> None:
             await settle(stub, 0)
             await asyncio.sleep(1.0)
             print(f"  after all detached: {mib(proc.memory_info().rss)}")
+            q = statistics.quantiles(latencies, n=100, method="inclusive") if latencies else [0.0] * 99
+            print(json.dumps({"bench": "grid_burst", "nodes": n, "registered": n - failed,
+                              "success_rate": (n - failed) / n, "p50_ms": round(q[49] * 1000, 1),
+                              "p99_ms": round(q[98] * 1000, 1),
+                              "rss_mib_per_1000_steady": round((loaded - base) * 1000 / n / 2**20, 2),
+                              "rss_mib_per_1000_first": round((first - cold) * 1000 / n / 2**20, 2)}))
 
 
 if __name__ == "__main__":

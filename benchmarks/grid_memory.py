@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import tracemalloc
 
 import grpc
@@ -67,6 +68,7 @@ def rss_pass(n: int) -> None:
     ToolCatalog([], grid).tools()
     gc.collect()
     grown = process.memory_info().rss - base
+    print(json.dumps({"bench": "grid_memory_rss", "nodes": n, "rss_mib_per_1000": round(grown * 1000 / n / 2**20, 2)}))
     print(f"process RSS growth with {n} nodes: {grown / 2**20:.2f} MiB = {grown * 1000 / n / 2**20:.2f} MiB "
           f"per 1,000 (protobuf arenas included)")
     for link in links:
@@ -95,6 +97,7 @@ async def main(n: int) -> None:
     print(f"{n} nodes attached and registered ({3 * n} capabilities, {len(tools)} distinct tools)")
     print(f"hub session memory (tracemalloc, Python objects): {per_1000 / 2**20:.2f} MiB per 1,000 active nodes "
           f"({(used - base) / n / 1024:.1f} KiB per node; target ≤ 10 MB per 1,000); peak {peak / 2**20:.1f} MiB")
+    print(json.dumps({"bench": "grid_memory", "nodes": n, "tracemalloc_mib_per_1000": round(per_1000 / 2**20, 2)}))
     print("largest contributors (by line):")
     for stat in after.compare_to(before, "lineno")[:6]:
         frame = stat.traceback[0]

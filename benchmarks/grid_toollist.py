@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -47,10 +48,14 @@ CHAT = ["你好", "今天天气怎么样", "我今天有很多任务要做", "�
         "run the dishwasher", "how do I add a task?"]
 
 
+FIGURES: dict[str, dict[str, float]] = {}
+
+
 def stats(label: str, samples: list[float]) -> None:
     ms = sorted(s * 1000 for s in samples)
     q = statistics.quantiles(ms, n=100, method="inclusive")
     print(f"  {label:<44} p50 {q[49]:7.3f} ms   p99 {q[98]:7.3f} ms   max {ms[-1]:7.3f} ms")
+    FIGURES[label] = {"p50_ms": round(q[49], 3), "p99_ms": round(q[98], 3), "max_ms": round(ms[-1], 3)}
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -121,6 +126,7 @@ async def main(n: int) -> None:
         hub.leave(link, grpc.StatusCode.OK, "bench over")
     grid.close()
     print("target: ≤ 50 ms added per turn")
+    print(json.dumps({"bench": "grid_toollist", "nodes": n, **FIGURES}, ensure_ascii=False))
 
 
 if __name__ == "__main__":
