@@ -225,3 +225,23 @@ async def test_tool_prompt_lists_the_tools_online_at_each_turn(devices_factory: 
             break
         await asyncio.sleep(0.02)
     assert await system_prompt_of_a_turn() == first
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+async def test_dangerous_capability_from_the_dialog_needs_the_core_flag(
+        devices_factory: Callable[..., object], allowed: bool) -> None:
+    flags = ("--allow-dangerous", "shell.run,power.off") if allowed else ()
+    devices: Devices = await devices_factory(*flags)  # type: ignore[operator]
+    desk = await devices.node("desk", "desktop")
+    desk.handlers["shell.run"] = lambda p: {"stdout": "hi"}
+    await desk.register(cap("shell.run", "Run a command", {"type": "object", "required": ["cmd"]}, dangerous=True))
+    talk = await devices.talk("desk")
+    talk.say('/tool shell.run {"cmd": "echo hi"}')
+    events = await talk.until_state(pb.STATE_IDLE)
+    result = next(e.tool_result for e in events if e.HasField("tool_result"))
+    if allowed:
+        assert json.loads(result.result_json) == {"stdout": "hi"} and len(desk.requests) == 1
+    else:
+        assert result.error == ("PERMISSION_DENIED: desktop.shell.run is marked dangerous and is refused; start the "
+                                "core with --allow-dangerous shell.run to allow it")
+        assert text_of(events).startswith("shell.run failed: PERMISSION_DENIED") and not desk.requests
