@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
@@ -50,6 +50,7 @@ from .translate import EventTranslator
 log = logging.getLogger(__name__)
 DIALOG_TEXT_ACTIONS = frozenset({"chat", "user_text"})
 _RATE = re.compile(r"rate=(\d+)")
+FAST_WRITE_BYTES = 64 * 1024
 _HUB_CLOSE = {grpc.StatusCode.UNAUTHENTICATED: 4401, grpc.StatusCode.INVALID_ARGUMENT: 4400,
               grpc.StatusCode.DEADLINE_EXCEEDED: 4408, grpc.StatusCode.ABORTED: 4409,
               grpc.StatusCode.RESOURCE_EXHAUSTED: 1008, grpc.StatusCode.UNAVAILABLE: 1001}
@@ -185,11 +186,17 @@ class GatewayConnection:
         raise CloseConnection(1011, "the dialog ended the session")
 
     async def _write(self) -> None:
-        frames = self.stubs.frames
+        """The single writer. While the socket's buffer is small a frame is written at once
+        (websockets' `broadcast` for one connection: no lock, no drain); above FAST_WRITE_BYTES it
+        waits in `send` until the client reads, so a slow client backs up into our queue."""
+        frames, ws = self.stubs.frames, self.ws
         while True:
             item = await self.queue.get()
-            binary = self.binary or item.envelope.HasField("stream")
-            await self.ws.send(frames.encode(item, binary))
+            frame = frames.encode(item, self.binary or item.envelope.HasField("stream"))
+            if ws.transport.get_write_buffer_size() < FAST_WRITE_BYTES:
+                broadcast((ws,), frame)
+            else:
+                await ws.send(frame)
 
     # -- client → mesh ---------------------------------------------------
     async def _on_frame(self, frame: str | bytes) -> None:

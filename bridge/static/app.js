@@ -221,25 +221,83 @@ async function main() {
     renderStatus();
   }
 
+  // Voice: hold the mic button to talk (release = end of utterance), or click it for hands-free
+  // (the microphone stays open; the server's voice-activity detection ends each utterance and
+  // barges in when you speak over the assistant; browser echo cancellation keeps its voice out).
   let recording = null;
-  async function toggleMic() {
-    if (recording) {
-      ui.mic.classList.remove("recording");
-      const r = recording;
-      recording = null;
-      await r.capture.stop();
-      r.stream.getTracks().forEach((t) => t.stop());
-      return;
-    }
+  let micMode = null; // "push-to-talk" while held, "hands-free" after a click, null when off
+  let pressedAt = 0;
+
+  function renderMic() {
+    ui.mic.classList.toggle("recording", !!micMode);
+    ui.mic.dataset.mode = micMode ?? "";
+    ui.mic.title = micMode === "hands-free" ? "Hands-free: listening (click to stop)"
+      : micMode ? "Talking (release to send)" : "Hold to talk · click for hands-free";
+  }
+
+  async function startMic() {
     try {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true } });
-      if (player.playing || serverState === "thinking") interrupt();
+      const stream = await navigator.mediaDevices.getUserMedia(
+        { audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
+      if (!micMode || recording) { stream.getTracks().forEach((t) => t.stop()); return; } // released meanwhile
       recording = { stream, capture: client.sendAudio(stream) };
-      ui.mic.classList.add("recording");
     } catch (err) {
+      micMode = null;
+      renderMic();
       toast(`microphone: ${err.message ?? err}`);
     }
   }
+
+  async function stopMic() {
+    micMode = null;
+    renderMic();
+    const r = recording;
+    recording = null;
+    if (!r) return;
+    await r.capture.stop(); // sends is_end: the utterance is final now
+    r.stream.getTracks().forEach((t) => t.stop());
+  }
+
+  async function micDown() {
+    if (micMode === "hands-free") { await stopMic(); return; }
+    if (micMode) return;
+    micMode = "push-to-talk";
+    pressedAt = performance.now();
+    renderMic();
+    player.unlock();
+    if (player.playing || serverState === "thinking") interrupt(); // pressing to talk = barge in
+    await startMic();
+  }
+
+  async function micUp() {
+    if (micMode !== "push-to-talk") return;
+    if (performance.now() - pressedAt < 350) { micMode = "hands-free"; renderMic(); return; } // a click
+    await stopMic();
+  }
+
+  // The live transcript of what the user is saying, as a user message that firms up when final.
+  let listening = null;
+  client.on("transcription", (e) => {
+    const text = e.params.text ?? "";
+    if (!listening && text) {
+      listening = addMessage("user");
+      listening.el.classList.add("partial");
+    }
+    if (listening) {
+      listening.bubble.textContent = text;
+      scrollDown();
+    }
+    if (e.params.is_final === "true") {
+      if (listening && !text) listening.el.remove();
+      listening?.el.classList.remove("partial");
+      listening = null;
+    }
+  });
+  client.on("state_update", (e) => {
+    // The server heard speech over the assistant (barge-in): silence what is still queued here too,
+    // also audio of a turn the server had already finished sending.
+    if (e.params.state === "listening" && player.playing) player.stop();
+  });
 
   function autosize() {
     ui.input.style.height = "auto";
@@ -248,7 +306,14 @@ async function main() {
 
   ui.send.addEventListener("click", send);
   ui.stop.addEventListener("click", interrupt);
-  ui.mic.addEventListener("click", toggleMic);
+  ui.mic.addEventListener("pointerdown", (e) => { e.preventDefault(); micDown(); });
+  ui.mic.addEventListener("pointerup", () => micUp());
+  ui.mic.addEventListener("pointerleave", () => { if (micMode === "push-to-talk") micUp(); });
+  ui.mic.addEventListener("click", (e) => { // keyboard (Enter/Space): toggle hands-free
+    if (e.detail !== 0) return;
+    if (micMode) stopMic(); else { micMode = "hands-free"; renderMic(); startMic(); }
+  });
+  renderMic();
   ui.input.addEventListener("input", autosize);
   ui.input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
