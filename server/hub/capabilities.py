@@ -211,7 +211,7 @@ class CapabilityGrid:
         self.revision += 1
         if node.capabilities:
             verb = {NodeChange.JOINED: "offers", NodeChange.UPDATED: "now offers", NodeChange.LEFT: "left; gone"}
-            log.info("node %s %s: %s", node.node_id, verb[change], ", ".join(sorted(node.capabilities)))
+            log.debug("node %s %s: %s", node.node_id, verb[change], ", ".join(sorted(node.capabilities)))
         for listener in list(self._listeners):
             try:
                 listener(self.revision)

@@ -41,6 +41,8 @@ _ZH_NOT_COMMAND = re.compile(
 _EN_NOT_COMMAND = re.compile(
     r"\b(?:don'?t|do\s+not|never|stop|cancel|no\s+need|what|why|how|when\s+did|did\s+you|have\s+you|"
     r"do\s+you|who|which)\b", re.I)
+_ZH_DONT_FORGET = re.compile(r"^(?:请|你)?(?:千万)?(?:别|不要)忘(?:了|记)?")
+_EN_DONT_FORGET = re.compile(r"^\s*(?:please\s+)?don'?t\s+forget\s+(?:to\s+)?", re.I)
 # Someone else reminding the user, or a habit: a report, not a request.
 _ZH_REPORT = re.compile(r"^(?:我(?:的)?(?:妈|爸|老婆|老公|女朋友|男朋友|家人)|他|她|它|他们|她们|老板|老师|同事|朋友"
                         r"|别人|大家)|总是|老是|经常|常常|一直|每次都|都会|也会")
@@ -97,10 +99,13 @@ def match(text: str, is_tool: Callable[[str], bool]) -> Intent | None:
 
 def _reminder(text: str, lang: Language) -> Intent | None:
     if lang == "zh":
-        if not _ZH_REMIND.search(text) or _ZH_NOT_COMMAND.search(text) or _ZH_REPORT.search(text):
+        plain = _ZH_DONT_FORGET.sub("", text)  # "别忘了提醒我…" asks for a reminder; "别提醒我" refuses one
+        if not _ZH_REMIND.search(plain) or _ZH_NOT_COMMAND.search(plain) or _ZH_REPORT.search(plain):
             return None
-    elif not _EN_REMIND.search(text) or _EN_NOT_COMMAND.search(text) or not _EN_COMMAND_START.search(text):
-        return None
+    else:
+        plain = _EN_DONT_FORGET.sub("", text)
+        if not _EN_REMIND.search(plain) or _EN_NOT_COMMAND.search(plain) or not _EN_COMMAND_START.search(plain):
+            return None
     try:  # a request needs a time; which one (and whether it has passed) is the reminder service's business
         parse_reminder(text, datetime.now(UTC), "UTC")
     except TimeParseError as exc:

@@ -35,6 +35,10 @@ COMMANDS = [
     ("every weekday at 9 remind me to stand up", "reminder", "every weekday at 9 remind me to stand up", {}),
     ("Please set a reminder for 7:30 to take my pills", "reminder", "Please set a reminder for 7:30 to take my pills",
      {}),
+    ("别忘了提醒我明天8点交电费", "reminder", "别忘了提醒我明天8点交电费", {}),
+    ("Don't forget to remind me at 6pm to feed the cat", "reminder",
+     "Don't forget to remind me at 6pm to feed the cat", {}),
+    ("At 5 pm remind me to call the bank", "reminder", "At 5 pm remind me to call the bank", {}),
     ("添加任务：买牛奶", "task", "买牛奶", {}),
     ("加个待办 写周报", "task", "写周报", {}),
     ("帮我新建一个任务 预约牙医", "task", "预约牙医", {}),
@@ -58,7 +62,8 @@ CHAT = [
     "the task list app is broken", "run the dishwasher", "use the force, Luke", "call mom", "tool camera.snap",
     "Can you tell me a story?", "I set a reminder yesterday but it did not ring", "remind me what we talked about",
     "Do you remind people of things?", "提醒我的事情你都记得吗？", "添加任务是怎么用的？", "how do I add a task?",
-    "location.get is a nice name", "Tell me about the weather in Tokyo at 5pm",
+    "location.get is a nice name", "Tell me about the weather in Tokyo at 5pm", "别提醒我明天8点开会了",
+    "Don't remind me at 6pm", "明天8点别忘了吃药", "Don't forget the milk at 5",
 ]
 
 
