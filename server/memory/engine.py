@@ -381,36 +381,48 @@ class MemoryEngine:
                 lexical.update(self.lexical.score(query, missing_lex))
 
         t = time.perf_counter()
-        with tracer.start_as_current_span("memory.fetch"), self.db.sessions() as s:
-            rows = store.active_rows(s, list(candidates))
-            neighbours = store.texts_of(s, [n for r in rows.values() for n in (r.prev_id, r.next_id)
-                                            if n is not None])
-        timings.fetch_ms = (time.perf_counter() - t) * 1000
+        # Two light reads: the scoring fields of every candidate, then full rows (without the
+        # embedding blob) and neighbour texts for the winners only. `fetch_ms` covers both.
+        with self.db.sessions() as s:
+            with tracer.start_as_current_span("memory.fetch"):
+                facts = store.scoring_fields(s, list(candidates))
+            timings.fetch_ms = (time.perf_counter() - t) * 1000
 
-        t = time.perf_counter()
-        with tracer.start_as_current_span("memory.rerank"):
-            top_seed = max(seeds.values(), default=0.0)
-            now = time.time()
-            scored: list[Recalled] = []
-            for mid, row in rows.items():
-                sc = Scores(
-                    semantic=min(1.0, max(0.0, semantic.get(mid, 0.0))),
-                    lexical=lexical.get(mid, 0.0),
-                    associative=min(1.0, energy.get(mid, 0.0) / top_seed) if top_seed > 0 else 0.0,
-                    recency=recency(now - row.occurred_at.timestamp(), half_life),
-                    importance=row.importance,
-                )
-                sc.final = combine(sc, w)
-                if sc.final < min_score:
-                    continue
-                prev = None if row.prev_id is None or row.prev_id not in neighbours else \
-                    (row.prev_id, *neighbours[row.prev_id])
-                nxt = None if row.next_id is None or row.next_id not in neighbours else \
-                    (row.next_id, *neighbours[row.next_id])
-                scored.append(Recalled(row, sc, prev, nxt))
-            scored.sort(key=lambda r: (-r.scores.final, -r.row.id))
-        timings.rerank_ms = (time.perf_counter() - t) * 1000
-        return scored[:top_k]
+            t = time.perf_counter()
+            with tracer.start_as_current_span("memory.rerank"):
+                top_seed = max(seeds.values(), default=0.0)
+                now = time.time()
+                ranked: list[tuple[int, Scores]] = []
+                for mid, (importance, occurred) in facts.items():
+                    sc = Scores(
+                        semantic=min(1.0, max(0.0, semantic.get(mid, 0.0))),
+                        lexical=lexical.get(mid, 0.0),
+                        associative=min(1.0, energy.get(mid, 0.0) / top_seed) if top_seed > 0 else 0.0,
+                        recency=recency(now - occurred, half_life),
+                        importance=importance,
+                    )
+                    sc.final = combine(sc, w)
+                    if sc.final >= min_score:
+                        ranked.append((mid, sc))
+                ranked.sort(key=lambda r: (-r[1].final, -r[0]))
+                ranked = ranked[:top_k]
+            timings.rerank_ms = (time.perf_counter() - t) * 1000
+
+            t = time.perf_counter()
+            with tracer.start_as_current_span("memory.fetch_rows"):
+                rows = store.active_rows(s, [mid for mid, _ in ranked], with_embedding=False)
+                neighbours = store.texts_of(s, [n for r in rows.values() for n in (r.prev_id, r.next_id)
+                                                if n is not None])
+            timings.fetch_ms += (time.perf_counter() - t) * 1000
+        out: list[Recalled] = []
+        for mid, sc in ranked:
+            row = rows.get(mid)
+            if row is None:  # deleted between the two reads
+                continue
+            prev = None if row.prev_id not in neighbours else (row.prev_id, *neighbours[row.prev_id])
+            nxt = None if row.next_id not in neighbours else (row.next_id, *neighbours[row.next_id])
+            out.append(Recalled(row, sc, prev, nxt))
+        return out
 
     def _channel_factor(self, channel: Channel, query: str | None) -> float:
         """1, or `cross_lingual_factor` when `channel` holds the other language than the query's."""

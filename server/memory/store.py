@@ -12,7 +12,7 @@ from datetime import datetime
 
 import numpy as np
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from peromesh.server.memory.errors import NotFound
 from peromesh.server.memory.models import (
@@ -70,11 +70,22 @@ def get_memory(s: Session, memory_id: int) -> MemoryRow:
     return row
 
 
-def active_rows(s: Session, ids: list[int]) -> dict[int, MemoryRow]:
+def active_rows(s: Session, ids: list[int], with_embedding: bool = True) -> dict[int, MemoryRow]:
     if not ids:
         return {}
-    rows = s.scalars(select(MemoryRow).where(MemoryRow.id.in_(ids), MemoryRow.delete_reason == ACTIVE))
-    return {r.id: r for r in rows}
+    q = select(MemoryRow).where(MemoryRow.id.in_(ids), MemoryRow.delete_reason == ACTIVE)
+    if not with_embedding:
+        q = q.options(defer(MemoryRow.embedding))
+    return {r.id: r for r in s.scalars(q)}
+
+
+def scoring_fields(s: Session, ids: list[int]) -> dict[int, tuple[float, float]]:
+    """(importance, occurred_at as epoch seconds) of the active memories among `ids`."""
+    if not ids:
+        return {}
+    q = select(MemoryRow.id, MemoryRow.importance, MemoryRow.occurred_at).where(
+        MemoryRow.id.in_(ids), MemoryRow.delete_reason == ACTIVE)
+    return {int(i): (float(imp), at.timestamp()) for i, imp, at in s.execute(q)}
 
 
 def texts_of(s: Session, ids: list[int]) -> dict[int, tuple[str, datetime]]:

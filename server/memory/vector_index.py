@@ -82,7 +82,7 @@ class VectorIndex:
 
     def _new(self) -> Index:
         return Index(ndim=self.ndim, metric="cos", dtype=self.dtype, connectivity=16,
-                     expansion_add=128, expansion_search=64)
+                     expansion_add=64, expansion_search=64)
 
     def ensure_loaded(self) -> None:
         """Load (or rebuild) the index if that has not happened yet. Blocking."""
@@ -166,7 +166,7 @@ class VectorIndex:
             assert self._index is not None
             if len(self._index) == 0 or k <= 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
-            found = self._index.search(vector.astype(np.float32), k)
+            found = self._index.search(vector.astype(np.float32), k, threads=1)
             return (np.asarray(found.keys, dtype=np.int64),
                     1.0 - np.asarray(found.distances, dtype=np.float32))
 
