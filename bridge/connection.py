@@ -32,6 +32,7 @@ from typing import Any
 import grpc
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
@@ -86,6 +87,7 @@ class GatewayConnection:
         self.translator = EventTranslator("")
         self.rate = RateLimiter(limits.rate_per_s, limits.burst)
         self._hub: HubPort | None = None
+        self._writer_idle = False  # True while the writer waits for the queue (nothing in flight)
         self._converse: grpc.aio.StreamStreamCall | None = None
         self._pending_turns: collections.deque[gw.Envelope] = collections.deque()
         self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
@@ -117,7 +119,7 @@ class GatewayConnection:
         self.translator = EventTranslator(self.node_id)
         welcome.history_turns = await self._open_converse(welcome.session_id)
         welcome.max_frame_bytes = self.limits.max_frame_bytes  # the bridge's limit is the one that applies
-        self.queue.push(Outbound(env.welcome(self.node_id, welcome)))
+        self._out(Outbound(env.welcome(self.node_id, welcome)))
         await self._pump()
 
     async def _read_hello(self) -> gw.Envelope:
@@ -174,7 +176,7 @@ class GatewayConnection:
             raise CloseConnection(_HUB_CLOSE.get(exc.code, 1011), exc.reason) from exc
 
     def _from_hub(self, answer: hpb.AttachResponse) -> None:
-        self.queue.push(Outbound(answer.envelope, shared=answer))
+        self._out(Outbound(answer.envelope, shared=answer))
 
     async def _read_dialog(self) -> None:
         assert self._converse is not None
@@ -185,13 +187,28 @@ class GatewayConnection:
             raise CloseConnection(1011, f"dialog stream failed: {exc.details()}") from exc
         raise CloseConnection(1011, "the dialog ended the session")
 
+    def _out(self, item: Outbound) -> None:
+        """The one outbound point: write now when nothing is queued or being sent and the
+        socket buffer is small (no task switch), else queue for the writer. Barge-in and the
+        slow-client policy apply either way (OutboundQueue.admit / push)."""
+        ws = self.ws
+        if (self._writer_idle and not len(self.queue) and ws.state is State.OPEN
+                and ws.transport.get_write_buffer_size() < FAST_WRITE_BYTES):
+            if self.queue.admit(item):
+                broadcast((ws,), self.stubs.frames.encode(item, self.binary or item.envelope.HasField("stream")))
+            return
+        self.queue.push(item)
+
     async def _write(self) -> None:
-        """The single writer. While the socket's buffer is small a frame is written at once
-        (websockets' `broadcast` for one connection: no lock, no drain); above FAST_WRITE_BYTES it
-        waits in `send` until the client reads, so a slow client backs up into our queue."""
+        """Sends what queued up (behind a busy socket). While the socket's buffer is small a
+        frame is written at once (websockets' `broadcast` for one connection: no lock, no
+        drain); above FAST_WRITE_BYTES it waits in `send` until the client reads, so a slow
+        client backs up into the queue, where the slow-client policy applies."""
         frames, ws = self.stubs.frames, self.ws
         while True:
+            self._writer_idle = True
             item = await self.queue.get()
+            self._writer_idle = False
             frame = frames.encode(item, self.binary or item.envelope.HasField("stream"))
             if ws.transport.get_write_buffer_size() < FAST_WRITE_BYTES:
                 broadcast((ws,), frame)
@@ -235,7 +252,7 @@ class GatewayConnection:
         turn_id = envelope.request.params.get("turn_id", "")
         await self._dialog_write(dpb.ConverseRequest(interrupt=dpb.Interrupt(turn_id=turn_id)))
         if envelope.id:
-            self.queue.push(Outbound(env.ok(envelope, turn_id)))
+            self._out(Outbound(env.ok(envelope, turn_id)))
 
     async def _user_audio(self, envelope: gw.Envelope) -> None:
         stream = envelope.stream
@@ -266,7 +283,7 @@ class GatewayConnection:
         if event.HasField("audio_cancel"):
             self.queue.cancel_turn(turn)
         for item in self.translator.translate(event):
-            self.queue.push(item)
+            self._out(item)
 
     def _answer_pending(self, turn: str) -> None:
         """The first event of a new turn answers the oldest chat request with its turn id.
@@ -277,7 +294,7 @@ class GatewayConnection:
         if self._pending_turns:
             request = self._pending_turns.popleft()
             if request.id and request.HasField("request"):
-                self.queue.push(Outbound(env.ok(request, json.dumps({"turn_id": turn}))))
+                self._out(Outbound(env.ok(request, json.dumps({"turn_id": turn}))))
 
     def _forget_utterance(self) -> None:
         for pending in self._pending_turns:
@@ -286,7 +303,7 @@ class GatewayConnection:
                 return
 
     def _error(self, request_id: str, code: str, message: str) -> None:
-        self.queue.push(Outbound(env.error(request_id, self.node_id, code, message)))
+        self._out(Outbound(env.error(request_id, self.node_id, code, message)))
 
     def _rate_limited(self) -> None:
         if self.rate.strikes >= self.limits.strikes_to_close:

@@ -1,7 +1,9 @@
 """The one outbound point of a WebSocket connection: a bounded queue with barge-in.
 
-Every frame for the client passes through one `OutboundQueue`, drained by a
-single writer. Two rules are enforced here, not hoped for from producers:
+Every frame for the client passes through one `OutboundQueue` (the
+connection writes a frame at once only while nothing is queued or being
+sent, after the same `admit` check). Two rules are enforced here, not hoped
+for from producers:
 
 Barge-in. Once a turn is cancelled (`cancel_turn`, on the core's
 audio_cancel), no content of that turn — text deltas, audio, audio
@@ -80,11 +82,8 @@ class OutboundQueue:
 
     def push(self, item: Outbound) -> None:
         """Queue `item` (or drop it if its turn was cancelled); raises SlowClientError when full."""
-        if self.blocked(item):
-            self.dropped_cancelled += 1
+        if not self.admit(item):
             return
-        if item.turn_id and item.kind is not Kind.CONTROL and item.turn_id not in self._cancelled:
-            self.current_turn = item.turn_id
         if self._over(item) and (self._drop_stale_audio() == 0 or self._over(item)):
             raise SlowClientError(
                 f"slow client: {len(self._items)} frames / {self._bytes} bytes queued "
@@ -92,6 +91,15 @@ class OutboundQueue:
         self._items.append(item)
         self._bytes += item.size
         self._ready.set()
+
+    def admit(self, item: Outbound) -> bool:
+        """The barge-in check for a frame about to be queued or written: False drops it."""
+        if self.blocked(item):
+            self.dropped_cancelled += 1
+            return False
+        if item.turn_id and item.kind is not Kind.CONTROL:
+            self.current_turn = item.turn_id
+        return True
 
     async def get(self) -> Outbound:
         """The next frame that may still be sent (barge-in is checked here, at the last moment)."""
