@@ -60,29 +60,66 @@ def test_build_matches(case: Case) -> None:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=graphs(), data=st.data())
 def test_updates_match(case: Case, data: st.DataObject) -> None:
+    """Chains of patches (the native graph keeps them in an overlay, folded in when it grows)."""
     native, reference = both(case)
-    grow = data.draw(st.integers(0, 3))
-    n = case.num_nodes + grow
-    if n == 0:
-        return
-    updates = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), WEIGHTS), max_size=12))
-    u = ([e[0] for e in updates], [e[1] for e in updates], [e[2] for e in updates])
-    patched_native = native.with_updates(*u, num_nodes=n)
-    patched_reference = reference.with_updates(*u, num_nodes=n)
-    assert_same_graph(patched_native, patched_reference)
+    n = case.num_nodes
     # Independent model of the patch: "set these edges", in batch order, 0 deletes.
     model = {(a, b): w for a, b, w in zip(*(x.tolist() for x in native.arcs()), strict=True)}
-    for a, b, w in updates:
-        if a == b:
-            continue
-        w32 = float(np.float32(w))
-        for arc in [(a, b)] if case.directed else [(a, b), (b, a)]:
-            if w32 > 0:
-                model[arc] = w32
-            else:
-                model.pop(arc, None)
-    got = patched_native.arcs()
-    assert dict(zip(zip(got[0].tolist(), got[1].tolist(), strict=True), got[2].tolist(), strict=True)) == model
+    for _ in range(data.draw(st.integers(1, 4))):
+        n += data.draw(st.integers(0, 3))
+        if n == 0:
+            return
+        updates = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), WEIGHTS), max_size=12))
+        u = ([e[0] for e in updates], [e[1] for e in updates], [e[2] for e in updates])
+        native = native.with_updates(*u, num_nodes=n)
+        reference = reference.with_updates(*u, num_nodes=n)
+        assert_same_graph(native, reference)
+        for a, b, w in updates:
+            if a == b:
+                continue
+            w32 = float(np.float32(w))
+            for arc in [(a, b)] if case.directed else [(a, b), (b, a)]:
+                if w32 > 0:
+                    model[arc] = w32
+                else:
+                    model.pop(arc, None)
+        got = native.arcs()
+        assert dict(zip(zip(got[0].tolist(), got[1].tolist(), strict=True), got[2].tolist(), strict=True)) == model
+        seeds = [(node, 1.0) for node in range(0, n, 3)]
+        kwargs = {"steps": 3, "threshold": 0.0, "max_active_per_step": 5, "top_k": 20}
+        assert spread(native, seeds, **kwargs) == spread(reference, seeds, **kwargs)  # type: ignore[arg-type]
+
+
+def test_big_patch_matches_reference() -> None:
+    """A batch large enough that the native graph merges it into a fresh CSR in one pass."""
+    rng = np.random.default_rng(5)
+    n = 400
+    src, dst, weight = rng.integers(0, n, 1500), rng.integers(0, n, 1500), rng.random(1500)
+    native = Graph.from_edges(src, dst, weight, n, backend="native")
+    reference = Graph.from_edges(src, dst, weight, n, backend="python")
+    patch = (rng.integers(0, n + 50, 3000), rng.integers(0, n + 50, 3000), rng.choice([0.0, 0.3, 0.9], 3000))
+    assert_same_graph(native.with_updates(*patch, num_nodes=n + 50), reference.with_updates(*patch, num_nodes=n + 50))
+
+
+def test_long_patch_chain_matches_reference() -> None:
+    """Hundreds of small patches on a mid-size graph: overlay growth, compaction, node growth."""
+    rng = np.random.default_rng(11)
+    n = 500
+    src, dst, weight = rng.integers(0, n, 2000), rng.integers(0, n, 2000), rng.random(2000)
+    native = Graph.from_edges(src, dst, weight, n, backend="native")
+    reference = Graph.from_edges(src, dst, weight, n, backend="python")
+    seeds = [(int(s), 1.0) for s in rng.integers(0, n, 10)]
+    for round_ in range(300):
+        if round_ % 50 == 49:
+            n += 40
+        k = int(rng.integers(1, 8))
+        patch = (rng.integers(0, n, k), rng.integers(0, n, k), rng.choice([0.0, 0.3, 0.9], k))
+        native = native.with_updates(*patch, num_nodes=n)
+        reference = reference.with_updates(*patch, num_nodes=n)
+        if round_ % 25 == 0:
+            assert_same_graph(native, reference)
+            assert spread(native, seeds, steps=3, top_k=100) == spread(reference, seeds, steps=3, top_k=100)
+    assert_same_graph(native, reference)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,7 +8,8 @@
 //! - each node's arcs are sorted by (weight desc, neighbour asc), so a fan-out
 //!   cap of k is simply "the first k arcs".
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc as Shared, Mutex};
 
 use crate::spread::Workspace;
 use crate::Error;
@@ -21,14 +22,43 @@ pub struct Arc {
     pub weight: f32,
 }
 
-/// Immutable graph plus a pool of scratch workspaces for `spread` (no allocation
-/// per call once warm; safe to call from many threads at once).
+/// CSR adjacency of nodes `0..offsets.len() - 1`.
+struct Csr {
+    offsets: Vec<usize>,
+    arcs: Vec<Arc>,
+}
+
+impl Csr {
+    #[inline]
+    fn slice(&self, u: usize) -> &[Arc] {
+        if u + 1 < self.offsets.len() {
+            &self.arcs[self.offsets[u]..self.offsets[u + 1]]
+        } else {
+            &[]
+        }
+    }
+}
+
+/// Adjacency lists that replace the base CSR's for a few nodes: what makes
+/// `with_updates` cost the size of the change instead of the size of the graph.
+#[derive(Clone, Default)]
+struct Overlay {
+    /// One bit per node (set: the node's arcs are in `lists`); empty when `lists` is.
+    flagged: Vec<u64>,
+    lists: HashMap<u32, Shared<[Arc]>>,
+    arcs: usize,
+}
+
+/// Immutable graph (a shared base CSR plus a small overlay of patched nodes) and
+/// a pool of scratch workspaces for `spread` (no allocation per call once warm;
+/// safe to call from many threads at once; shared by patched versions of the same size).
 pub struct Graph {
     pub(crate) num_nodes: usize,
     pub(crate) directed: bool,
-    pub(crate) offsets: Vec<usize>,
-    pub(crate) arcs: Vec<Arc>,
-    pub(crate) pool: Mutex<Vec<Workspace>>,
+    base: Shared<Csr>,
+    overlay: Overlay,
+    num_arcs: usize,
+    pub(crate) pool: Shared<Mutex<Vec<Workspace>>>,
 }
 
 /// An arc before it is placed: source, target, weight, position in its batch.
@@ -134,10 +164,20 @@ impl Graph {
         Graph {
             num_nodes,
             directed,
-            offsets,
-            arcs,
-            pool: Mutex::new(Vec::new()),
+            num_arcs: arcs.len(),
+            base: Shared::new(Csr { offsets, arcs }),
+            overlay: Overlay::default(),
+            pool: Shared::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Arcs of node `u < num_nodes`, in spreading order.
+    #[inline]
+    pub(crate) fn arcs_of(&self, u: usize) -> &[Arc] {
+        if !self.overlay.lists.is_empty() && (self.overlay.flagged[u >> 6] >> (u & 63)) & 1 == 1 {
+            return &self.overlay.lists[&(u as u32)];
+        }
+        self.base.slice(u)
     }
 
     /// Build from parallel arrays of edges; see the module docs for the rules.
@@ -176,6 +216,11 @@ impl Graph {
 
     /// A new graph in which every listed edge has exactly the given weight (0 removes
     /// it; the last entry for an edge in the batch wins); `num_nodes` may only grow.
+    ///
+    /// Costs O(k log k + touched adjacency) for k updates: the base CSR is shared
+    /// and the patched nodes' lists go to an overlay, which is folded into a new
+    /// base (O(arcs)) once it covers more than ~1/64 of the nodes or ~1/16 of the
+    /// arcs. A batch of more than ~1/64 of the arcs is merged in one O(arcs) pass.
     pub fn with_updates(
         &self,
         src: &[i64],
@@ -190,33 +235,91 @@ impl Graph {
                 n, self.num_nodes
             )));
         }
-        let raw = raw_arcs(src, dst, weight, n, self.directed)?;
-        let (uoffsets, mut updates) = bucket(&raw, n);
-        drop(raw);
-        // Per source: by neighbour, latest batch position first; keep the first of each run.
-        for u in 0..n {
-            let slice = &mut updates[uoffsets[u]..uoffsets[u + 1]];
-            slice.sort_unstable_by(|a, b| a.v.cmp(&b.v).then(b.pos.cmp(&a.pos)));
+        let mut raw = raw_arcs(src, dst, weight, n, self.directed)?;
+        if raw.len() > self.base.arcs.len() / 64 + 1024 {
+            return Ok(self.merged(raw, n)); // a big batch: one O(arcs) merge beats the overlay
         }
-        let mut offsets = Vec::with_capacity(n + 1);
-        offsets.push(0usize);
-        let mut arcs: Vec<Arc> = Vec::with_capacity(self.arcs.len() + updates.len());
-        let mut scratch: Vec<Arc> = Vec::new();
+        // By source, then neighbour, latest batch position first.
+        raw.sort_unstable_by(|a, b| a.u.cmp(&b.u).then(a.v.cmp(&b.v)).then(b.pos.cmp(&a.pos)));
+        let mut overlay = self.overlay.clone();
+        let words = (n + 63) / 64;
+        if (!raw.is_empty() || !overlay.lists.is_empty()) && overlay.flagged.len() < words {
+            overlay.flagged.resize(words, 0);
+        }
+        let mut num_arcs = self.num_arcs;
         let mut latest: Vec<Raw> = Vec::new();
-        for u in 0..n {
-            let old: &[Arc] = if u < self.num_nodes {
-                &self.arcs[self.offsets[u]..self.offsets[u + 1]]
+        let mut list: Vec<Arc> = Vec::new();
+        let mut i = 0;
+        while i < raw.len() {
+            let u = raw[i].u;
+            latest.clear();
+            while i < raw.len() && raw[i].u == u {
+                if latest.last().map_or(true, |l| l.v != raw[i].v) {
+                    latest.push(raw[i]);
+                }
+                i += 1;
+            }
+            let old: &[Arc] = if (u as usize) < self.num_nodes {
+                self.arcs_of(u as usize)
             } else {
                 &[]
             };
-            let upd = &updates[uoffsets[u]..uoffsets[u + 1]];
+            list.clear();
+            list.extend(
+                old.iter()
+                    .filter(|a| latest.binary_search_by_key(&a.node, |r| r.v).is_err()),
+            );
+            list.extend(latest.iter().filter(|r| r.w > 0.0).map(|r| Arc {
+                node: r.v,
+                weight: r.w,
+            }));
+            list.sort_unstable_by(spread_order);
+            num_arcs = num_arcs + list.len() - old.len();
+            let previous = overlay.lists.insert(u, Shared::from(list.as_slice()));
+            overlay.arcs = overlay.arcs + list.len() - previous.map_or(0, |p| p.len());
+            overlay.flagged[(u as usize) >> 6] |= 1 << (u & 63);
+        }
+        let pool = if n == self.num_nodes {
+            Shared::clone(&self.pool)
+        } else {
+            Shared::new(Mutex::new(Vec::new()))
+        };
+        let mut graph = Graph {
+            num_nodes: n,
+            directed: self.directed,
+            base: Shared::clone(&self.base),
+            overlay,
+            num_arcs,
+            pool,
+        };
+        // Keep the overlay small (each patch clones its index): fold it in past ~1/64 of the graph.
+        if graph.overlay.arcs > graph.base.arcs.len() / 16 + 64 || graph.overlay.lists.len() > n / 64 + 64 {
+            graph.compact();
+        }
+        Ok(graph)
+    }
+
+    /// A fresh CSR of this graph with `raw` applied (set semantics, last entry wins).
+    fn merged(&self, raw: Vec<Raw>, n: usize) -> Graph {
+        let (uoffsets, mut updates) = bucket(&raw, n);
+        drop(raw);
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0usize);
+        let mut arcs: Vec<Arc> = Vec::with_capacity(self.num_arcs + updates.len());
+        let mut scratch: Vec<Arc> = Vec::new();
+        let mut latest: Vec<Raw> = Vec::new();
+        for u in 0..n {
+            let old: &[Arc] = if u < self.num_nodes { self.arcs_of(u) } else { &[] };
+            let upd = &mut updates[uoffsets[u]..uoffsets[u + 1]];
             if upd.is_empty() {
                 arcs.extend_from_slice(old);
                 offsets.push(arcs.len());
                 continue;
             }
+            // By neighbour, latest batch position first; keep the first of each run.
+            upd.sort_unstable_by(|a, b| a.v.cmp(&b.v).then(b.pos.cmp(&a.pos)));
             latest.clear();
-            for r in upd {
+            for r in upd.iter() {
                 if latest.last().map_or(true, |l| l.v != r.v) {
                     latest.push(*r);
                 }
@@ -235,7 +338,29 @@ impl Graph {
             offsets.push(arcs.len());
         }
         arcs.shrink_to_fit();
-        Ok(Graph::assemble(n, self.directed, offsets, arcs))
+        let mut graph = Graph::assemble(n, self.directed, offsets, arcs);
+        if n == self.num_nodes {
+            graph.pool = Shared::clone(&self.pool);
+        }
+        graph
+    }
+
+    /// Fold the overlay into a fresh base CSR.
+    fn compact(&mut self) {
+        let mut offsets = Vec::with_capacity(self.num_nodes + 1);
+        offsets.push(0usize);
+        let mut arcs: Vec<Arc> = Vec::with_capacity(self.num_arcs);
+        for u in 0..self.num_nodes {
+            arcs.extend_from_slice(self.arcs_of(u));
+            offsets.push(arcs.len());
+        }
+        self.base = Shared::new(Csr { offsets, arcs });
+        self.overlay = Overlay::default();
+    }
+
+    /// How many nodes' arcs live in the overlay (0 right after a build or a compaction).
+    pub fn overlay_nodes(&self) -> usize {
+        self.overlay.lists.len()
     }
 
     pub fn num_nodes(&self) -> usize {
@@ -243,7 +368,7 @@ impl Graph {
     }
 
     pub fn num_arcs(&self) -> usize {
-        self.arcs.len()
+        self.num_arcs
     }
 
     pub fn directed(&self) -> bool {
@@ -258,24 +383,25 @@ impl Graph {
                 node, self.num_nodes
             )));
         }
-        let u = node as usize;
-        Ok(&self.arcs[self.offsets[u]..self.offsets[u + 1]])
+        Ok(self.arcs_of(node as usize))
     }
 
     /// Write every arc as (src, dst, weight) into slices of length `num_arcs`.
     pub fn arcs_into(&self, src: &mut [i64], dst: &mut [i64], weight: &mut [f64]) -> Result<(), Error> {
-        let m = self.arcs.len();
+        let m = self.num_arcs;
         if src.len() != m || dst.len() != m || weight.len() != m {
             return Err(Error::invalid(format!(
                 "arcs_into needs three buffers of length {}",
                 m
             )));
         }
+        let mut i = 0;
         for u in 0..self.num_nodes {
-            for i in self.offsets[u]..self.offsets[u + 1] {
+            for arc in self.arcs_of(u) {
                 src[i] = u as i64;
-                dst[i] = self.arcs[i].node as i64;
-                weight[i] = self.arcs[i].weight as f64;
+                dst[i] = arc.node as i64;
+                weight[i] = arc.weight as f64;
+                i += 1;
             }
         }
         Ok(())
@@ -345,6 +471,107 @@ mod tests {
         assert!(g.with_updates(&[], &[], &[], 2).is_err());
         // The original is untouched.
         assert_eq!(arcs_of(&g, 1), vec![(0, 0.5), (2, 0.5)]);
+    }
+
+    fn all_arcs(g: &Graph) -> Vec<(i64, i64, f64)> {
+        let m = g.num_arcs();
+        let (mut s, mut d, mut w) = (vec![0; m], vec![0; m], vec![0.0; m]);
+        g.arcs_into(&mut s, &mut d, &mut w).unwrap();
+        s.into_iter().zip(d).zip(w).map(|((a, b), c)| (a, b, c)).collect()
+    }
+
+    #[test]
+    fn chained_patches_equal_a_rebuild_with_and_without_compaction() {
+        // A model of the edge set, patched alongside the graph.
+        let mut model: std::collections::BTreeMap<(i64, i64), f64> = Default::default();
+        let mut g = Graph::from_edges(&[], &[], &[], 10, false).unwrap();
+        let mut state = 12345u64;
+        let mut rand = |k: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % k
+        };
+        let mut n = 10i64;
+        let mut compacted = false;
+        for round in 0..60 {
+            if round % 10 == 9 {
+                n += 7; // grow while an overlay exists
+            }
+            let k = 1 + rand(6) as usize;
+            let (mut s, mut d, mut w) = (vec![], vec![], vec![]);
+            for _ in 0..k {
+                let (a, b) = (rand(n as u64) as i64, rand(n as u64) as i64);
+                let weight = [0.0, 0.25, 0.5, 1.0][rand(4) as usize];
+                s.push(a);
+                d.push(b);
+                w.push(weight);
+                if a != b {
+                    for key in [(a, b), (b, a)] {
+                        if weight > 0.0 {
+                            model.insert(key, weight);
+                        } else {
+                            model.remove(&key);
+                        }
+                    }
+                }
+            }
+            let before = g.overlay_nodes();
+            g = g.with_updates(&s, &d, &w, n).unwrap();
+            compacted |= before > 0 && g.overlay_nodes() == 0;
+            let (ms, md, mw): (Vec<i64>, Vec<i64>, Vec<f64>) = {
+                let mut a = (vec![], vec![], vec![]);
+                for (&(x, y), &z) in &model {
+                    a.0.push(x);
+                    a.1.push(y);
+                    a.2.push(z);
+                }
+                a
+            };
+            let rebuilt = Graph::from_edges(&ms, &md, &mw, n, true).unwrap();
+            assert_eq!(all_arcs(&g), all_arcs(&rebuilt), "round {}", round);
+            assert_eq!(g.num_arcs(), model.len());
+        }
+        assert!(compacted, "the overlay never folded into the base");
+    }
+
+    #[test]
+    fn big_batches_merge_like_small_ones() {
+        let mut state = 99u64;
+        let mut rand = |k: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % k
+        };
+        let base: Vec<(i64, i64, f64)> = (0..300)
+            .map(|_| (rand(100) as i64, rand(100) as i64, 0.5))
+            .collect();
+        let (s, d, w): (Vec<i64>, Vec<i64>, Vec<f64>) = (
+            base.iter().map(|e| e.0).collect(),
+            base.iter().map(|e| e.1).collect(),
+            base.iter().map(|e| e.2).collect(),
+        );
+        let g = Graph::from_edges(&s, &d, &w, 100, false).unwrap();
+        let weights = [0.0, 0.25, 1.0];
+        let upd: Vec<(i64, i64, f64)> = (0..700)
+            .map(|_| (rand(120) as i64, rand(120) as i64, weights[rand(3) as usize]))
+            .collect();
+        let (us, ud, uw): (Vec<i64>, Vec<i64>, Vec<f64>) = (
+            upd.iter().map(|e| e.0).collect(),
+            upd.iter().map(|e| e.1).collect(),
+            upd.iter().map(|e| e.2).collect(),
+        );
+        let merged = g.with_updates(&us, &ud, &uw, 120).unwrap(); // > 1024 arcs: one merge
+        assert_eq!(merged.overlay_nodes(), 0);
+        let mut stepwise = g;
+        for c in 0..upd.len() / 5 {
+            let r = c * 5..c * 5 + 5;
+            stepwise = stepwise
+                .with_updates(&us[r.clone()], &ud[r.clone()], &uw[r], 120)
+                .unwrap();
+        }
+        assert_eq!(all_arcs(&merged), all_arcs(&stepwise));
     }
 
     #[test]

@@ -334,7 +334,7 @@ impl Graph {
         let arcs_this_step: usize = ws
             .frontier
             .iter()
-            .map(|&(u, _)| (self.offsets[u as usize + 1] - self.offsets[u as usize]).min(p.fanout))
+            .map(|&(u, _)| self.arcs_of(u as usize).len().min(p.fanout))
             .sum();
         if ws.touched.len() <= arcs_this_step {
             ws.touched.resize(arcs_this_step + 1, 0);
@@ -344,9 +344,8 @@ impl Graph {
         let mut count = 0usize;
         for &(u, pulse) in &ws.frontier {
             let d = pulse * p.decay;
-            let (lo, hi) = (self.offsets[u as usize], self.offsets[u as usize + 1]);
-            let hi = lo + (hi - lo).min(p.fanout);
-            for arc in &self.arcs[lo..hi] {
+            let arcs = self.arcs_of(u as usize);
+            for arc in &arcs[..arcs.len().min(p.fanout)] {
                 let slot = &mut inc[arc.node as usize];
                 let fresh = *slot == 0.0;
                 // 0.0 + c == c for c >= 0: a fresh node's sum starts exactly at c.
