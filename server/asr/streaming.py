@@ -267,7 +267,16 @@ class StreamingRecognizer:
         if self.transcriber.busy:  # it would queue; the final will decode anyway
             return
         audio = np.concatenate(self._frames)
-        self._speculative = self._tasks.spawn(self.transcriber.transcribe_async(audio), "speculative")
+        self._speculative = self._tasks.spawn(self._guess(self._utterance, audio), "speculative")
+
+    async def _guess(self, utterance: int, audio: npt.NDArray[np.float32]) -> Transcript:
+        transcript = await self.transcriber.transcribe_async(audio)
+        if utterance == self._utterance and transcript.text and transcript.text != self._last_partial:
+            # Not (yet) the final: the user went on speaking, or the silence is still short. It is
+            # a decode of the utterance so far all the same, so it goes out as a partial.
+            self._last_partial = transcript.text
+            self._emit(PartialTranscript(utterance, transcript.text))
+        return transcript
 
     def _finalize(self, reason: str, heard: bool = True) -> None:
         audio = np.concatenate(self._frames) if heard and self._frames else np.zeros(0, dtype=np.float32)
