@@ -6,10 +6,10 @@ threshold 0.01, at most 10,000 active nodes per step, top 50; 1, 3 and 11 steps.
 `--edges-file` (CSV `src,dst,weight`, undirected, optional header) and
 `--seeds-file` (CSV `node,energy`) run it on an outside graph instead.
 
-Prints one JSON line per (impl, steps) with `impl`, `steps`, `median_ms`,
-`p99_ms` (latency of one `spread(...)` call from Python, conversions included),
-plus context (reps, result size, whether native == reference). Build times are
-on a separate `"phase": "build"` line.
+Prints (stdout) one JSON line per (impl, steps) with `impl`, `steps`,
+`median_ms`, `p99_ms` (latency of one `spread(...)` call from Python,
+conversions included), plus context (reps, result size, whether native ==
+reference). Graph build times go to stderr as `"phase": "build"` lines.
 
     .venv/bin/python benchmarks/spread.py                       # native 300 reps, reference 15
     .venv/bin/python benchmarks/spread.py --impl native --reps 2000
@@ -108,6 +108,7 @@ def main() -> None:
                     "build_ms": round(build_ms, 1),
                 }
             ),
+            file=sys.stderr,
             flush=True,
         )
         reps = args.reps if impl == "native" else args.ref_reps
