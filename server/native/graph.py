@@ -34,7 +34,7 @@ by (energy desc, node id asc) and keep the first `max_active_per_step` (None = a
 2. Each step (at most `steps`; stops early when the frontier is empty or decay == 0):
    for each frontier node u in ascending id order, let d = p_u * decay; for each of u's
    first `max_fanout_per_node` arcs (u -> v, w) in arc order (highest weights;
-   None = all): incoming[v] += d * float64(w), summed in exactly this order.
+   None = all): incoming[v] += d * float64(w), summed from 0.0 in exactly this order.
    Then every v with incoming[v] > 0 and incoming[v] >= threshold is activated:
    pulse p_v = min(incoming[v], cap); act[v] = min(act[v] + p_v, cap). Smaller
    incoming energy is discarded. The next frontier is top-A of the activated nodes
