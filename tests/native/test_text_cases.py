@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import re
+from pathlib import Path
 
 import pytest
 
 from peromesh.server.native import Backend, TextCleaner
+from peromesh.server.native.reference.text import DATA_URI_PATTERN
 
 BACKENDS: list[Backend] = ["native", "python"]
 PNG = base64.b64encode(bytes(range(256)) * 2).decode()
@@ -57,3 +60,12 @@ def test_lone_surrogates_become_replacement_characters(backend: Backend) -> None
 def test_rejects_tiny_base64_minimum(backend: Backend) -> None:
     with pytest.raises(ValueError, match="min_base64_len"):
         TextCleaner(min_base64_len=7, backend=backend)
+
+
+def test_rust_and_python_share_the_data_uri_pattern() -> None:
+    """The one regex of the spec is spelled identically on both sides (the property tests catch the rest)."""
+    source = (Path(__file__).resolve().parents[2] / "rust_core" / "core" / "src" / "text.rs").read_text()
+    block = re.search(r"DATA_URI_PATTERN: &str = concat!\((.*?)\);", source, re.S)
+    assert block is not None
+    rust_pattern = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', block.group(1)))
+    assert rust_pattern == DATA_URI_PATTERN
