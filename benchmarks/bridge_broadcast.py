@@ -1,7 +1,8 @@
 """Broadcast fan-out through hub + bridge to many WebSocket clients, and the memory an idle one costs.
 
 Starts a real `peromesh serve` (tts, core with the hub, bridge), connects N clients (default 1,000,
-each a full Gateway session: WebSocket, hello → hub Attach → welcome, dialog Converse), then:
+each a full Gateway session: WebSocket, hello → hub attachment → welcome, dialog Converse; light
+raw-socket clients, see raw_ws_client.py, so the harness is not the bottleneck), then:
 - rss_per_1000_idle_connections: the serve process's RSS growth per 1,000 connected idle clients (MiB);
 - bridge_broadcast_delivery: one client broadcasts; time from its send to each other client's receipt,
   p50/p99 over all deliveries of R rounds (goal ≤ 50 ms p99); also the p50/p99 of each round's last delivery;
@@ -29,6 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT.parent / "tests")]
 from _serve import serve  # noqa: E402
 from bridge.gateway_client import GatewayClient  # noqa: E402
 from bridge_report import report  # noqa: E402
+from raw_ws_client import RawClient, open_raw  # noqa: E402
 
 from peromesh.gateway.v1 import envelope_pb2 as gw  # noqa: E402
 
@@ -40,22 +42,26 @@ def serve_process() -> psutil.Process:
     return child
 
 
-async def open_clients(url: str, count: int, parallel: int = 32) -> list[GatewayClient]:
+async def open_clients(url: str, count: int, arrivals: dict[str, list[float]], parallel: int = 32) -> list[RawClient]:
+    """Full Gateway sessions (hello → welcome) on light raw-socket clients that only timestamp frames."""
+    host, port = url.split("/")[2].rsplit(":", 1)
     gate = asyncio.Semaphore(parallel)
 
-    async def one(i: int) -> GatewayClient:
+    def arrived(now: float, frame: bytes) -> None:
+        if b"bench" in frame:  # decoded after the measurement would be as good; this is cheap enough
+            envelope = gw.Envelope.FromString(frame)
+            arrivals.setdefault(envelope.request.params["round"], []).append(now)
+
+    async def one(i: int) -> RawClient:
         async with gate:
-            return await GatewayClient.open(url, f"idle-{i:05d}", token=TOKEN, binary=True)
+            client = await open_raw(host, int(port), "/ws", arrived)
+            client.send(gw.Envelope(id="h", source_id=f"idle-{i:05d}",
+                                    hello=gw.Hello(token=TOKEN)).SerializeToString())
+            welcome = gw.Envelope.FromString(await client.first_frame)
+            assert welcome.HasField("welcome"), welcome
+            return client
 
     return list(await asyncio.gather(*(one(i) for i in range(count))))
-
-
-async def listen(client: GatewayClient, arrivals: dict[str, list[float]]) -> None:
-    async for frame in client.ws:
-        now = time.perf_counter()
-        envelope = gw.Envelope.FromString(frame)  # type: ignore[arg-type]  # binary clients; the plain parser
-        if envelope.HasField("request") and envelope.request.action_name == "bench":
-            arrivals.setdefault(envelope.request.params["round"], []).append(now)
 
 
 async def run(clients: int, rounds: int) -> None:
@@ -67,7 +73,8 @@ async def run(clients: int, rounds: int) -> None:
         await asyncio.sleep(1.0)
         rss_before = server.memory_info().rss
         started = time.perf_counter()
-        receivers = await open_clients(url, clients)
+        arrivals: dict[str, list[float]] = {}
+        receivers = await open_clients(url, clients, arrivals)
         connect_s = time.perf_counter() - started
         await asyncio.sleep(3.0)
         gc.collect()
@@ -76,8 +83,6 @@ async def run(clients: int, rounds: int) -> None:
         report("rss_per_1000_idle_connections", [per_1000], unit="MiB", clients=clients,
                rss_before_mib=round(rss_before / 2**20, 1), rss_after_mib=round(rss_after / 2**20, 1),
                connect_s=round(connect_s, 2))
-        arrivals: dict[str, list[float]] = {}
-        listeners = [asyncio.create_task(listen(c, arrivals)) for c in receivers]
         deliveries, lasts, server_cpu, client_cpu = [], [], [], []
         for r in range(rounds + 1):
             cpu_server, cpu_client = sum(server.cpu_times()[:2]), time.process_time()
@@ -101,9 +106,10 @@ async def run(clients: int, rounds: int) -> None:
                           "note": "CPU of the serve process (hub + bridge) and of the receiving clients per "
                                   "broadcast (mean over rounds; 10 ms ticks); independent of machine load"}))
         print(json.dumps({"metric": "load_average", "value": os.getloadavg(), "cpus": os.cpu_count()}), flush=True)
-        for task in listeners:
-            task.cancel()
-        await asyncio.gather(*(c.ws.close() for c in [sender, *receivers]), return_exceptions=True)
+        for receiver in receivers:
+            assert receiver.transport is not None
+            receiver.transport.close()
+        await sender.close()
 
 
 def main() -> None:
