@@ -39,6 +39,7 @@ from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.server.aio import TaskOwner
+from peromesh.server.asr.wav_stream import WavFormatError, WavStreamDecoder
 from peromesh.server.hub import envelopes as env
 
 from . import codec
@@ -51,6 +52,8 @@ from .translate import EventTranslator
 log = logging.getLogger(__name__)
 DIALOG_TEXT_ACTIONS = frozenset({"chat", "user_text"})
 _RATE = re.compile(r"rate=(\d+)")
+WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
+MAX_WAV_STREAMS = 4
 FAST_WRITE_BYTES = 64 * 1024
 _HUB_CLOSE = {grpc.StatusCode.UNAUTHENTICATED: 4401, grpc.StatusCode.INVALID_ARGUMENT: 4400,
               grpc.StatusCode.DEADLINE_EXCEEDED: 4408, grpc.StatusCode.ABORTED: 4409,
@@ -90,6 +93,7 @@ class GatewayConnection:
         self._writer_idle = False  # True while the writer waits for the queue (nothing in flight)
         self._converse: grpc.aio.StreamStreamCall | None = None
         self._pending_turns: collections.deque[gw.Envelope] = collections.deque()
+        self._wav_streams: dict[str, WavStreamDecoder] = {}  # WAV uploads being decoded, by stream id
         self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
         self._last_rate_error = 0.0
         self._tasks = TaskOwner("bridge-conn")
@@ -235,6 +239,8 @@ class GatewayConnection:
             await self._interrupt(envelope)
         elif to_master and kind == "stream" and envelope.stream.content_type.startswith("audio/pcm"):
             await self._user_audio(envelope)
+        elif to_master and kind == "stream" and envelope.stream.content_type.split(";")[0] in WAV_TYPES:
+            await self._user_wav(envelope)
         else:
             assert self._hub is not None
             await self._hub.send(envelope)
@@ -262,6 +268,26 @@ class GatewayConnection:
             self._pending_turns.append(envelope)
         await self._dialog_write(dpb.ConverseRequest(user_audio=dpb.UserAudio(
             pcm=stream.data, is_end=stream.is_end, sample_rate_hertz=rate)))
+
+    async def _user_wav(self, envelope: gw.Envelope) -> None:
+        """A WAV file in pieces (stream_id keeps them apart): decoded to PCM16 mono as it comes."""
+        stream = envelope.stream
+        if stream.stream_id not in self._wav_streams and len(self._wav_streams) >= MAX_WAV_STREAMS:
+            self._error(envelope.id, "RESOURCE_EXHAUSTED", f"more than {MAX_WAV_STREAMS} WAV streams at once")
+            return
+        decoder = self._wav_streams.setdefault(stream.stream_id, WavStreamDecoder())
+        try:
+            pcm = decoder.feed(stream.data)
+        except WavFormatError as exc:
+            self._wav_streams.pop(stream.stream_id, None)
+            self._error(envelope.id, "INVALID_ARGUMENT", f"audio stream {stream.stream_id!r}: {exc}")
+            return
+        if stream.is_end:
+            self._wav_streams.pop(stream.stream_id, None)
+            self._pending_turns.append(envelope)
+        if pcm or stream.is_end:
+            await self._dialog_write(dpb.ConverseRequest(user_audio=dpb.UserAudio(
+                pcm=pcm, is_end=stream.is_end, sample_rate_hertz=decoder.sample_rate_hertz)))
 
     async def _dialog_write(self, request: dpb.ConverseRequest) -> None:
         assert self._converse is not None

@@ -1,0 +1,86 @@
+"""Decode a WAV file that arrives in pieces (a Gateway audio DataStream) into PCM16 mono.
+
+Browsers and recorders often hand over WAV rather than raw PCM. The header may
+be split across chunks and may hold extra chunks (LIST, fact) before `data`;
+the sizes may be placeholders (streamed writers do not know the length).
+Accepted: 16-bit PCM, any channel count (mixed down to mono), 8–48 kHz.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+
+class WavFormatError(ValueError):
+    """The stream is not a WAV this decoder accepts; the message says why."""
+
+
+class WavStreamDecoder:
+    def __init__(self, max_header_bytes: int = 65536) -> None:
+        self.sample_rate_hertz = 0  # known once the header is parsed
+        self.channels = 0
+        self._header = bytearray()
+        self._max_header = max_header_bytes
+        self._in_data = False
+        self._carry = b""
+
+    @property
+    def ready(self) -> bool:
+        """True once the header is parsed (sample_rate_hertz is known)."""
+        return self._in_data
+
+    def feed(self, data: bytes) -> bytes:
+        """PCM16LE mono for the samples complete so far (b"" while the header is incomplete)."""
+        if not self._in_data:
+            self._header += data
+            if len(self._header) > self._max_header:
+                raise WavFormatError(f"no `data` chunk in the first {self._max_header} bytes")
+            rest = self._parse_header()
+            if rest is None:
+                return b""
+            data = rest
+        frame = 2 * self.channels
+        joined = self._carry + data
+        whole = len(joined) - len(joined) % frame
+        self._carry = joined[whole:]
+        samples = np.frombuffer(joined[:whole], dtype="<i2")
+        if self.channels > 1:
+            samples = samples.reshape(-1, self.channels).mean(axis=1).round().astype("<i2")
+        return bytes(samples.tobytes())
+
+    def _parse_header(self) -> bytes | None:
+        head = bytes(self._header)
+        if len(head) < 12:
+            return None
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise WavFormatError("not a WAV stream (no RIFF/WAVE header)")
+        position = 12
+        while position + 8 <= len(head):
+            chunk_id, size = head[position:position + 4], struct.unpack_from("<I", head, position + 4)[0]
+            body = position + 8
+            if chunk_id == b"data":
+                if not self.channels:
+                    raise WavFormatError("`data` before `fmt `")
+                self._in_data = True
+                self._header.clear()
+                return head[body:]
+            if len(head) < body + size:
+                return None  # this chunk is not complete yet
+            if chunk_id == b"fmt ":
+                self._read_format(head[body:body + size])
+            position = body + size + size % 2  # chunks are word-aligned
+        return None
+
+    def _read_format(self, fmt: bytes) -> None:
+        if len(fmt) < 16:
+            raise WavFormatError("`fmt ` chunk too short")
+        tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", fmt)
+        if tag == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag is in the GUID
+            tag = struct.unpack_from("<H", fmt, 24)[0]
+        if tag != 1 or bits != 16:
+            raise WavFormatError(f"only 16-bit PCM WAV is accepted (format tag {tag}, {bits} bits)")
+        if not 1 <= channels <= 8 or not 8000 <= rate <= 48000:
+            raise WavFormatError(f"unsupported WAV: {channels} channels at {rate} Hz")
+        self.channels, self.sample_rate_hertz = channels, rate
