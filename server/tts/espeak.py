@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -32,13 +33,25 @@ class EspeakEngine:
         self._binary = found
         self._wpm = words_per_minute
         self.last_pid: int | None = None  # for tests that prove the process is reaped
+        listing = subprocess.run([found, "--voices"], capture_output=True, text=True, timeout=10, check=False)
+        # espeak-ng's language codes (~10 ms, once, at construction: not on the event loop later)
+        self._languages = frozenset(line.split()[1] for line in listing.stdout.splitlines()[1:] if line.split())
 
     def supports(self, language: str) -> bool:
         return True
 
+    def voice_for(self, language: str, voice: str = "") -> str:
+        """The configured voice when it speaks `language`; else the language's own espeak-ng voice
+        (a mixed zh/en segment must not read its Mandarin run with an English voice); en-us when
+        espeak-ng has none for it."""
+        default = _VOICES.get(language) or (language if language in self._languages else "en-us")
+        if voice and voice.split("-")[0] == default.split("-")[0]:
+            return voice
+        return default
+
     async def synthesize(self, text: str, language: str, voice: str, sample_rate_hertz: int) -> AsyncIterator[bytes]:
         proc = await asyncio.create_subprocess_exec(
-            self._binary, "--stdout", "-v", voice or _VOICES.get(language, "en-us"), "-s", str(self._wpm),
+            self._binary, "--stdout", "-v", self.voice_for(language, voice), "-s", str(self._wpm),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )
         self.last_pid = proc.pid

@@ -22,3 +22,12 @@ def test_clauses_keep_punctuation_and_merge_fragments() -> None:
     assert split_clauses("Hello there, it is 3.5 degrees outside. Stay warm.") == [
         "Hello there,", "it is 3.5 degrees outside.", "Stay warm."]
     assert split_clauses("Hi, you. Ok.") == ["Hi, you. Ok."]  # short pieces never stand alone
+
+
+def test_espeak_speaks_each_run_with_a_voice_of_its_language() -> None:
+    from peromesh.server.tts.espeak import EspeakEngine
+
+    espeak = EspeakEngine()
+    assert [espeak.voice_for(lang) for lang in ("en", "zh", "de", "ja", "xx")] == ["en-us", "cmn", "de", "ja", "en-us"]
+    assert espeak.voice_for("en", "en-gb") == "en-gb"  # the configured voice, where it fits
+    assert espeak.voice_for("zh", "en-gb") == "cmn"  # not for a Mandarin run
