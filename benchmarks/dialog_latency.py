@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve import percentile, serve  # noqa: E402
+from _serve import percentile, serve
 
-from peromesh.dialog.v1 import dialog_service_pb2 as pb  # noqa: E402
-from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc  # noqa: E402
-from peromesh.server.rpc.channels import open_channel  # noqa: E402
+from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
+from peromesh.server.rpc.channels import open_channel
 
 SSE_BASELINE_MS = {"p50": 3.75, "p99": 13.5}
 

@@ -54,18 +54,22 @@ async def conversation(provider: LocalTransformersProvider, session: str, tokens
     return rows
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen", choices=["qwen", "smollm2"])
     parser.add_argument("--data-dir", default=str(Path.home() / ".peromesh"))
     parser.add_argument("--tokens", type=int, default=32)
     args = parser.parse_args()
     provider = LocalTransformersProvider(prepare_model(args.model, Path(args.data_dir).expanduser()), temperature=0.0)
+    asyncio.run(compare(provider, args.model, args.tokens))
+
+
+async def compare(provider: LocalTransformersProvider, model: str, tokens: int) -> None:
     for label, session in (("kv_cache", "bench"), ("no_cache_baseline", "")):
-        rows = await conversation(provider, session, args.tokens)
+        rows = await conversation(provider, session, tokens)
         for row in (rows[0], rows[-1]):
-            print(json.dumps({"model": args.model, "mode": label, **row}), flush=True)
+            print(json.dumps({"model": model, "mode": label, **row}), flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

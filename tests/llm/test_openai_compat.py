@@ -22,7 +22,8 @@ class FakeOpenAI:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
         self.bodies.append(json.loads(await reader.readexactly(length)))
         if self.status != 200:
             body = b'{"error": "model not loaded"}'
@@ -82,7 +83,7 @@ async def test_error_status_is_reported() -> None:
     server, url = await serve(FakeOpenAI([], status=503))
     provider = OpenAICompatProvider(url, "tiny")
     try:
-        with pytest.raises(RuntimeError, match="503.*model not loaded"):
+        with pytest.raises(RuntimeError, match=r"503.*model not loaded"):
             await collect(provider.stream(request()))
     finally:
         await provider.aclose()

@@ -12,9 +12,9 @@ import pytest
 from meshkit import start_test_mesh
 
 from peromesh.server.mesh.runner import Mesh
+from peromesh.server.rpc.channels import open_channel
 from peromesh.server.tts.component import RunningTts
 from peromesh.server.tts.router import EngineRouter
-from peromesh.server.rpc.channels import open_channel
 from peromesh.tts.v1 import tts_service_pb2 as pb
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
 
@@ -112,7 +112,7 @@ async def test_cancel_stops_at_once_and_reaps_espeak(mesh: Mesh) -> None:
     assert rest[-1].HasField("end") and rest[-1].end.cancelled
     assert not any(r.HasField("segment_done") for r in rest), "the cut segment must not complete"
     assert not any(r.HasField("chunk") and r.chunk.segment_seq == 1 for r in rest)
-    assert not Path(f"/proc/{pid}").exists(), "espeak-ng must be killed and reaped (no zombie)"
+    assert not os.path.exists(f"/proc/{pid}"), "espeak-ng must be killed and reaped (no zombie)"
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
