@@ -7,14 +7,17 @@ client, opened with the session id the hub assigned (so a reconnect inside
 the grace window continues the same history).
 
 Pumps, until the first one ends: the client reader (limits, decoding,
-dispatch), the hub reader, the dialog reader (events → envelopes; an
-audio_cancel purges the turn from the outbound queue first), and the single
-writer (the one place frames leave; see outbound.py).
+dispatch), the hub pump, the dialog reader (events → envelopes; an
+audio_cancel purges the turn from the outbound queue first), and the writer.
+Every frame for the client goes through `_out`, the one outbound point: it
+is written at once when nothing is queued or in flight, else queued for the
+writer; the barge-in check (OutboundQueue.admit) applies to both.
 
 Close codes: 4400 bad first message, 4401 unauthenticated, 4408 heartbeat
 timeout, 4409 replaced by a newer connection of the same device, 1008 slow
-client or message-rate abuse, 1009 frame over the hard size limit, 1011 the
-mesh failed, 1001 the bridge is stopping.
+client or message-rate abuse, 1009 frame over the hard size limit, 1013 the
+core is unreachable or stopping (try again later), 1011 another mesh failure,
+1001 the bridge is stopping.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ MAX_WAV_STREAMS = 4
 FAST_WRITE_BYTES = 64 * 1024
 _HUB_CLOSE = {grpc.StatusCode.UNAUTHENTICATED: 4401, grpc.StatusCode.INVALID_ARGUMENT: 4400,
               grpc.StatusCode.DEADLINE_EXCEEDED: 4408, grpc.StatusCode.ABORTED: 4409,
-              grpc.StatusCode.RESOURCE_EXHAUSTED: 1008, grpc.StatusCode.UNAVAILABLE: 1001}
+              grpc.StatusCode.RESOURCE_EXHAUSTED: 1008, grpc.StatusCode.UNAVAILABLE: 1013}
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,10 @@ class GatewayConnection:
             await self._close(1008, str(exc))
         except ConnectionClosed:
             pass
+        except (grpc.aio.AioRpcError, TimeoutError) as exc:  # the mesh side failed: the client may retry
+            detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else "timed out"
+            log.warning("connection %s: mesh call failed: %s", self.node_id, detail)
+            await self._close(1011, f"the mesh is unavailable: {detail}")
         finally:
             await self._release()
 
@@ -368,7 +375,7 @@ async def _ending(pump: Coroutine[Any, Any, None]) -> Exception | None:
     """Run a pump; the expected ways a connection ends are returned, not logged as failures."""
     try:
         await pump
-    except (CloseConnection, SlowClientError, ConnectionClosed) as exc:
+    except (CloseConnection, SlowClientError, ConnectionClosed, grpc.aio.AioRpcError, TimeoutError) as exc:
         return exc
     return None
 

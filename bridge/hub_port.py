@@ -63,7 +63,10 @@ class GrpcHubPort:
 
     async def open(self, hello: gw.Envelope, peer: str) -> gw.Welcome:
         self._call = self._stub.Attach(metadata=(*self._metadata, (TRANSPORT_KEY, "websocket"), (PEER_KEY, peer)))
-        await self._call.write(hpb.AttachRequest(envelope=hello))
+        try:
+            await self._call.write(hpb.AttachRequest(envelope=hello))
+        except grpc.aio.AioRpcError as exc:
+            raise HubClosed(exc.code(), exc.details() or "the hub is unreachable") from exc
         answer = await self.receive()
         if not answer.envelope.HasField("welcome"):
             raise HubClosed(await self._call.code(), answer.envelope.response.error_msg, answer.envelope)

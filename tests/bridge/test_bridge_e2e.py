@@ -390,3 +390,17 @@ async def test_silent_utterance_does_not_steal_the_next_chat_answer(mesh: Mesh) 
     rid = await client.request("chat", text="hello")
     got = await client.recv_until(lambda e: e.HasField("response") and e.response.request_id == rid, 30)
     assert "turn_id" in json.loads(got[-1].response.data)
+
+
+async def test_unreachable_core_closes_clients_with_try_again_later() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    bridge = await start_bridge(dead)
+    try:
+        client = await GatewayClient.open(bridge.url, "dev", hello=False)
+        answer = await client.hello("test-token")
+        assert answer.response.code == "UNAVAILABLE"
+        assert (await closed(client))[0] == 1013
+    finally:
+        await bridge.stop()
