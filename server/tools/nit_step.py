@@ -25,7 +25,9 @@ from peromesh.server.nit.runtime import CallRecord
 from peromesh.server.tools.intents import language_of
 from peromesh.server.tools.port import GridToolPort, Report
 
-TAGS = ("nit", "tool_call")  # <tool_call>{"name": …, "arguments": {…}}</tool_call>: Qwen2.5's call format
+# (opening, closing, kind). <tool_call>{"name": …, "arguments": {…}}</tool_call> is Qwen2.5's call format;
+# small models often fence a script as Markdown (```nit … ```), which counts too.
+TAGS = (("<nit>", "</nit>", "nit"), ("```nit", "```", "nit"), ("<tool_call>", "</tool_call>", "tool_call"))
 REFLECTION_PROMPT = "You write NIT tool scripts. Answer only with one corrected <nit>…</nit> block."
 
 
@@ -42,6 +44,7 @@ class NitScanner:
         self.blocks: list[Block] = []
         self._pending = ""  # text that may be the start of a tag
         self._kind: str | None = None  # inside a block of this kind
+        self._close = ""  # … which ends with this
         self._body: list[str] = []
 
     @property
@@ -54,18 +57,19 @@ class NitScanner:
         visible: list[str] = []
         while text:
             if self._kind is None:
-                found = [(at, kind) for kind in TAGS if (at := text.find(f"<{kind}>")) >= 0]
+                found = [(at, opening, closing, kind) for opening, closing, kind in TAGS
+                         if (at := text.find(opening)) >= 0]
                 if not found:
-                    keep = max(_partial_tag(text, f"<{kind}>") for kind in TAGS)
+                    keep = max(_partial_tag(text, opening) for opening, _, _ in TAGS)
                     visible.append(text[: len(text) - keep])
                     self._pending = text[len(text) - keep:]
                     break
-                at, kind = min(found)
+                at, opening, self._close, self._kind = min(found)
                 visible.append(text[:at])
-                self._kind, self._body = kind, []
-                text = text[at + len(kind) + 2:]
+                self._body = []
+                text = text[at + len(opening):]
             else:
-                close = f"</{self._kind}>"
+                close = self._close
                 at = text.find(close)
                 if at < 0:
                     keep = _partial_tag(text, close)

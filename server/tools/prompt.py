@@ -15,9 +15,11 @@ from dataclasses import replace
 from peromesh.server.llm.base import ChatMessage, LlmRequest
 from peromesh.server.tools.catalog import ToolSpec
 
-HEADER = ("\n\nTools: to use one, end your reply with a script such as\n"
-          "<nit>\n$r = tool_name(arg=\"value\")\n</nit>\n"
-          "(one call per line, named arguments; write it only when the user asks for the action). Tools now:")
+HEADER = ("\n\nYou can act through tools. When the user asks for something a tool does, answer with one short "
+          "sentence, then the call in a <nit> block, for example:\n"
+          "OK, I'll set it.\n<nit>\nadd_reminder(time=\"21:00\", content=\"call Bob\")\n</nit>\n"
+          "Use $name = tool(...) to keep a result for a later call. Never write a tool call for ordinary chat.\n"
+          "Tools (arguments by name, ? = optional):")
 
 
 def tool_note(tools: Sequence[ToolSpec]) -> str:

@@ -33,6 +33,13 @@ def test_scanner_hides_blocks_whatever_the_delta_boundaries(step: int) -> None:
                       Block("nit", "$y = c()")]  # an unclosed block at the end still counts
 
 
+@pytest.mark.parametrize("step", [1, 4, 1000])
+def test_scanner_takes_markdown_fenced_nit_as_a_script(step: int) -> None:
+    shown, blocks = scan('OK.\n```nit\ndesktop.notify(text="该喝水了")\n```\nDone. ```python\nx```', step)
+    assert shown == "OK.\n\nDone. ```python\nx```"
+    assert blocks == [Block("nit", 'desktop.notify(text="该喝水了")')]
+
+
 def test_scanner_passes_text_that_only_looks_like_a_tag_start() -> None:
     assert scan("x <ni", 1) == ("x <ni", [])
     assert scan("<nitro> is fast", 3) == ("<nitro> is fast", [])
