@@ -17,8 +17,8 @@ class RankWeights:
     only modulate it (a recent but unrelated memory never outranks a fitting one).
     """
 
-    semantic: float = 0.55
-    lexical: float = 0.35
+    semantic: float = 0.70
+    lexical: float = 0.10  # small in the score, but BM25 still nominates candidates and seeds
     associative: float = 0.25
     base: float = 0.70
     recency: float = 0.15

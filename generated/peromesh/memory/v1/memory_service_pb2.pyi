@@ -377,9 +377,10 @@ Global___RecallRequest: _TypeAlias = RecallRequest  # noqa: Y015
 @_typing.final
 class ScoreBreakdown(_message.Message):
     """ScoreBreakdown explains a recalled memory's rank. The final score is
-      relevance = 0.55·semantic + 0.35·lexical + 0.25·associative
+      relevance = 0.70·semantic + 0.10·lexical + 0.25·associative
       final     = relevance · (0.70 + 0.15·recency + 0.15·importance)
-    (weights are server configuration; these are the defaults).
+    (weights are server configuration; these are the defaults; a Chinese
+    query on an English-only embedder uses 0.10·semantic + 0.80·lexical).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
