@@ -237,8 +237,10 @@ class CapabilityGrid:
         return not capability.dangerous or capability.name in self.allow_dangerous or tool in self.allow_dangerous
 
     def owners(self, name: str, preferred_node_id: str = "") -> list[Offer]:
-        """Offers matching a tool or capability name: the preferred node first, then most recently heard."""
-        matches = [o for o in self.offers() if name in (o.tool_name, o.name)]
+        """Offers matching a tool name (else a bare capability name): the preferred node first, then the
+        node heard from most recently."""
+        offers = self.offers()
+        matches = [o for o in offers if o.tool_name == name] or [o for o in offers if o.name == name]
         matches.sort(key=lambda o: (o.node_id != preferred_node_id, -o.last_seen, o.node_id))
         return matches
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.hub.capabilities import CapabilityGrid, node_kind, parameters_of, tool_name
+from peromesh.server.hub.capabilities import NAME_RE, CapabilityGrid, node_kind, parameters_of, tool_name
 from peromesh.server.reminders.service import ADD_REMINDER_TOOL
 from peromesh.server.tasks.service import ADD_TASK_TOOL
 
@@ -106,7 +106,7 @@ class ToolCatalog:
             entry = self._per_node.get(node.node_id)
             if entry is None or entry.capabilities is not node.capabilities or entry.platform != node.platform:
                 kind = node_kind(node)
-                named = [(tool_name(kind, c.name), c) for c in node.capabilities.values()]
+                named = [(tool_name(kind, c.name), c) for c in node.capabilities.values() if NAME_RE.fullmatch(c.name)]
                 entry = _NodeEntry(node.capabilities, node.platform,
                                    [(name, c) for name, c in named if grid.permits(c, name)])
             seen[node.node_id] = entry

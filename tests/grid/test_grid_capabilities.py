@@ -213,3 +213,21 @@ async def test_a_silent_node_times_out_and_its_tools_disappear(grid: Grid) -> No
             await asyncio.sleep(0.1)
     assert tool_names(catalog) == {"desktop.desktop.notify"}
     assert grid.hub.node("phone") is None
+
+
+async def test_a_tool_name_wins_over_a_bare_capability_name(grid: Grid) -> None:
+    pc = await grid.node("pc", "desktop")  # offers "notify": its tool is desktop.notify
+    pc.handlers["notify"] = lambda p: "pc"
+    await pc.register(cap("notify"))
+    desk = await grid.node("desk", "desktop")  # offers "desktop.notify": its tool is desktop.desktop.notify
+    desk.handlers["desktop.notify"] = lambda p: "desk"
+    await desk.register(cap("desktop.notify"))
+    assert (await invoke(grid, "desktop.notify", preferred="desk")).node_id == "pc"
+    assert (await invoke(grid, "desktop.desktop.notify")).node_id == "desk"
+
+
+async def test_hello_capability_names_become_tools_only_when_well_formed(grid: Grid) -> None:
+    node = GridNode(grid.stub, "old-client", "web")
+    grid.nodes.append(node)
+    await node.attach(capabilities=["ui.display", "not a name"])  # PeroLink v1: names in the hello
+    assert {t.name for t in ToolCatalog([], grid.grid).tools()} == {"web.ui.display"}
