@@ -1,14 +1,15 @@
 """One WebSocket client of the bridge: hello → Attach + Converse → four pumps.
 
 The bridge only translates. Authentication, liveness, sessions and routing
-live in the core's hub (one HubService.Attach per client, opened with the
-client's own hello); the conversation is one DialogService.Converse per
-client, opened with the session id the hub assigned (so a reconnect inside
-the grace window continues the same history).
+live in the core's hub (one attachment per client, opened with the client's
+own hello); the conversation is one DialogService.Converse per client,
+opened at its first dialog message with the session id the hub assigned (so
+a reconnect inside the grace window continues the same history).
 
 Pumps, until the first one ends: the client reader (limits, decoding,
 dispatch), the hub pump, the dialog reader (events → envelopes; an
-audio_cancel purges the turn from the outbound queue first), and the writer.
+audio_cancel purges the turn from the outbound queue first; it starts with
+the Converse stream, at the device's first dialog message), and the writer.
 Every frame for the client goes through `_out`, the one outbound point: it
 is written at once when nothing is queued or in flight, else queued for the
 writer; the barge-in check (OutboundQueue.admit) applies to both.
@@ -95,6 +96,8 @@ class GatewayConnection:
         self._hub: HubPort | None = None
         self._writer_idle = False  # True while the writer waits for the queue (nothing in flight)
         self._converse: grpc.aio.StreamStreamCall | None = None
+        self.session_id = ""
+        self._ended: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
         self._pending_turns: collections.deque[gw.Envelope] = collections.deque()
         self._wav_streams: dict[str, WavStreamDecoder] = {}  # WAV uploads being decoded, by stream id
         self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
@@ -126,9 +129,8 @@ class GatewayConnection:
     async def _serve(self) -> None:
         hello = await self._read_hello()
         welcome = await self._attach_to_hub(hello)
-        self.node_id = welcome.node_id
+        self.node_id, self.session_id = welcome.node_id, welcome.session_id
         self.translator = EventTranslator(self.node_id)
-        welcome.history_turns = await self._open_converse(welcome.session_id)
         welcome.max_frame_bytes = self.limits.max_frame_bytes  # the bridge's limit is the one that applies
         self._out(Outbound(env.welcome(self.node_id, welcome)))
         await self._pump()
@@ -155,25 +157,36 @@ class GatewayConnection:
             await self._send_now(answer)
             raise CloseConnection(_HUB_CLOSE.get(exc.code, 4401), exc.reason) from exc
 
-    async def _open_converse(self, session_id: str) -> int:
-        self._converse = self.stubs.dialog.Converse(metadata=self.stubs.metadata)
-        config = dpb.SessionConfig(session_id=session_id, device_id=self.node_id, sample_rate_hertz=24000)
-        await self._converse.write(dpb.ConverseRequest(config=config))
-        first = await asyncio.wait_for(self._converse.read(), 10.0)
-        if first is grpc.aio.EOF or not first.HasField("session_started"):
-            detail = "stream ended" if first is grpc.aio.EOF else first.error.message
-            raise CloseConnection(1011, f"the dialog refused the session: {detail}")
-        return int(first.session_started.history_turns)
+    async def _dialog(self) -> grpc.aio.StreamStreamCall:
+        """The device's Converse stream, opened at its first dialog message (idle devices such as
+        reminder receivers hold no dialog session) with the session id the hub assigned."""
+        if self._converse is None:
+            self._converse = self.stubs.dialog.Converse(metadata=self.stubs.metadata)
+            config = dpb.SessionConfig(session_id=self.session_id, device_id=self.node_id, sample_rate_hertz=24000)
+            await self._converse.write(dpb.ConverseRequest(config=config))
+            first = await asyncio.wait_for(self._converse.read(), 10.0)
+            if first is grpc.aio.EOF or not first.HasField("session_started"):
+                detail = "stream ended" if first is grpc.aio.EOF else first.error.message
+                raise CloseConnection(1011, f"the dialog refused the session: {detail}")
+            self._spawn_pump(self._read_dialog(), "dialog-reader")
+        return self._converse
 
     # -- pumps -----------------------------------------------------------
     async def _pump(self) -> None:
-        pumps = [self._tasks.spawn(_ending(coro), name) for coro, name in (
-            (self._read_client(), "client-reader"), (self._read_hub(), "hub-reader"),
-            (self._read_dialog(), "dialog-reader"), (self._write(), "writer"))]
-        done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if (ending := task.result()) is not None:
-                raise ending
+        """Run the pumps (the dialog reader joins at the first turn) until the first one ends."""
+        for coro, name in ((self._read_client(), "client-reader"), (self._read_hub(), "hub-pump"),
+                           (self._write(), "writer")):
+            self._spawn_pump(coro, name)
+        if (ending := await self._ended) is not None:
+            raise ending
+
+    def _spawn_pump(self, pump: Coroutine[Any, Any, None], name: str) -> None:
+        async def run() -> None:
+            ending = await _ending(pump)
+            if not self._ended.done():
+                self._ended.set_result(ending)
+
+        self._tasks.spawn(run(), name)
 
     async def _read_client(self) -> None:
         async for frame in self.ws:
@@ -297,8 +310,7 @@ class GatewayConnection:
                 pcm=pcm, is_end=stream.is_end, sample_rate_hertz=decoder.sample_rate_hertz)))
 
     async def _dialog_write(self, request: dpb.ConverseRequest) -> None:
-        assert self._converse is not None
-        await self._converse.write(request)
+        await (await self._dialog()).write(request)
 
     # -- mesh → client ---------------------------------------------------
     def _on_event(self, event: dpb.ConverseResponse) -> None:

@@ -157,7 +157,7 @@ async function main() {
   client.on("welcome", (w) => {
     $("fact-session").textContent = w.sessionId;
     $("fact-session").title = w.sessionId;
-    $("fact-resumed").textContent = w.resumed ? `yes (${w.historyTurns ?? 0} turns)` : "no";
+    $("fact-resumed").textContent = w.resumed ? (w.historyTurns ? `yes (${w.historyTurns} turns)` : "yes") : "no";
   });
   client.on("heartbeat", (h) => { $("fact-rtt").textContent = `${h.rttMs} ms rtt`; });
   client.on("state_update", (e) => {

@@ -282,7 +282,9 @@ async def test_reconnect_inside_grace_resumes_session_and_history(either_mesh: M
     again = await GatewayClient.open(url(mesh), "phone")
     assert first.welcome is not None and again.welcome is not None
     assert again.welcome.resumed and again.welcome.session_id == first.welcome.session_id
-    assert again.welcome.history_turns >= 1
+    await again.request("chat", text="What is my name?")  # the dialog continues the same history
+    got = await again.recv_until(lambda e: e.HasField("response"), 60)
+    assert json.loads(got[-1].response.data)["turn_id"] == f"{first.welcome.session_id}#2"
     other = await GatewayClient.open(url(mesh), "tablet")
     assert other.welcome is not None and other.welcome.session_id != first.welcome.session_id
 

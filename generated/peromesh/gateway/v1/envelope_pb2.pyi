@@ -422,7 +422,10 @@ class Welcome(_message.Message):
     resume_grace_ms: _builtins.int
     """Output only. How long a disconnected node's session can be resumed."""
     history_turns: _builtins.int
-    """Output only. Turns already in the session's history."""
+    """Output only. Turns already in the session's history, where known when the
+    welcome is sent (0 otherwise: the bridge opens the dialog session at the
+    device's first turn).
+    """
     max_frame_bytes: _builtins.int
     """Output only. The largest frame the mesh accepts, in bytes."""
     server_version: _builtins.str
