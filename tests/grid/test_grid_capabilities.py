@@ -183,7 +183,10 @@ async def test_invalid_capabilities_are_rejected_precisely(grid: Grid, capabilit
 
 
 async def test_capability_changes_are_watched(grid: Grid) -> None:
+    await grid.node("anchor", "test")
     watch = grid.stub.WatchNodes(pb.WatchNodesRequest())
+    first = await watch.read()  # the snapshot: from here on the watch sees every change
+    assert (first.change, first.node.node_id) == (pb.NODE_CHANGE_PRESENT, "anchor")
     phone = await grid.node("phone", "mobile")
     await phone.register(cap("location.get"))
     await phone.register(rid="dereg")  # an empty list withdraws every capability
@@ -191,6 +194,7 @@ async def test_capability_changes_are_watched(grid: Grid) -> None:
     seen = []
     async with asyncio.timeout(5):
         async for change in watch:
+            assert change.node.node_id == "phone"
             seen.append((change.change, [c.name for c in change.node.capabilities]))
             if change.change == pb.NODE_CHANGE_LEFT:
                 break
