@@ -193,7 +193,8 @@ async def test_capability_changes_are_watched(grid: Grid) -> None:
     await phone.close()
     seen = []
     async with asyncio.timeout(5):
-        async for change in watch:
+        while True:
+            change = await watch.read()
             assert change.node.node_id == "phone"
             seen.append((change.change, [c.name for c in change.node.capabilities]))
             if change.change == pb.NODE_CHANGE_LEFT:
