@@ -97,14 +97,19 @@ def populate(db: Database, count: int, relations: int, seed: int, model: str) ->
                 })
             conn.execute(insert(MemoryRow), rows)
         rel_rng = np.random.default_rng(seed + 1)
+        seen: set[int] = set()
         done = 0
         while done < relations:
             n = min(CHUNK * 5, relations - done)
             a = rel_rng.integers(1, count + 1, n)
             b = rel_rng.integers(1, count + 1, n)
             w = rel_rng.uniform(0.1, 1.0, n)
-            pairs = {(min(x, y), max(x, y)): float(z) for x, y, z in zip(a.tolist(), b.tolist(), w.tolist(),
-                                                                          strict=True) if x != y}
+            pairs: dict[tuple[int, int], float] = {}
+            for x, y, z in zip(a.tolist(), b.tolist(), w.tolist(), strict=True):
+                key = min(x, y) * (count + 1) + max(x, y)
+                if x != y and key not in seen:
+                    seen.add(key)
+                    pairs[(min(x, y), max(x, y))] = float(z)
             conn.execute(insert(RelationRow), [
                 {"a_id": x, "b_id": y, "kind": "bench", "weight": z, "created_at": now, "updated_at": now}
                 for (x, y), z in pairs.items()])

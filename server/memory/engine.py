@@ -264,19 +264,24 @@ class MemoryEngine:
             raise InvalidInput("session_id and turn_id are required")
         if len(session_id) > 128 or len(turn_id) > 128:
             raise InvalidInput("session_id and turn_id are limited to 128 characters")
-        user = self._clean(user_text, "user_text", self.config.max_text_chars)
+        if not user_text.strip():
+            raise InvalidInput("user_text is empty")
+        # Text that cleans away to nothing (a pasted image, control characters) is logged, not remembered.
+        user = self._clean(user_text, "user_text", self.config.max_text_chars, required=False)
         reply = self._clean(assistant_text, "assistant_text", self.config.max_reply_chars, required=False)
         when = occurred_at or utcnow()
         async with self.write_lock:
             existing = await self.db.run(lambda s: store.find_turn(s, session_id, turn_id))
-            if existing is not None:
+            if existing is not None and (existing.memory_id is not None or not self._memorable(user)):
                 mid = existing.memory_id
                 view = None if mid is None else MemoryView(await self.db.run(lambda s: store.get_memory(s, mid)))
                 return view, True
-            await self.db.run(lambda s: s.add(TurnRow(session_id=session_id, turn_id=turn_id, user_text=user,
-                                                      assistant_text=reply, occurred_at=when)))
-        if not importance_mod.worth_remembering(user):
+            if existing is None:
+                await self.db.run(lambda s: s.add(TurnRow(session_id=session_id, turn_id=turn_id, user_text=user,
+                                                          assistant_text=reply, occurred_at=when)))
+        if not self._memorable(user):
             return None, False
+        # A turn logged by an earlier attempt that died before its memory was made is completed here.
         view = await self.add_memory(user, when, [], None, session_id, "turn", turn_id, reply)
 
         def attach(s: Session) -> None:
@@ -286,6 +291,10 @@ class MemoryEngine:
 
         await self.db.run(attach)
         return view, False
+
+    @staticmethod
+    def _memorable(text: str) -> bool:
+        return bool(text) and importance_mod.worth_remembering(text)
 
     # -- retrieval ---------------------------------------------------------------------------------
 

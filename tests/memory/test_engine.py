@@ -133,10 +133,14 @@ async def test_ingest_turn_is_logged_idempotent_and_skips_small_talk(engine: Mem
     assert dup and again is not None and again.row.id == view.row.id
     nothing, dup = await engine.ingest_turn("s9", "t2", "嗯嗯", "还有什么吗？")
     assert nothing is None and not dup
+    picture, dup = await engine.ingest_turn("s9", "t3", "data:image/png;base64," + "iVBO" * 40, "Nice picture!")
+    assert picture is None and not dup  # cleaned away to nothing: logged, not remembered
     stats = await engine.stats()
-    assert stats.counts.turns == 2 and stats.counts.active == 1
+    assert stats.counts.turns == 3 and stats.counts.active == 1
     with pytest.raises(InvalidInput):
-        await engine.ingest_turn("", "t3", "hello there friend", "")
+        await engine.ingest_turn("", "t4", "hello there friend", "")
+    with pytest.raises(InvalidInput):
+        await engine.ingest_turn("s9", "t4", "   ", "")
 
 
 async def test_delete_is_soft_and_recoverable_erase_is_final(engine: MemoryEngine) -> None:

@@ -235,7 +235,9 @@ class IngestTurnRequest(_message.Message):
     turn_id: _builtins.str
     """Required. The turn id, unique within the session."""
     user_text: _builtins.str
-    """Required. What the user said (1 to 8000 characters after cleaning)."""
+    """Required. What the user said (not blank; at most 8000 characters after
+    cleaning). Text that cleans away to nothing is logged, not remembered.
+    """
     assistant_text: _builtins.str
     """Optional. What the assistant answered (at most 32000 characters)."""
     @_builtins.property
