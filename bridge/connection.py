@@ -1,10 +1,9 @@
-"""One WebSocket client of the bridge: hello → Attach + Converse → four pumps.
+"""One WebSocket client of the bridge: hello → hub attachment → pumps.
 
 The bridge only translates. Authentication, liveness, sessions and routing
 live in the core's hub (one attachment per client, opened with the client's
-own hello); the conversation is one DialogService.Converse per client,
-opened at its first dialog message with the session id the hub assigned (so
-a reconnect inside the grace window continues the same history).
+own hello); the conversation is the client's DialogLink (one
+DialogService.Converse, opened at its first dialog message).
 
 Pumps, until the first one ends: the client reader (limits, decoding,
 dispatch), the hub pump, the dialog reader (events → envelopes; an
@@ -24,11 +23,8 @@ core is unreachable or stopping (try again later), 1011 another mesh failure,
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import json
 import logging
-import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,26 +34,20 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.server.aio import TaskOwner
-from peromesh.server.asr.wav_stream import WavFormatError, WavStreamDecoder
 from peromesh.server.hub import envelopes as env
 
 from . import codec
+from .dialog_link import DialogClosed, DialogLink
 from .frames import FrameCache
 from .hub_port import HubClosed, HubPort
 from .limits import Limits, RateLimiter
 from .outbound import Outbound, OutboundQueue, SlowClientError
-from .translate import EventTranslator
 
 log = logging.getLogger(__name__)
-DIALOG_TEXT_ACTIONS = frozenset({"chat", "user_text"})
-_RATE = re.compile(r"rate=(\d+)")
-WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
-MAX_WAV_STREAMS = 4
 FAST_WRITE_BYTES = 64 * 1024
 _HUB_CLOSE = {grpc.StatusCode.UNAUTHENTICATED: 4401, grpc.StatusCode.INVALID_ARGUMENT: 4400,
               grpc.StatusCode.DEADLINE_EXCEEDED: 4408, grpc.StatusCode.ABORTED: 4409,
@@ -91,16 +81,11 @@ class GatewayConnection:
         self.node_id = ""
         self.binary = True  # control frames mirror the client's hello (binary or JSON text)
         self.queue = OutboundQueue(limits.max_queue_frames, limits.max_queue_bytes)
-        self.translator = EventTranslator("")
+        self.dialog = DialogLink(stubs.dialog, stubs.metadata, self._out, self.queue.cancel_turn, self._spawn_pump)
         self.rate = RateLimiter(limits.rate_per_s, limits.burst)
         self._hub: HubPort | None = None
         self._writer_idle = False  # True while the writer waits for the queue (nothing in flight)
-        self._converse: grpc.aio.StreamStreamCall | None = None
-        self.session_id = ""
         self._ended: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        self._pending_turns: collections.deque[gw.Envelope] = collections.deque()
-        self._wav_streams: dict[str, WavStreamDecoder] = {}  # WAV uploads being decoded, by stream id
-        self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
         self._last_rate_error = 0.0
         self._tasks = TaskOwner("bridge-conn")
 
@@ -116,6 +101,8 @@ class GatewayConnection:
             await self._close(exc.code, exc.reason)
         except SlowClientError as exc:
             await self._close(1008, str(exc))
+        except DialogClosed as exc:
+            await self._close(1011, str(exc))
         except ConnectionClosed:
             pass
         except (grpc.aio.AioRpcError, TimeoutError) as exc:  # the mesh side failed: the client may retry
@@ -129,8 +116,8 @@ class GatewayConnection:
     async def _serve(self) -> None:
         hello = await self._read_hello()
         welcome = await self._attach_to_hub(hello)
-        self.node_id, self.session_id = welcome.node_id, welcome.session_id
-        self.translator = EventTranslator(self.node_id)
+        self.node_id = welcome.node_id
+        self.dialog.configure(welcome.node_id, welcome.session_id)
         welcome.max_frame_bytes = self.limits.max_frame_bytes  # the bridge's limit is the one that applies
         self._out(Outbound(env.welcome(self.node_id, welcome)))
         await self._pump()
@@ -156,20 +143,6 @@ class GatewayConnection:
             answer = exc.answer or env.error(hello.id, hello.source_id, exc.code.name, exc.reason)
             await self._send_now(answer)
             raise CloseConnection(_HUB_CLOSE.get(exc.code, 4401), exc.reason) from exc
-
-    async def _dialog(self) -> grpc.aio.StreamStreamCall:
-        """The device's Converse stream, opened at its first dialog message (idle devices such as
-        reminder receivers hold no dialog session) with the session id the hub assigned."""
-        if self._converse is None:
-            self._converse = self.stubs.dialog.Converse(metadata=self.stubs.metadata)
-            config = dpb.SessionConfig(session_id=self.session_id, device_id=self.node_id, sample_rate_hertz=24000)
-            await self._converse.write(dpb.ConverseRequest(config=config))
-            first = await asyncio.wait_for(self._converse.read(), 10.0)
-            if first is grpc.aio.EOF or not first.HasField("session_started"):
-                detail = "stream ended" if first is grpc.aio.EOF else first.error.message
-                raise CloseConnection(1011, f"the dialog refused the session: {detail}")
-            self._spawn_pump(self._read_dialog(), "dialog-reader")
-        return self._converse
 
     # -- pumps -----------------------------------------------------------
     async def _pump(self) -> None:
@@ -201,15 +174,6 @@ class GatewayConnection:
 
     def _from_hub(self, answer: hpb.AttachResponse) -> None:
         self._out(Outbound(answer.envelope, shared=answer))
-
-    async def _read_dialog(self) -> None:
-        assert self._converse is not None
-        try:
-            while (event := await self._converse.read()) is not grpc.aio.EOF:
-                self._on_event(event)
-        except grpc.aio.AioRpcError as exc:
-            raise CloseConnection(1011, f"dialog stream failed: {exc.details()}") from exc
-        raise CloseConnection(1011, "the dialog ended the session")
 
     def _out(self, item: Outbound) -> None:
         """The one outbound point: write now when nothing is queued or being sent and the
@@ -250,102 +214,13 @@ class GatewayConnection:
             self._error("", "INVALID_ARGUMENT", str(exc))
             return
         kind = envelope.WhichOneof("payload")
-        to_master = envelope.target_id in (env.MASTER, "")
         if kind in ("hello", "welcome"):
             self._error(envelope.id, "FAILED_PRECONDITION", f"unexpected {kind}: this connection is authenticated")
-        elif to_master and kind == "request" and envelope.request.action_name in DIALOG_TEXT_ACTIONS:
-            await self._user_text(envelope)
-        elif to_master and kind == "request" and envelope.request.action_name == "interrupt":
-            await self._interrupt(envelope)
-        elif to_master and kind == "stream" and envelope.stream.content_type.startswith("audio/pcm"):
-            await self._user_audio(envelope)
-        elif to_master and kind == "stream" and envelope.stream.content_type.split(";")[0] in WAV_TYPES:
-            await self._user_wav(envelope)
+        elif self.dialog.wants(envelope):
+            await self.dialog.handle(envelope)
         else:
             assert self._hub is not None
             await self._hub.send(envelope)
-
-    async def _user_text(self, envelope: gw.Envelope) -> None:
-        params = envelope.request.params
-        text = params.get("text") or params.get("content") or ""
-        if not text.strip():
-            self._error(envelope.id, "INVALID_ARGUMENT", f"{envelope.request.action_name} needs params.text")
-            return
-        self._pending_turns.append(envelope)
-        await self._dialog_write(dpb.ConverseRequest(user_text=dpb.UserText(text=text)))
-
-    async def _interrupt(self, envelope: gw.Envelope) -> None:
-        turn_id = envelope.request.params.get("turn_id", "")
-        await self._dialog_write(dpb.ConverseRequest(interrupt=dpb.Interrupt(turn_id=turn_id)))
-        if envelope.id:
-            self._out(Outbound(env.ok(envelope, turn_id)))
-
-    async def _user_audio(self, envelope: gw.Envelope) -> None:
-        stream = envelope.stream
-        match = _RATE.search(stream.content_type)
-        rate = int(match.group(1)) if match else 16000
-        if stream.is_end:
-            self._pending_turns.append(envelope)
-        await self._dialog_write(dpb.ConverseRequest(user_audio=dpb.UserAudio(
-            pcm=stream.data, is_end=stream.is_end, sample_rate_hertz=rate)))
-
-    async def _user_wav(self, envelope: gw.Envelope) -> None:
-        """A WAV file in pieces (stream_id keeps them apart): decoded to PCM16 mono as it comes."""
-        stream = envelope.stream
-        if stream.stream_id not in self._wav_streams and len(self._wav_streams) >= MAX_WAV_STREAMS:
-            self._error(envelope.id, "RESOURCE_EXHAUSTED", f"more than {MAX_WAV_STREAMS} WAV streams at once")
-            return
-        decoder = self._wav_streams.setdefault(stream.stream_id, WavStreamDecoder())
-        try:
-            pcm = decoder.feed(stream.data)
-        except WavFormatError as exc:
-            self._wav_streams.pop(stream.stream_id, None)
-            self._error(envelope.id, "INVALID_ARGUMENT", f"audio stream {stream.stream_id!r}: {exc}")
-            return
-        if stream.is_end:
-            self._wav_streams.pop(stream.stream_id, None)
-            self._pending_turns.append(envelope)
-        if pcm or stream.is_end:
-            await self._dialog_write(dpb.ConverseRequest(user_audio=dpb.UserAudio(
-                pcm=pcm, is_end=stream.is_end, sample_rate_hertz=decoder.sample_rate_hertz)))
-
-    async def _dialog_write(self, request: dpb.ConverseRequest) -> None:
-        await (await self._dialog()).write(request)
-
-    # -- mesh → client ---------------------------------------------------
-    def _on_event(self, event: dpb.ConverseResponse) -> None:
-        turn = event.turn_id
-        if turn and turn not in self._seen_turns:
-            self._seen_turns.append(turn)
-            self._answer_pending(turn)
-        elif not turn and event.HasField("error") and self._pending_turns:
-            request = self._pending_turns.popleft()  # the oldest input that has not started a turn failed
-            if request.HasField("request"):
-                self._error(request.id, event.error.code, event.error.message)
-                return
-        elif not turn and event.HasField("transcription") and event.transcription.is_final:
-            self._forget_utterance()  # speech that started no turn (e.g. silence)
-        if event.HasField("audio_cancel"):
-            self.queue.cancel_turn(turn)
-        for item in self.translator.translate(event):
-            self._out(item)
-
-    def _answer_pending(self, turn: str) -> None:
-        """The first event of a new turn answers the oldest chat request with its turn id.
-
-        `_pending_turns` holds, in order, the chat requests and the ends of utterances (audio
-        DataStreams) that have not started a turn yet.
-        """
-        if self._pending_turns:
-            request = self._pending_turns.popleft()
-            if request.id and request.HasField("request"):
-                self._out(Outbound(env.ok(request, json.dumps({"turn_id": turn}))))
-
-    def _forget_utterance(self) -> None:
-        for pending in self._pending_turns:
-            if pending.HasField("stream"):
-                self._pending_turns.remove(pending)
-                return
 
     def _error(self, request_id: str, code: str, message: str) -> None:
         self._out(Outbound(env.error(request_id, self.node_id, code, message)))
@@ -379,15 +254,15 @@ class GatewayConnection:
         await self._tasks.close()
         if self._hub is not None:
             self._hub.close()
-        if self._converse is not None:
-            self._converse.cancel()
+        self.dialog.close()
 
 
 async def _ending(pump: Coroutine[Any, Any, None]) -> Exception | None:
     """Run a pump; the expected ways a connection ends are returned, not logged as failures."""
     try:
         await pump
-    except (CloseConnection, SlowClientError, ConnectionClosed, grpc.aio.AioRpcError, TimeoutError) as exc:
+    except (CloseConnection, SlowClientError, ConnectionClosed, DialogClosed, grpc.aio.AioRpcError,
+            TimeoutError) as exc:
         return exc
     return None
 

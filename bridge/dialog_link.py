@@ -1,0 +1,191 @@
+"""A device's conversation: its DialogService.Converse stream, seen from the bridge.
+
+Opened at the device's first dialog message (idle devices such as reminder
+receivers hold no dialog session), with the session id the hub assigned, so
+a reconnect inside the grace window continues the same history. Client
+messages become Converse requests; Converse events become envelopes (see
+translate.py) handed to the connection's one outbound point.
+
+`chat` requests are answered with their turn id when the turn's first event
+arrives: `_pending` holds, in order, the chat requests and the ends of
+utterances (audio streams) that have not started a turn yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import grpc
+
+from peromesh.dialog.v1 import dialog_service_pb2 as dpb
+from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.server.asr.wav_stream import WavFormatError, WavStreamDecoder
+from peromesh.server.hub import envelopes as env
+
+from .outbound import Outbound
+from .translate import EventTranslator
+
+TEXT_ACTIONS = frozenset({"chat", "user_text"})
+MAX_WAV_STREAMS = 4
+WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
+OPEN_TIMEOUT_S = 10.0
+_RATE = re.compile(r"rate=(\d+)")
+
+
+class DialogClosed(Exception):
+    """The Converse stream failed or ended; the connection closes with 1011 and this reason."""
+
+
+class DialogLink:
+    def __init__(self, stub: dpb_grpc.DialogServiceStub, metadata: tuple[tuple[str, str], ...],
+                 out: Callable[[Outbound], None], cancel_turn: Callable[[str], object],
+                 spawn: Callable[[Coroutine[Any, Any, None], str], None]) -> None:
+        self._stub = stub
+        self._metadata = metadata
+        self._out = out
+        self._cancel_turn = cancel_turn
+        self._spawn = spawn
+        self.node_id = self.session_id = ""
+        self.translator = EventTranslator("")
+        self._call: grpc.aio.StreamStreamCall | None = None
+        self._pending: collections.deque[gw.Envelope] = collections.deque()
+        self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
+        self._wav_streams: dict[str, WavStreamDecoder] = {}  # WAV uploads being decoded, by stream id
+
+    def configure(self, node_id: str, session_id: str) -> None:
+        self.node_id, self.session_id = node_id, session_id
+        self.translator = EventTranslator(node_id)
+
+    @staticmethod
+    def wants(envelope: gw.Envelope) -> bool:
+        """True for what the dialog handles: chat/user_text, interrupt, audio streams to "master"."""
+        if envelope.target_id not in (env.MASTER, ""):
+            return False
+        kind = envelope.WhichOneof("payload")
+        if kind == "request":
+            return envelope.request.action_name in TEXT_ACTIONS or envelope.request.action_name == "interrupt"
+        content_type = envelope.stream.content_type
+        return kind == "stream" and (content_type.startswith("audio/pcm") or content_type.split(";")[0] in WAV_TYPES)
+
+    async def handle(self, envelope: gw.Envelope) -> None:
+        if envelope.HasField("stream"):
+            await (self._user_audio(envelope) if envelope.stream.content_type.startswith("audio/pcm")
+                   else self._user_wav(envelope))
+        elif envelope.request.action_name == "interrupt":
+            await self._interrupt(envelope)
+        else:
+            await self._user_text(envelope)
+
+    def close(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+
+    # -- client → dialog -------------------------------------------------
+    async def _user_text(self, envelope: gw.Envelope) -> None:
+        params = envelope.request.params
+        text = params.get("text") or params.get("content") or ""
+        if not text.strip():
+            self._error(envelope.id, "INVALID_ARGUMENT", f"{envelope.request.action_name} needs params.text")
+            return
+        self._pending.append(envelope)
+        await self._write(dpb.ConverseRequest(user_text=dpb.UserText(text=text)))
+
+    async def _interrupt(self, envelope: gw.Envelope) -> None:
+        turn_id = envelope.request.params.get("turn_id", "")
+        await self._write(dpb.ConverseRequest(interrupt=dpb.Interrupt(turn_id=turn_id)))
+        if envelope.id:
+            self._out(Outbound(env.ok(envelope, turn_id)))
+
+    async def _user_audio(self, envelope: gw.Envelope) -> None:
+        stream = envelope.stream
+        match = _RATE.search(stream.content_type)
+        rate = int(match.group(1)) if match else 16000
+        if stream.is_end:
+            self._pending.append(envelope)
+        await self._write(dpb.ConverseRequest(user_audio=dpb.UserAudio(
+            pcm=stream.data, is_end=stream.is_end, sample_rate_hertz=rate)))
+
+    async def _user_wav(self, envelope: gw.Envelope) -> None:
+        """A WAV file in pieces (stream_id keeps them apart): decoded to PCM16 mono as it comes."""
+        stream = envelope.stream
+        if stream.stream_id not in self._wav_streams and len(self._wav_streams) >= MAX_WAV_STREAMS:
+            self._error(envelope.id, "RESOURCE_EXHAUSTED", f"more than {MAX_WAV_STREAMS} WAV streams at once")
+            return
+        decoder = self._wav_streams.setdefault(stream.stream_id, WavStreamDecoder())
+        try:
+            pcm = decoder.feed(stream.data)
+        except WavFormatError as exc:
+            self._wav_streams.pop(stream.stream_id, None)
+            self._error(envelope.id, "INVALID_ARGUMENT", f"audio stream {stream.stream_id!r}: {exc}")
+            return
+        if stream.is_end:
+            self._wav_streams.pop(stream.stream_id, None)
+            self._pending.append(envelope)
+        if pcm or stream.is_end:
+            await self._write(dpb.ConverseRequest(user_audio=dpb.UserAudio(
+                pcm=pcm, is_end=stream.is_end, sample_rate_hertz=decoder.sample_rate_hertz)))
+
+    async def _write(self, request: dpb.ConverseRequest) -> None:
+        await (await self._stream()).write(request)
+
+    async def _stream(self) -> grpc.aio.StreamStreamCall:
+        """The Converse stream, opened (and its reader started) on first use."""
+        if self._call is None:
+            self._call = self._stub.Converse(metadata=self._metadata)
+            config = dpb.SessionConfig(session_id=self.session_id, device_id=self.node_id, sample_rate_hertz=24000)
+            await self._call.write(dpb.ConverseRequest(config=config))
+            first = await asyncio.wait_for(self._call.read(), OPEN_TIMEOUT_S)
+            if first is grpc.aio.EOF or not first.HasField("session_started"):
+                detail = "stream ended" if first is grpc.aio.EOF else first.error.message
+                raise DialogClosed(f"the dialog refused the session: {detail}")
+            self._spawn(self._read(), "dialog-reader")
+        return self._call
+
+    # -- dialog → client -------------------------------------------------
+    async def _read(self) -> None:
+        assert self._call is not None
+        try:
+            while (event := await self._call.read()) is not grpc.aio.EOF:
+                self._on_event(event)
+        except grpc.aio.AioRpcError as exc:
+            raise DialogClosed(f"dialog stream failed: {exc.details()}") from exc
+        raise DialogClosed("the dialog ended the session")
+
+    def _on_event(self, event: dpb.ConverseResponse) -> None:
+        turn = event.turn_id
+        if turn and turn not in self._seen_turns:
+            self._seen_turns.append(turn)
+            self._answer_pending(turn)
+        elif not turn and event.HasField("error") and self._pending:
+            request = self._pending.popleft()  # the oldest input that has not started a turn failed
+            if request.HasField("request"):
+                self._error(request.id, event.error.code, event.error.message)
+                return
+        elif not turn and event.HasField("transcription") and event.transcription.is_final:
+            self._forget_utterance()  # speech that started no turn (e.g. silence)
+        if event.HasField("audio_cancel"):
+            self._cancel_turn(turn)  # barge-in: purge the turn's queued content first
+        for item in self.translator.translate(event):
+            self._out(item)
+
+    def _answer_pending(self, turn: str) -> None:
+        """The first event of a new turn answers the oldest chat request with its turn id."""
+        if self._pending:
+            request = self._pending.popleft()
+            if request.id and request.HasField("request"):
+                self._out(Outbound(env.ok(request, json.dumps({"turn_id": turn}))))
+
+    def _forget_utterance(self) -> None:
+        for pending in self._pending:
+            if pending.HasField("stream"):
+                self._pending.remove(pending)
+                return
+
+    def _error(self, request_id: str, code: str, message: str) -> None:
+        self._out(Outbound(env.error(request_id, self.node_id, code, message)))
