@@ -152,3 +152,67 @@ async def test_sdk_streams_audio_up_as_binary_datastreams(mesh: Mesh, browser: B
         assert outcome["final"] == "true"
     else:  # no ASR engine here: the dialog says so precisely
         assert "user_audio" in outcome["message"]
+
+
+SDK_LOGIC = """async () => {
+    const { PeroMeshClient, encodeText } = await import('/js/peromesh.js');
+    class FakeSocket {  // an in-page WebSocket: records what the SDK sends, lets the test feed frames
+        constructor(url) { this.url = url; this.readyState = 1; this.sent = []; FakeSocket.last = this;
+                           setTimeout(() => this.onopen && this.onopen(), 0); }
+        send(frame) { this.sent.push(frame); }
+        close(code = 1000, reason = '') { this.readyState = 3; this.onclose && this.onclose({ code, reason }); }
+        feed(envelope) { this.onmessage({ data: encodeText(envelope) }); }
+    }
+    const client = new PeroMeshClient({ url: 'ws://fake/ws', token: 't', deviceId: 'd', WebSocket: FakeSocket,
+                                        requestTimeoutMs: 200, backoff: { initialMs: 10, maxMs: 40, factor: 2 } });
+    const seen = [];
+    for (const name of ['assistant_delta', 'assistant_final', 'metrics', 'audio_chunk'])
+        client.on(name, (e) => seen.push(`${name}:${e.turnId}`));
+    const ws = () => FakeSocket.last;
+    const event = (name, turn, params = {}) => ({ id: 'x', sourceId: 'master', targetId: 'd',
+        request: { actionName: name, params: { turn_id: turn, ...params } } });
+    const connected = client.connect();
+    await new Promise((r) => setTimeout(r, 5));
+    const hello = JSON.parse(ws().sent[0]);
+    ws().feed({ id: 'w', welcome: { sessionId: 's', nodeId: 'd', protocolVersion: 1, heartbeatIntervalMs: 60000 } });
+    await connected;
+    ws().feed(event('assistant_delta', 's#1', { text_delta: 'a' }));    // turn 1 becomes current
+    ws().feed(event('assistant_delta', 's#2', { text_delta: 'b' }));    // a newer turn: current now
+    ws().feed(event('assistant_delta', 's#1', { text_delta: 'late' })); // stale: dropped
+    ws().feed({ id: 'y', stream: { streamId: 's#1', turnId: 's#1', seq: 3, data: '' } }); // stale audio: dropped
+    const cut = client.interrupt();                                      // cut turn 2 locally
+    ws().feed(event('assistant_delta', 's#2', { text_delta: 'after-cut' })); // dropped
+    ws().feed(event('assistant_final', 's#2', { interrupted: 'true' }));    // closing events still pass
+    ws().feed(event('metrics', 's#2'));
+    const interruptReq = JSON.parse(ws().sent[ws().sent.length - 1]);
+    ws().feed({ id: 'r', response: { requestId: interruptReq.id, status: 0 } });
+    await cut;
+    let timeout = '';
+    try { await client.request('phone', 'gps'); } catch (err) { timeout = err.message; }
+    const failing = client.request('ghost', 'x');
+    const failReq = JSON.parse(ws().sent[ws().sent.length - 1]);
+    ws().feed({ id: 'e', response: { requestId: failReq.id, status: 1, code: 'NOT_FOUND', errorMsg: 'no ghost' } });
+    let code = '';
+    try { await failing; } catch (err) { code = err.code; }
+    // the socket drops: the SDK reconnects by itself and says hello with the same device id
+    const states = [];
+    client.on('connection', (e) => states.push(e.state));
+    const before = ws();
+    before.close(1006, 'network');
+    await new Promise((r) => setTimeout(r, 80));
+    const again = JSON.parse(ws().sent[0]);
+    client.close();
+    return { hello: hello.hello, helloSource: hello.sourceId, seen, interrupt: interruptReq.request, timeout, code,
+             states, reconnected: ws() !== before, againSource: again.sourceId };
+}"""
+
+
+async def test_sdk_turn_filter_requests_and_reconnect(mesh: Mesh, browser: Browser) -> None:
+    page = await browser.new_page()
+    await page.goto(f"http://{mesh.addresses['bridge']}/js/peromesh.js")
+    r = await page.evaluate(SDK_LOGIC)
+    assert r["hello"]["token"] == "t" and r["helloSource"] == "d"
+    assert r["seen"] == ["assistant_delta:s#1", "assistant_delta:s#2", "assistant_final:s#2", "metrics:s#2"]
+    assert r["interrupt"] == {"actionName": "interrupt", "params": {"turn_id": "s#2"}}
+    assert "no response within 200 ms" in r["timeout"] and r["code"] == "NOT_FOUND"
+    assert r["states"][:1] == ["reconnecting"] and r["reconnected"] and r["againSource"] == "d"
