@@ -24,10 +24,10 @@ onset is kept so the first syllable is not clipped.
 
 Partials: Whisper does not stream, so the growing utterance is re-decoded
 after every `partial_interval_s` of new audio (measured in audio time, which
-is wall time for a live microphone), on the model's thread, never more than
-one at a time per recognizer and never while the shared model is busy with
-another decode (partials are skipped, not queued, so finals are not delayed
-behind a backlog). A partial of an utterance that has meanwhile been
+is wall time for a live microphone), off the event loop, never more than one
+at a time per recognizer and never while the shared model is busy with
+another decode (partials are skipped, not queued). Finals decode in a lane of
+their own, so a final never waits for a partial to finish. A partial of an utterance that has meanwhile been
 finalised is dropped, so events of one utterance always end with its final.
 """
 
@@ -264,13 +264,13 @@ class StreamingRecognizer:
         """Start decoding as soon as the user falls silent: if the silence becomes the endpoint,
         this decode (of exactly the audio the final would use) is the final, and end-of-speech →
         final costs max(end_silence, decode) instead of their sum."""
-        if self.transcriber.busy:  # it would queue; the final will decode anyway
+        if self.transcriber.final_busy:  # it would queue; the final will decode anyway
             return
         audio = np.concatenate(self._frames)
         self._speculative = self._tasks.spawn(self._guess(self._utterance, audio), "speculative")
 
     async def _guess(self, utterance: int, audio: npt.NDArray[np.float32]) -> Transcript:
-        transcript = await self.transcriber.transcribe_async(audio)
+        transcript = await self.transcriber.transcribe_async(audio, urgent=True)
         if utterance == self._utterance and transcript.text and transcript.text != self._last_partial:
             # Not (yet) the final: the user went on speaking, or the silence is still short. It is
             # a decode of the utterance so far all the same, so it goes out as a partial.
@@ -307,7 +307,7 @@ class StreamingRecognizer:
             with contextlib.suppress(Exception):
                 transcript = await guess
         if transcript is None:
-            transcript = await self.transcriber.transcribe_async(audio)
+            transcript = await self.transcriber.transcribe_async(audio, urgent=True)
         latency = asyncio.get_running_loop().time() - ended_at
         self._emit(FinalTranscript(utterance, transcript.text, transcript.language, reason,
                                    transcript.audio_s, transcript.decode_s, latency))

@@ -43,7 +43,7 @@ class Transcript:
 
 
 class WhisperTranscriber:
-    """Blocking `transcribe` plus an awaitable `transcribe_async` on the model's own thread."""
+    """Blocking `transcribe` plus an awaitable `transcribe_async` on the model's own threads."""
 
     def __init__(self, model_dir: Path, *, name: str, multilingual: bool, cpu_threads: int = 0,
                  language: str | None = None) -> None:
@@ -54,10 +54,13 @@ class WhisperTranscriber:
         self.language = language if multilingual else "en"
         threads = cpu_threads or min(4, os.cpu_count() or 1)
         started = time.perf_counter()
-        self._model: Any = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
+        # Two workers: a final never waits behind a partial (CTranslate2 cannot interrupt one).
+        self._model: Any = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads,
+                                        num_workers=2)
         self.load_s = time.perf_counter() - started
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"whisper-{name}")
-        self._pending = 0
+        self._lanes = {urgent: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"whisper-{name}-{lane}")
+                       for urgent, lane in ((False, "partial"), (True, "final"))}
+        self._pending = {False: 0, True: 0}
         log.info("whisper %s loaded in %.2fs", name, self.load_s)
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
@@ -90,19 +93,26 @@ class WhisperTranscriber:
         text = "" if silent else tokenizer.decode(tokens).strip()
         return Transcript(text, language, len(audio) / SAMPLE_RATE, time.perf_counter() - started)
 
-    async def transcribe_async(self, audio: npt.NDArray[np.float32]) -> Transcript:
-        """`transcribe` on the model's thread. Cancelling the awaiting task abandons the result;
-        the decode in progress still finishes on its thread (CTranslate2 cannot be interrupted)."""
-        self._pending += 1
+    async def transcribe_async(self, audio: npt.NDArray[np.float32], urgent: bool = False) -> Transcript:
+        """`transcribe` off the event loop, in one of two lanes, each decoding one utterance at a
+        time: `urgent` for finals (and guesses at them), the other for partial updates, so a final
+        never queues behind a partial. Cancelling the awaiting task abandons the result; the decode
+        in progress still finishes on its thread (CTranslate2 cannot be interrupted)."""
+        self._pending[urgent] += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self.transcribe, audio)
+            return await asyncio.get_running_loop().run_in_executor(self._lanes[urgent], self.transcribe, audio)
         finally:
-            self._pending -= 1
+            self._pending[urgent] -= 1
 
     @property
     def busy(self) -> bool:
-        """True while a decode is queued or running (partial updates skip rather than queue)."""
-        return self._pending > 0
+        """True while any decode is queued or running (partial updates then skip rather than queue)."""
+        return self._pending[False] + self._pending[True] > 0
+
+    @property
+    def final_busy(self) -> bool:
+        """True while a final decode is queued or running."""
+        return self._pending[True] > 0
 
 
 _loaded: dict[tuple[str, str | None], WhisperTranscriber] = {}
