@@ -44,6 +44,7 @@ from peromesh.server.memory.lexical import LexicalIndex
 from peromesh.server.memory.models import ACTIVE, REQUESTED, MemoryRow, RelationRow, TurnRow, utcnow
 from peromesh.server.memory.rerank import Scores, combine, recency
 from peromesh.server.memory.schema import upgrade_to_head
+from peromesh.server.memory.scoring import ScoringCache
 from peromesh.server.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ MAX_SPREAD_STEPS = 5
 RECALL_REINFORCE = 0.05  # importance += 0.05·(1 − importance) per recall
 TEMPORAL_WEIGHT = 0.3  # consecutive memories of a session: a weak association
 CO_RECALL_TOP = 5  # the top results of one recall count as "recalled together"
+FETCH_MARGIN = 5  # extra winners read from SQL in case the scoring cache is stale
 CO_RECALL_PAIRS_MAX = 100_000
 
 
@@ -106,6 +108,7 @@ class MemoryEngine:
                                        embedders)
         self.primary = self.channels[0]
         self.lexical = LexicalIndex()
+        self.scoring = ScoringCache()
         self.graph = AssociationGraph()
         self.write_lock = asyncio.Lock()
         self.co_recalled: Counter[tuple[int, int]] = Counter()
@@ -124,7 +127,13 @@ class MemoryEngine:
     def _load_caches(self) -> None:
         with self.db.sessions() as s:
             self.lexical.add_many(store.texts(s))
+        self.reload_scoring()
         self.reload_graph()
+
+    def reload_scoring(self) -> None:
+        """Refresh the scoring cache from SQL (after bulk changes such as the secretary's). Blocking."""
+        with self.db.sessions() as s:
+            self.scoring.load(store.scoring_rows(s))
         log.info("memory caches loaded: %d documents, %d relations", self.lexical.documents, self.graph.edges)
 
     def warm_up_in_background(self) -> None:
@@ -225,14 +234,15 @@ class MemoryEngine:
                                   source=source or "user", tags=tags, turn_id=turn_id, reply=reply)
             async with self.write_lock:
                 row = await self.db.run(lambda s: store.insert_memory(s, new))
-                await asyncio.to_thread(self._index_new, channel, row.id, cleaned, vec)
+                await asyncio.to_thread(self._index_new, channel, row, vec)
                 await self._link_new(channel, row, vec)
             span.set_attribute("memory.id", row.id)
             return MemoryView(row)
 
-    def _index_new(self, channel: Channel, memory_id: int, text: str, vec: np.ndarray) -> None:
-        channel.index.add(np.asarray([memory_id], dtype=np.int64), vec[None, :])
-        self.lexical.add(memory_id, text)
+    def _index_new(self, channel: Channel, row: MemoryRow, vec: np.ndarray) -> None:
+        channel.index.add(np.asarray([row.id], dtype=np.int64), vec[None, :])
+        self.lexical.add(row.id, row.text)
+        self.scoring.set(row.id, row.importance, row.occurred_at.timestamp())
 
     async def _link_new(self, channel: Channel, row: MemoryRow, vec: np.ndarray) -> None:
         """Temporal link to the session's previous memory; semantic links to the closest ones."""
@@ -390,12 +400,10 @@ class MemoryEngine:
                 lexical.update(self.lexical.score(query, missing_lex))
 
         t = time.perf_counter()
-        # Two light reads: the scoring fields of every candidate, then full rows (without the
-        # embedding blob) and neighbour texts for the winners only. `fetch_ms` covers both.
+        # Candidates are ranked from the in-memory scoring cache; only the winners' rows
+        # (without the embedding blob) and their neighbours' texts are read from SQL.
         with self.db.sessions() as s:
-            with tracer.start_as_current_span("memory.fetch"):
-                facts = store.scoring_fields(s, list(candidates))
-            timings.fetch_ms = (time.perf_counter() - t) * 1000
+            facts = self.scoring.lookup(list(candidates))
 
             t = time.perf_counter()
             with tracer.start_as_current_span("memory.rerank"):
@@ -414,20 +422,23 @@ class MemoryEngine:
                     if sc.final >= min_score:
                         ranked.append((mid, sc))
                 ranked.sort(key=lambda r: (-r[1].final, -r[0]))
-                ranked = ranked[:top_k]
+                ranked = ranked[: top_k + FETCH_MARGIN]
             timings.rerank_ms = (time.perf_counter() - t) * 1000
 
             t = time.perf_counter()
-            with tracer.start_as_current_span("memory.fetch_rows"):
+            with tracer.start_as_current_span("memory.fetch"):
                 rows = store.active_rows(s, [mid for mid, _ in ranked], with_embedding=False)
-                neighbours = store.texts_of(s, [n for r in rows.values() for n in (r.prev_id, r.next_id)
+                winners = [mid for mid, _ in ranked if mid in rows][:top_k]
+                neighbours = store.texts_of(s, [n for mid in winners for n in (rows[mid].prev_id, rows[mid].next_id)
                                                 if n is not None])
-            timings.fetch_ms += (time.perf_counter() - t) * 1000
+            timings.fetch_ms = (time.perf_counter() - t) * 1000
         out: list[Recalled] = []
         for mid, sc in ranked:
             row = rows.get(mid)
-            if row is None:  # deleted between the two reads
+            if row is None:  # inactive in SQL though the cache said active: skip
                 continue
+            if len(out) == top_k:
+                break
             prev = None if row.prev_id not in neighbours else (row.prev_id, *neighbours[row.prev_id])
             nxt = None if row.next_id not in neighbours else (row.next_id, *neighbours[row.next_id])
             out.append(Recalled(row, sc, prev, nxt))
@@ -447,6 +458,7 @@ class MemoryEngine:
                 self.co_recalled[(min(a, b), max(a, b))] += 1
 
     async def _touch(self, ids: list[int]) -> None:
+        self.scoring.reinforce(ids, RECALL_REINFORCE)
         await self.db.run(lambda s: store.touch(s, ids, RECALL_REINFORCE))
 
     # -- direct access -----------------------------------------------------------------------------
@@ -490,6 +502,7 @@ class MemoryEngine:
             return changed
 
     def _unindex(self, ids: list[int]) -> None:
+        self.scoring.deactivate(ids)
         for ch in self.channels:
             ch.index.remove(ids)
         for mid in ids:
@@ -501,12 +514,12 @@ class MemoryEngine:
             vec = np.frombuffer(row.embedding, dtype="<f4")
             channel = self.channel_of_model(row.embedding_model)
             if channel is not None and len(vec) == channel.embedder.dim:
-                await asyncio.to_thread(self._index_new, channel, row.id, row.text, vec)
+                await asyncio.to_thread(self._index_new, channel, row, vec)
             else:  # stored under a model not configured now: embed again
                 channel = self.channel_for(row.text)
                 vec = (await channel.embedder.embed([row.text]))[0]
                 await self.db.run(lambda s: _set_embedding(s, memory_id, vec, channel.model))
-                await asyncio.to_thread(self._index_new, channel, row.id, row.text, vec)
+                await asyncio.to_thread(self._index_new, channel, row, vec)
             return MemoryView(row)
 
     async def stats(self) -> Stats:

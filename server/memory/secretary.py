@@ -89,6 +89,7 @@ class Secretary:
             report.decayed = await self._decay()
             report.forgotten = await self._forget()
             report.strengthened = await self._strengthen()
+            await asyncio.to_thread(self.engine.reload_scoring)  # importances changed in bulk
             now = utcnow().isoformat()
             await self.engine.db.run(lambda s: store.set_state(s, "consolidated_at", now))
             await self.engine.save_index()

@@ -79,13 +79,11 @@ def active_rows(s: Session, ids: list[int], with_embedding: bool = True) -> dict
     return {r.id: r for r in s.scalars(q)}
 
 
-def scoring_fields(s: Session, ids: list[int]) -> dict[int, tuple[float, float]]:
-    """(importance, occurred_at as epoch seconds) of the active memories among `ids`."""
-    if not ids:
-        return {}
-    q = select(MemoryRow.id, MemoryRow.importance, MemoryRow.occurred_at).where(
-        MemoryRow.id.in_(ids), MemoryRow.delete_reason == ACTIVE)
-    return {int(i): (float(imp), at.timestamp()) for i, imp, at in s.execute(q)}
+def scoring_rows(s: Session) -> Iterator[tuple[int, float, float, bool]]:
+    """(id, importance, occurred_at epoch, active) of every memory, for the scoring cache."""
+    q = select(MemoryRow.id, MemoryRow.importance, MemoryRow.occurred_at, MemoryRow.delete_reason)
+    for mid, imp, at, reason in s.execute(q).yield_per(CHUNK):
+        yield int(mid), float(imp), at.timestamp(), reason == ACTIVE
 
 
 def texts_of(s: Session, ids: list[int]) -> dict[int, tuple[str, datetime]]:
