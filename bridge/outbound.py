@@ -118,7 +118,9 @@ class OutboundQueue:
         self._cancelled[turn_id] = None
         while len(self._cancelled) > _REMEMBERED_CANCELLED:
             self._cancelled.popitem(last=False)
-        return self._remove(lambda item: item.turn_id == turn_id and _is_content(item))
+        purged = self._remove(lambda item: item.turn_id == turn_id and _is_content(item))
+        self.dropped_cancelled += purged
+        return purged
 
     def is_cancelled(self, turn_id: str) -> bool:
         return turn_id in self._cancelled

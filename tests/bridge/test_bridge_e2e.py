@@ -406,3 +406,29 @@ async def test_unreachable_core_closes_clients_with_try_again_later() -> None:
         assert (await closed(client))[0] == 1013
     finally:
         await bridge.stop()
+
+
+async def test_interrupt_purges_what_is_already_queued_for_a_lagging_client(mesh: Mesh) -> None:
+    host, port = mesh.addresses["bridge"].rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that lags: audio queues in the bridge
+    sock.connect((host, int(port)))
+    client = await GatewayClient.open(url(mesh), "laggy", binary=True, sock=sock, max_queue=1)
+    bridge = dict(mesh.running)["bridge"]
+    [connection] = [c for c in bridge.connections if c.node_id == "laggy"]  # type: ignore[attr-defined]
+    server_side = connection.ws.transport.get_extra_info("socket")
+    server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # and a thin pipe, as on a slow network
+    await client.request("chat", text="Tell me a long story")
+    first = await client.recv_until(lambda e: e.HasField("stream"), 30)
+    turn = first[-1].stream.turn_id
+    async with asyncio.timeout(20):  # stop reading until the bridge holds a backlog for us
+        while len(connection.queue) < 5:  # noqa: ASYNC110 - watching the bridge's queue
+            await asyncio.sleep(0.01)
+    await client.request("interrupt", turn_id=turn)
+    after = await client.recv_until(
+        lambda e: action_is("state_update")(e) and e.request.params["state"] == "interrupted", 30)
+    cut = next(i for i, e in enumerate(after) if action_is("audio_cancel")(e))
+    assert [e for e in after[cut:] if e.HasField("stream") or e.request.action_name in CONTENT] == []
+    assert connection.queue.dropped_cancelled > 0  # queued content of the cut turn never left the bridge
+    await client.close()
+    sock.close()

@@ -40,7 +40,7 @@ async def test_cancel_purges_queued_content_and_blocks_later_content() -> None:
     queue.push(item(Kind.CONTENT, "t2", "assistant_delta"))  # the next turn flows
     names = [o.envelope.request.action_name for o in await take_all(queue)]
     assert names == ["heartbeat", "audio_cancel", "assistant_final", "assistant_delta"]
-    assert queue.dropped_cancelled == 2
+    assert queue.dropped_cancelled == 4  # 2 purged, 2 refused
 
 
 async def test_writer_checks_again_at_the_last_moment() -> None:
