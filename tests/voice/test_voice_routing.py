@@ -138,3 +138,15 @@ async def test_cancel_discards_the_rest_of_a_neural_segment_at_once(neural_tts: 
     assert rest[-1].HasField("end") and rest[-1].end.cancelled
     assert not any(r.HasField("segment_done") for r in rest)
     assert elapsed < 1.0, f"cancel took {elapsed:.2f}s"
+
+
+async def test_a_broken_mandarin_environment_backs_off_and_espeak_speaks(tmp_path: Path) -> None:
+    broken = ZhttsEngine(python=Path("/bin/false"))  # exits at once: as if TensorFlow failed to import
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        await broken.start()
+    router = EngineRouter([broken, EspeakEngine()])
+    for _ in range(2):
+        pieces = [audio async for audio in router.speak("你好，世界。", "", "", 16000)]
+        assert pieces and {p.engine for p in pieces} == {"espeak-ng"}
+        assert broken.pid is None, "no new worker may be spawned while backing off"
+    await router.close()
