@@ -63,7 +63,7 @@ CO_RECALL_PAIRS_MAX = 100_000
 
 @dataclass
 class Recalled:
-    row: MemoryRow
+    row: store.MemoryRecord
     scores: Scores
     previous: tuple[int, str, datetime] | None
     next: tuple[int, str, datetime] | None
@@ -427,7 +427,7 @@ class MemoryEngine:
 
             t = time.perf_counter()
             with tracer.start_as_current_span("memory.fetch"):
-                rows = store.active_rows(s, [mid for mid, _ in ranked], with_embedding=False)
+                rows = store.active_records(s, [mid for mid, _ in ranked])
                 winners = [mid for mid, _ in ranked if mid in rows][:top_k]
                 neighbours = store.texts_of(s, [n for mid in winners for n in (rows[mid].prev_id, rows[mid].next_id)
                                                 if n is not None])

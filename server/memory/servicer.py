@@ -17,6 +17,7 @@ from peromesh.server.memory.engine import MemoryEngine, MemoryView, Recalled
 from peromesh.server.memory.errors import Conflict, InvalidInput, NotFound
 from peromesh.server.memory.models import MemoryRow, RelationRow
 from peromesh.server.memory.secretary import Secretary
+from peromesh.server.memory.store import MemoryRecord
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -58,7 +59,7 @@ def _dt(ts: Timestamp, present: bool) -> datetime | None:
     return ts.ToDatetime(tzinfo=UTC)
 
 
-def memory_message(row: MemoryRow, merged_from: list[int] | None = None) -> pb.Memory:
+def memory_message(row: MemoryRow | MemoryRecord, merged_from: list[int] | None = None) -> pb.Memory:
     return pb.Memory(
         id=row.id, text=row.text, reply=row.reply, session_id=row.session_id, source=row.source,
         tags=list(row.tags or []), importance=row.importance, occurred_at=_ts(row.occurred_at),

@@ -79,6 +79,39 @@ def active_rows(s: Session, ids: list[int], with_embedding: bool = True) -> dict
     return {r.id: r for r in s.scalars(q)}
 
 
+@dataclass
+class MemoryRecord:
+    """A memory row without its embedding, read with plain SQL (recall's hot path)."""
+
+    id: int
+    text: str
+    reply: str
+    session_id: str
+    turn_id: str
+    source: str
+    tags: list[str]
+    importance: float
+    occurred_at: datetime
+    created_at: datetime
+    last_accessed_at: datetime | None
+    access_count: int
+    prev_id: int | None
+    next_id: int | None
+    delete_reason: int
+    merged_into_id: int | None
+
+
+_RECORD_COLUMNS = [getattr(MemoryRow, name) for name in MemoryRecord.__dataclass_fields__]
+
+
+def active_records(s: Session, ids: list[int]) -> dict[int, MemoryRecord]:
+    """The active memories among `ids`, without ORM objects or embeddings."""
+    if not ids:
+        return {}
+    q = select(*_RECORD_COLUMNS).where(MemoryRow.id.in_(ids), MemoryRow.delete_reason == ACTIVE)
+    return {r.id: MemoryRecord(*r) for r in s.execute(q)}
+
+
 def scoring_rows(s: Session) -> Iterator[tuple[int, float, float, bool]]:
     """(id, importance, occurred_at epoch, active) of every memory, for the scoring cache."""
     q = select(MemoryRow.id, MemoryRow.importance, MemoryRow.occurred_at, MemoryRow.delete_reason)
