@@ -117,7 +117,7 @@ class GatewayConnection:
         hello = await self._read_hello()
         welcome = await self._attach_to_hub(hello)
         self.node_id = welcome.node_id
-        self.dialog.configure(welcome.node_id, welcome.session_id)
+        self.dialog.configure(welcome.node_id, welcome.session_id, perocore_twins=hello.hello.protocol_version < 1)
         welcome.max_frame_bytes = self.limits.max_frame_bytes  # the bridge's limit is the one that applies
         self._out(Outbound(env.welcome(self.node_id, welcome)))
         await self._pump()

@@ -58,9 +58,9 @@ class DialogLink:
         self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
         self._wav_streams: dict[str, WavStreamDecoder] = {}  # WAV uploads being decoded, by stream id
 
-    def configure(self, node_id: str, session_id: str) -> None:
+    def configure(self, node_id: str, session_id: str, perocore_twins: bool = True) -> None:
         self.node_id, self.session_id = node_id, session_id
-        self.translator = EventTranslator(node_id)
+        self.translator = EventTranslator(node_id, perocore_twins)
 
     @staticmethod
     def wants(envelope: gw.Envelope) -> bool:

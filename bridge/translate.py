@@ -6,9 +6,9 @@ metrics, transcription, tool_call, tool_result, error) with string params
 that always include turn_id. Audio chunks become binary DataStream
 envelopes (stream_id = turn id, seq from 0 without gaps, content_type
 "audio/pcm;rate=…;channels=1", 4–16 KiB; an empty is_end chunk closes the
-stream). For PeroCore clients the PeroCore names are emitted too:
-voice_update {type: status|transcription|text_response, content} and
-text_response {content}.
+stream). For PeroCore clients (hello.protocol_version 0) the PeroCore names
+are emitted too: voice_update {type: status|transcription|text_response,
+content} and text_response {content}.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ STATE_NAMES = {dpb.STATE_IDLE: "idle", dpb.STATE_LISTENING: "listening", dpb.STA
 class EventTranslator:
     """Stateful per connection: remembers each turn's audio format and chunk numbering."""
 
-    def __init__(self, node_id: str) -> None:
+    def __init__(self, node_id: str, perocore_twins: bool = True) -> None:
         self.node_id = node_id
+        self.perocore_twins = perocore_twins  # PeroLink v1 clients (hello.protocol_version 0) get them
         self._content_type: dict[str, str] = {}
         self._seq: dict[str, int] = {}
 
@@ -53,12 +54,13 @@ class EventTranslator:
     def _state(self, turn: str, e: dpb.ConverseResponse) -> Iterable[Outbound]:
         state = STATE_NAMES.get(e.state_update.state, "unknown")
         yield self._action("state_update", turn, Kind.CLOSING, state=state)
-        yield self._action("voice_update", turn, Kind.CLOSING, type="status", content=state)
+        if self.perocore_twins:
+            yield self._action("voice_update", turn, Kind.CLOSING, type="status", content=state)
 
     def _transcription(self, turn: str, e: dpb.ConverseResponse) -> Iterable[Outbound]:
         t = e.transcription
         yield self._action("transcription", turn, Kind.CONTENT, text=t.text, is_final=_flag(t.is_final))
-        if t.is_final:
+        if t.is_final and self.perocore_twins:
             yield self._action("voice_update", turn, Kind.CONTENT, type="transcription", content=t.text)
 
     def _delta(self, turn: str, e: dpb.ConverseResponse) -> Iterable[Outbound]:
@@ -68,8 +70,9 @@ class EventTranslator:
         f = e.assistant_final
         yield self._action("assistant_final", turn, Kind.CLOSING, text=f.text, interrupted=_flag(f.interrupted),
                            heard_text=f.heard_text)
-        yield self._action("text_response", turn, Kind.CLOSING, content=f.text)
-        yield self._action("voice_update", turn, Kind.CLOSING, type="text_response", content=f.text)
+        if self.perocore_twins:
+            yield self._action("text_response", turn, Kind.CLOSING, content=f.text)
+            yield self._action("voice_update", turn, Kind.CLOSING, type="text_response", content=f.text)
 
     def _audio_begin(self, turn: str, e: dpb.ConverseResponse) -> Iterable[Outbound]:
         b = e.audio_begin

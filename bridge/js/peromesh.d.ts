@@ -11,7 +11,8 @@ export interface Envelope {
   timestamp?: number;
   traceId?: string;
   heartbeat?: { seq?: number };
-  hello?: { token?: string; deviceName?: string; clientVersion?: string; platform?: string; capabilities?: string[] };
+  hello?: { token?: string; deviceName?: string; clientVersion?: string; platform?: string; capabilities?: string[];
+    protocolVersion?: number };
   register?: { capabilities?: Capability[] };
   welcome?: Welcome;
   request?: { actionName?: string; params?: Record<string, string> };
@@ -91,8 +92,8 @@ export interface EventMap {
   transcription: ActionEvent;
   tool_call: ActionEvent;
   tool_result: ActionEvent;
-  voice_update: ActionEvent; // PeroCore compatibility
-  text_response: ActionEvent; // PeroCore compatibility
+  voice_update: ActionEvent; // PeroCore compatibility (only for hello.protocolVersion 0; the SDK sends 1)
+  text_response: ActionEvent; // PeroCore compatibility (idem)
   error: { params: { code: string; message: string } } | ActionEvent;
   /** Any other action routed to this node (broadcasts such as reminder_trigger, task:update, system_stats). */
   action: ActionEvent;

@@ -103,7 +103,7 @@ export class PeroMeshClient {
     ws.onopen = () => this._sendFrame({
       id: newId("hello"), sourceId: this.options.deviceId, targetId: "master", timestamp: Date.now(),
       hello: { token: this.options.token, deviceName: this.options.deviceName, clientVersion: SDK_VERSION,
-        platform: this.options.platform, capabilities: this.options.capabilities },
+        platform: this.options.platform, capabilities: this.options.capabilities, protocolVersion: PROTOCOL_VERSION },
     });
     ws.onmessage = (message) => this._onFrame(message.data);
     ws.onclose = (event) => this._onClose(ws, event.code, event.reason);

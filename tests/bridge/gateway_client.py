@@ -28,18 +28,19 @@ class GatewayClient:
 
     @classmethod
     async def open(cls, url: str, device: str, token: str = "test-token", binary: bool = False,
-                   hello: bool = True, **connect_args: Any) -> GatewayClient:
+                   hello: bool = True, protocol_version: int = 0, **connect_args: Any) -> GatewayClient:
         ws = await connect(url, max_size=None, compression=None, **connect_args)
         client = cls(ws, device, binary)
         if hello:
-            answer = await client.hello(token)
+            answer = await client.hello(token, protocol_version)
             assert answer.HasField("welcome"), answer
             client.welcome = answer.welcome
         return client
 
-    async def hello(self, token: str) -> gw.Envelope:
+    async def hello(self, token: str, protocol_version: int = 0) -> gw.Envelope:
         await self.send(gw.Envelope(id="hello", source_id=self.device, target_id="master",
-                                    hello=gw.Hello(token=token, platform="test", device_name=self.device)))
+                                    hello=gw.Hello(token=token, platform="test", device_name=self.device,
+                                                   protocol_version=protocol_version)))
         return await self.recv()
 
     async def send(self, envelope: gw.Envelope) -> None:

@@ -15,7 +15,8 @@ HEADER = {"id": "e1", "source_id": "phone", "target_id": "master", "timestamp": 
 PAYLOADS: dict[str, gw.Envelope] = {
     "heartbeat": gw.Envelope(**HEADER, heartbeat=gw.Heartbeat(seq=7)),
     "hello": gw.Envelope(**HEADER, hello=gw.Hello(token="t", device_name="Phone", client_version="1.2",
-                                                  platform="android", capabilities=["location.gps", "notify"])),
+                                                  platform="android", capabilities=["location.gps", "notify"],
+                                                  protocol_version=1)),
     "register": gw.Envelope(**HEADER, register=gw.CapabilityRegister(capabilities=[
         gw.Capability(name="notify", description="show a notification", params=["title", "body"],
                       params_schema_json='{"type":"object","properties":{"title":{"type":"string"}}}')])),

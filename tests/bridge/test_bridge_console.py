@@ -211,7 +211,7 @@ async def test_sdk_turn_filter_requests_and_reconnect(mesh: Mesh, browser: Brows
     page = await browser.new_page()
     await page.goto(f"http://{mesh.addresses['bridge']}/js/peromesh.js")
     r = await page.evaluate(SDK_LOGIC)
-    assert r["hello"]["token"] == "t" and r["helloSource"] == "d"
+    assert r["hello"]["token"] == "t" and r["hello"]["protocolVersion"] == 1 and r["helloSource"] == "d"
     assert r["seen"] == ["assistant_delta:s#1", "assistant_delta:s#2", "assistant_final:s#2", "metrics:s#2"]
     assert r["interrupt"] == {"actionName": "interrupt", "params": {"turn_id": "s#2"}}
     assert "no response within 200 ms" in r["timeout"] and r["code"] == "NOT_FOUND"

@@ -151,6 +151,15 @@ async def test_full_turn_streams_text_and_binary_audio(mesh: Mesh, binary: bool)
     assert float(metrics["t_first_delta_ms"]) > 0 and float(metrics["t_first_audio_ms"]) > 0
 
 
+async def test_peromesh_clients_get_no_perocore_twins(mesh: Mesh) -> None:
+    client = await GatewayClient.open(url(mesh), "new", protocol_version=1)
+    await client.request("chat", text="Hello")
+    got = await client.recv_until(lambda e: action_is("state_update")(e) and e.request.params["state"] == "idle", 60)
+    names = set(actions(got))
+    assert {"state_update", "assistant_delta", "assistant_final", "metrics"} <= names
+    assert not names & {"voice_update", "text_response"}
+
+
 async def test_chat_without_text_is_an_error(mesh: Mesh) -> None:
     client = await GatewayClient.open(url(mesh), "desk")
     rid = await client.request("chat")

@@ -153,6 +153,7 @@ class Hello(_message.Message):
     CLIENT_VERSION_FIELD_NUMBER: _builtins.int
     PLATFORM_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
+    PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     """Required. The mesh's access token."""
     device_name: _builtins.str
@@ -161,6 +162,12 @@ class Hello(_message.Message):
     """Optional. The client's software version."""
     platform: _builtins.str
     """Optional. The client platform, e.g. "web", "electron", "android"."""
+    protocol_version: _builtins.int
+    """Extension (PeroMesh). Optional. The Gateway protocol version the client
+    speaks: 0 (unset) for PeroLink v1 clients, which also get PeroCore's
+    event names (voice_update, text_response); 1 for PeroMesh clients, which
+    get only the PeroMesh events.
+    """
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Optional. Names of the capabilities the node offers."""
@@ -173,10 +180,11 @@ class Hello(_message.Message):
         client_version: _builtins.str = ...,
         platform: _builtins.str = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        protocol_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "client_version", b"client_version", "device_name", b"device_name", "platform", b"platform", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "client_version", b"client_version", "device_name", b"device_name", "platform", b"platform", "protocol_version", b"protocol_version", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
