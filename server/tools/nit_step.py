@@ -13,7 +13,9 @@ what failed) ends the reply.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +23,14 @@ from typing import Any
 from peromesh.server.dialog.tool_port import ToolCallRecord, TurnRequest
 from peromesh.server.llm.base import ChatMessage, LlmProvider, LlmRequest
 from peromesh.server.nit import Runtime, run_with_reflection
-from peromesh.server.nit.runtime import CallRecord
+from peromesh.server.nit.runtime import CallRecord, Pending
+from peromesh.server.tools.broadcasts import Announcer
 from peromesh.server.tools.intents import language_of
 from peromesh.server.tools.port import GridToolPort, Report
 
 # (opening, closing, kind). <tool_call>{"name": …, "arguments": {…}}</tool_call> is Qwen2.5's call format;
 # small models often fence a script as Markdown (```nit … ```), which counts too.
+log = logging.getLogger(__name__)
 TAGS = (("<nit>", "</nit>", "nit"), ("```nit", "```", "nit"), ("<tool_call>", "</tool_call>", "tool_call"))
 REFLECTION_PROMPT = "You write NIT tool scripts. Answer only with one corrected <nit>…</nit> block."
 
@@ -101,14 +105,30 @@ def _partial_tag(text: str, tag: str) -> int:
 
 
 class NitFollower:
-    """`GridToolPort.nit`: wraps the model's stream of a turn."""
+    """`GridToolPort.nit`: wraps the model's stream of a turn.
+
+    `async` calls a script leaves unawaited keep running after the turn (the
+    companion does not wait for a slow tool); each result is spoken on the
+    requesting device's live session when it arrives, through `announcer`.
+    """
 
     def __init__(self, port: GridToolPort, llm: LlmProvider | None, *, call_timeout_s: float = 30.0,
-                 max_calls: int = 32) -> None:
+                 max_calls: int = 32, announcer: Callable[[], Announcer | None] = lambda: None,
+                 announce_retries: int = 20) -> None:
         self.port = port
         self.llm = llm
         self.call_timeout_s = call_timeout_s
         self.max_calls = max_calls
+        self.announcer = announcer
+        self.announce_retries = announce_retries
+        self.late: set[Runtime] = set()  # runtimes whose detached calls are still running
+        self.announced: list[str] = []  # what late results said (for logs and tests)
+
+    async def close(self) -> None:
+        """Cancel detached calls still running (at core stop)."""
+        for runtime in list(self.late):
+            await runtime.close()
+        self.late.clear()
 
     def __call__(self, request: TurnRequest, stream: AsyncIterator[str], report: Report) -> AsyncIterator[str]:
         return self._follow(request, stream, report)
@@ -158,22 +178,64 @@ class NitFollower:
         async def call_tool(name: str, args: dict[str, Any]) -> Any:
             return await self.port.call(name, args, request.device_id)
 
-        runtime = Runtime(call_tool, call_timeout_s=self.call_timeout_s, max_calls=self.max_calls)
+        waiting: list[Pending] = []
+
+        async def late(pending: Pending) -> None:
+            await self._late_result(pending, request, language)
+            waiting.remove(pending)
+            if not waiting:
+                self.late.discard(runtime)
+
+        runtime = Runtime(call_tool, call_timeout_s=self.call_timeout_s, max_calls=self.max_calls,
+                          on_late_result=late)
         try:
-            outcome = await run_with_reflection(script, runtime, self._ask)
-        finally:
+            outcome = await run_with_reflection(script, runtime, self._ask, detach=True)
+        except BaseException:
+            await runtime.close()
+            raise
+        waiting += outcome.result.pending if outcome.ok and outcome.result is not None else []
+        if waiting:
+            self.late.add(runtime)  # kept until its last detached call has reported
+        else:
             await runtime.close()
         calls = [c for attempt in outcome.attempts for c in attempt.calls]
         report([_record(i, c) for i, c in enumerate(calls)])
         done = [c.tool for c in calls if c.ok]
         if outcome.ok:
-            names = "、".join(done) if language == "zh" else ", ".join(done)
-            if language == "zh":
-                return f"\n（已执行：{names}）" if done else ""
-            return f"\n(done: {names})" if done else ""
+            zh = language == "zh"
+            parts = []
+            if done:
+                parts.append(("已执行：" if zh else "done: ") + ("、" if zh else ", ").join(done))
+            if waiting:
+                names = ("、" if zh else ", ").join(p.tool for p in waiting)
+                parts.append(f"正在处理：{names}，完成后告诉你" if zh else f"working on: {names}; I'll tell you when "
+                                                                          "it is done")
+            if not parts:
+                return ""
+            return f"\n（{'；'.join(parts)}）" if zh else f"\n({'; '.join(parts)})"
         error = outcome.error
         reason = error.message if error is not None else "unknown error"
         return f"\n（脚本没有成功：{reason}）" if language == "zh" else f"\n(the script failed: {reason})"
+
+    async def _late_result(self, pending: Pending, request: TurnRequest, language: str) -> None:
+        """Speak a detached call's result on the requesting device (retrying while a turn is running there)."""
+        error = pending.error()
+        if pending.task.cancelled():
+            return
+        if error is not None:
+            reason = str(getattr(error, "message", "") or error)
+            text = f"{pending.tool} 没有成功：{reason}" if language == "zh" else f"{pending.tool} failed: {reason}"
+        else:
+            shown = _short(pending.result())
+            text = f"{pending.tool} 完成了：{shown}" if language == "zh" else f"{pending.tool} finished: {shown}"
+        self.announced.append(text)
+        devices = [request.device_id] if request.device_id else []
+        for _ in range(self.announce_retries):
+            dialog = self.announcer()
+            if dialog is not None and await dialog.announce(text, devices):
+                return
+            await asyncio.sleep(0.5)  # a turn is running there (announcements never cut one), or no session yet
+        log.info("late NIT result not spoken (no free session on %s): %s", devices or "any device", text)
 
     async def _ask(self, feedback: str) -> str:
         if self.llm is None:
@@ -192,8 +254,14 @@ def _record(index: int, call: CallRecord) -> ToolCallRecord:
     return ToolCallRecord(f"nit-{index}-{call.line}", call.tool, args, error=call.error or "failed")
 
 
-def wire(port: GridToolPort, llm: LlmProvider | None) -> Callable[..., AsyncIterator[str]]:
+def _short(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def wire(port: GridToolPort, llm: LlmProvider | None,
+         announcer: Callable[[], Announcer | None] = lambda: None) -> NitFollower:
     """Install NIT on `port` (its `follow()` then runs scripts in model replies)."""
-    follower = NitFollower(port, llm)
+    follower = NitFollower(port, llm, announcer=announcer)
     port.nit = follower
     return follower

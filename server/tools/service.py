@@ -22,7 +22,7 @@ from peromesh.server.mesh.component import MeshContext
 from peromesh.server.rpc.serving import ServiceBinding
 from peromesh.server.tools import actions
 from peromesh.server.tools.broadcasts import Announcer, Broadcaster
-from peromesh.server.tools.nit_step import wire
+from peromesh.server.tools.nit_step import NitFollower, wire
 from peromesh.server.tools.port import GridToolPort
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class ToolGridService:
         self.port: GridToolPort | None = None
         self.broadcaster: Broadcaster | None = None
         self._memory: Any = None
+        self.nit: NitFollower | None = None
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument("--tool-timeout", type=float, default=10.0,
@@ -50,14 +51,14 @@ class ToolGridService:
         hub: Hub | None = shared.get("hub")
         grid: CapabilityGrid | None = shared.get("grid")
         reminders, tasks, monitor = shared.get("reminders"), shared.get("tasks"), shared.get("monitor")
+
+        def announcer() -> Announcer | None:
+            dialog: Announcer | None = shared.get("dialog")  # exists once the core has started
+            return dialog
+
         if hub is not None:
             names = actions.register(hub, tasks, reminders)
             log.info("gateway actions on master: %s", ", ".join(names) or "none")
-
-            def announcer() -> Announcer | None:
-                dialog: Announcer | None = shared.get("dialog")  # exists once the core has started
-                return dialog
-
             self.broadcaster = Broadcaster(hub, reminders=reminders, tasks=tasks, monitor=monitor,
                                            announcer=announcer)
             self.broadcaster.start()
@@ -75,10 +76,12 @@ class ToolGridService:
         if deps is not None:
             deps.tools = self.port
             if getattr(settings, "nit", "on") == "on":
-                wire(self.port, deps.llm)
+                self.nit = wire(self.port, deps.llm, announcer)
         return []
 
     async def stop(self) -> None:
+        if self.nit is not None:
+            await self.nit.close()
         if self.broadcaster is not None:
             await self.broadcaster.close()
         if self._memory is not None:

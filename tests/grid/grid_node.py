@@ -74,6 +74,11 @@ class GridNode:
         envelope = await self.next(lambda e: e.HasField("request") and e.request.action_name == name, wait_s)
         return dict(envelope.request.params)
 
+    async def answer(self, request: gw.Envelope, data: str) -> None:
+        """Answer a capability request held back by a NEVER handler."""
+        await self._send(gw.Envelope(id=f"{self.node_id}-late", source_id=self.node_id, target_id=request.source_id,
+                                     response=gw.ActionResponse(request_id=request.id, status=0, data=data)))
+
     async def heartbeat(self) -> None:
         self._seq += 1
         await self._send(gw.Envelope(source_id=self.node_id, heartbeat=gw.Heartbeat(seq=self._seq)))

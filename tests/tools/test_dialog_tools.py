@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grid.grid_node import GridNode, cap
+from grid.grid_node import NEVER, GridNode, cap
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
@@ -245,3 +245,31 @@ async def test_dangerous_capability_from_the_dialog_needs_the_core_flag(
         assert result.error == ("PERMISSION_DENIED: desktop.shell.run is marked dangerous and is refused; start the "
                                 "core with --allow-dangerous shell.run to allow it")
         assert text_of(events).startswith("shell.run failed: PERMISSION_DENIED") and not desk.requests
+
+
+async def test_an_async_nit_call_reports_after_the_turn_as_an_announcement(
+        devices_factory: Callable[..., object]) -> None:
+    reply = '我去查一下。<nit>\n$page = async web.search(q="天气")\n</nit>'
+    devices: Devices = await devices_factory("--scripted-text", reply)  # type: ignore[operator]
+    desk = await devices.node("desk", "desktop")
+    desk.handlers["web.search"] = lambda p: NEVER  # answered by hand below, after the turn is over
+    await desk.register(cap("web.search", "Search the web"))
+    talk = await devices.talk("desk")
+    talk.say("帮我查查天气")
+    events = await talk.until_state(pb.STATE_IDLE)
+    assert text_of(events) == "我去查一下。\n（正在处理：web.search，完成后告诉你）"
+    await eventually_true(lambda: len(desk.requests) == 1)
+    request = desk.requests[0]
+    assert request.request.params["q"] == "天气"
+    await desk.answer(request, '{"summary": "晴，25度"}')
+    spoken = await talk.until_state(pb.STATE_IDLE, timeout=20)
+    assert text_of(spoken) == 'web.search 完成了：{"summary": "晴，25度"}'
+    assert not devices.mesh.context.shared["tool_grid"].nit.late  # the runtime was released
+
+
+async def eventually_true(check: Callable[[], bool], wait_s: float = 5.0) -> None:
+    async with asyncio.timeout(wait_s):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.01)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,42 @@ async def test_tool_call_blocks_are_direct_calls(tasks: TaskService) -> None:
     assert shown == "On it.\n(done: add_task)\n(unreadable tool call: name must be a string and arguments an object)"
     assert calls[0].name == "add_task" and json.loads(calls[0].result_json)["title"] == "water plants"
     assert calls[1].error.startswith("unreadable tool call")
+
+
+class Spoken:
+    """A dialog stand-in that records announcements (the real one is exercised in test_dialog_tools)."""
+
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, tuple[str, ...]]] = []
+
+    async def announce(self, text: str, device_ids: Sequence[str] = ()) -> int:
+        self.texts.append((text, tuple(device_ids)))
+        return 1
+
+
+async def test_detached_calls_report_failures_late_and_are_cancelled_at_close(tasks: TaskService) -> None:
+    spoken = Spoken()
+    port = GridToolPort(tasks=tasks)
+    follower = NitFollower(port, None, announcer=lambda: spoken)
+    shown, calls = await follow(follower, 'OK<nit>$a = async add_task(title="")\n$b = async add_task(title="x")</nit>')
+    assert shown == "OK\n(working on: add_task, add_task; I'll tell you when it is done)" and calls == []
+    async with asyncio.timeout(5):
+        while True:
+            if len(spoken.texts) == 2 and not follower.late:
+                break
+            await asyncio.sleep(0.01)
+    assert sorted(t for t, _ in spoken.texts)[0].startswith("add_task failed: ")
+    assert any(t.startswith('add_task finished: {"id": ') for t, _ in spoken.texts)
+    assert {d for _, d in spoken.texts} == {("desk",)}
+
+    hang = asyncio.Event()
+
+    async def never(args: dict[str, object]) -> dict[str, object]:
+        await hang.wait()
+        return {}
+
+    port.tasks.call_add_task_tool = never  # type: ignore[method-assign,assignment]  # a tool that never answers
+    await follow(follower, '<nit>$a = async add_task(title="t")</nit>')
+    assert len(follower.late) == 1
+    await follower.close()
+    assert not follower.late and len(spoken.texts) == 2  # cancelled: nothing spoken
