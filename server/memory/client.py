@@ -16,6 +16,7 @@ import logging
 from datetime import datetime
 
 import grpc
+from opentelemetry import propagate
 
 from peromesh.memory.v1 import memory_service_pb2 as pb
 from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
@@ -35,6 +36,13 @@ class MemoryClient:
         self.ingest_timeout_s = ingest_timeout_s
         self._down = False
 
+    def _call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The token plus the current trace context (W3C traceparent), so the memory
+        server's stage spans land in the caller's trace (the turn's)."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return (*self._metadata, *carrier.items())
+
     def _failed(self, what: str, exc: grpc.aio.AioRpcError) -> None:
         if not self._down:
             log.warning("memory %s failed (%s: %s); continuing without memory",
@@ -53,7 +61,7 @@ class MemoryClient:
         try:
             response = await self._stub.Recall(pb.RecallRequest(text=query[:8000], top_k=top_k,
                                                                  min_score=min_score),
-                                               timeout=self.recall_timeout_s, metadata=self._metadata)
+                                               timeout=self.recall_timeout_s, metadata=self._call_metadata())
         except grpc.aio.AioRpcError as exc:
             self._failed("recall", exc)
             return []
@@ -83,7 +91,7 @@ class MemoryClient:
             request.occurred_at.FromDatetime(occurred_at)
         try:
             response = await self._stub.IngestTurn(request, timeout=self.ingest_timeout_s,
-                                                   metadata=self._metadata)
+                                                   metadata=self._call_metadata())
         except grpc.aio.AioRpcError as exc:
             self._failed("ingest", exc)
             return None

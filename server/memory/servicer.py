@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
 
 from peromesh.memory.v1 import memory_service_pb2 as pb
 from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
@@ -26,10 +28,13 @@ R = TypeVar("R")
 def _statuses(
     fn: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]],
 ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]:
-    """Map engine errors to gRPC statuses (anything unexpected is INTERNAL, logged)."""
+    """Map engine errors to gRPC statuses (anything unexpected is INTERNAL, logged), and run
+    the handler in the caller's trace when the metadata carries a W3C traceparent."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        carrier = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        token = otel_context.attach(propagate.extract(carrier))
         try:
             return await fn(self, request, context)
         except InvalidInput as exc:
@@ -38,6 +43,8 @@ def _statuses(
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except Conflict as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        finally:
+            otel_context.detach(token)
         raise AssertionError("abort raises")
 
     return wrapper

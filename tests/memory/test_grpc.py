@@ -9,6 +9,8 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from peromesh.memory.v1 import memory_service_pb2 as pb
 from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
@@ -118,14 +120,20 @@ async def test_a_token_is_required_when_configured(stub: pb_grpc.MemoryServiceSt
     assert await _code(stub.GetStats(pb.GetStatsRequest())) == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_client_recalls_context_ingests_and_survives_an_outage(server: MemoryServer) -> None:
+async def test_client_recalls_context_ingests_and_survives_an_outage(server: MemoryServer,
+                                                                   spans: InMemorySpanExporter) -> None:
     client = MemoryClient(server.address, TOKEN, recall_timeout_s=5.0)
     try:
         mid = await client.ingest_turn("s7", "t1", "My son Ben is scared of thunderstorms.", "Poor Ben!")
         assert mid is not None
         assert await client.ingest_turn("s7", "t2", "ok", "Anything else?") is None  # small talk
-        lines = await client.recall_context("s7", "what is my boy afraid of?")
+        with trace.get_tracer("test").start_as_current_span("turn") as turn:
+            lines = await client.recall_context("s7", "what is my boy afraid of?")
         assert lines and lines[0].endswith("My son Ben is scared of thunderstorms.") and lines[0].startswith("[")
+        # The server's stage spans joined the caller's trace (traceparent in the metadata).
+        stages = [s for s in spans.get_finished_spans() if s.name.startswith("memory.")]
+        in_turn = {s.name for s in stages if s.context.trace_id == turn.get_span_context().trace_id}
+        assert {"memory.recall", "memory.vector", "memory.spread", "memory.fetch", "memory.rerank"} <= in_turn
     finally:
         await client.close()
 
