@@ -9,6 +9,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import inspect
 
+from peromesh.server.memory import store
 from peromesh.server.memory.embedder import Embedder
 from peromesh.server.memory.engine import MemoryEngine
 from peromesh.server.memory.errors import InvalidInput, NotFound
@@ -199,3 +200,13 @@ async def test_stats(engine: MemoryEngine) -> None:
 
 def test_forgotten_constant_is_distinct() -> None:
     assert FORGOTTEN != REQUESTED
+
+
+async def test_a_stale_scoring_cache_never_returns_an_inactive_memory(engine: MemoryEngine) -> None:
+    gone = await engine.add_memory("My blood type is O negative.")
+    kept = await engine.add_memory("My blood pressure is usually fine.")
+    # Another process (or a bug) deactivates the row behind the engine's back: caches stay stale.
+    await engine.db.run(lambda s: store.soft_delete(s, gone.row.id, REQUESTED))
+    assert engine.scoring.lookup([gone.row.id])  # still active in the cache
+    hits, _ = await engine.recall("what is my blood type", None, top_k=2, peek=True)
+    assert [h.row.id for h in hits] == [kept.row.id]
