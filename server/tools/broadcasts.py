@@ -123,13 +123,17 @@ class Broadcaster:
 
     async def _stats(self, monitor: MonitorService) -> None:
         """Broadcast samples while any node is attached; unsubscribe (the monitor idles) when none is."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._nodes_present.wait()
+            # The monitor's first sample comes ~0.2 s after subscribing (its CPU warm-up); devices get
+            # the steady cadence, the first one interval after the first node attached.
+            quiet_until = loop.time() + monitor.interval_s * 0.9
             with monitor.stats() as samples:
                 while self._nodes_present.is_set():  # checked at least once per sample interval
                     try:
                         sample = await asyncio.wait_for(samples.get(), max(1.0, 2 * monitor.interval_s))
                     except TimeoutError:
                         continue
-                    if self._nodes_present.is_set():
+                    if self._nodes_present.is_set() and loop.time() >= quiet_until:
                         self._broadcast(SYSTEM_STATS, sample.as_action())

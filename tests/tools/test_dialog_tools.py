@@ -273,3 +273,16 @@ async def eventually_true(check: Callable[[], bool], wait_s: float = 5.0) -> Non
             if check():
                 return
             await asyncio.sleep(0.01)
+
+
+async def test_system_stats_reach_nodes_only_while_any_is_attached(devices_factory: Callable[..., object]) -> None:
+    devices: Devices = await devices_factory("--monitor-interval", "0.3")  # type: ignore[operator]
+    monitor = devices.mesh.context.shared["monitor"]
+    assert monitor._fanout.subscribers == 0  # no device: the monitor idles
+    node = await devices.node("dash", "web")
+    stats = await node.action("system_stats", wait_s=10)
+    assert float(stats["cpu_percent"]) >= 0 and int(stats["memory_total"]) > 0
+    assert isinstance(json.loads(stats["gpus"]), list)
+    assert monitor._fanout.subscribers == 1
+    await node.close()
+    await eventually_true(lambda: monitor._fanout.subscribers == 0)
