@@ -74,7 +74,7 @@ async def bridge_turn(client: GatewayClient, text: str) -> float:
 
 async def first_delta(url: str, core: str, turns: int, delay_ms: float) -> None:
     """Alternates the same turn through the bridge and directly over gRPC, so both see the same load."""
-    client = await GatewayClient.open(url, "bench-delta", token=TOKEN, binary=True)
+    client = await GatewayClient.open(url, "bench-delta", token=TOKEN, binary=True, protocol_version=1)
     direct = DirectConverse(core)
     direct.requests.put_nowait(dpb.ConverseRequest(config=dpb.SessionConfig(session_id="bench-direct")))
     await direct.until("session_started")
@@ -97,7 +97,7 @@ async def first_delta(url: str, core: str, turns: int, delay_ms: float) -> None:
 
 
 async def interrupt(url: str, turns: int) -> None:
-    client = await GatewayClient.open(url, "bench-cut", token=TOKEN, binary=True)
+    client = await GatewayClient.open(url, "bench-cut", token=TOKEN, binary=True, protocol_version=1)
     latency = []
     for i in range(turns + 5):
         await client.request("chat", text=f"speak {i}")
