@@ -39,7 +39,7 @@ from peromesh.server.memory.associations import AssociationGraph
 from peromesh.server.memory.channels import Channel, build_channels
 from peromesh.server.memory.config import MemoryConfig
 from peromesh.server.memory.embedder import Embedder
-from peromesh.server.memory.errors import InvalidInput, NotFound
+from peromesh.server.memory.errors import Conflict, InvalidInput, NotFound
 from peromesh.server.memory.lexical import LexicalIndex
 from peromesh.server.memory.models import ACTIVE, REQUESTED, MemoryRow, RelationRow, TurnRow, utcnow
 from peromesh.server.memory.rerank import Scores, combine, recency
@@ -477,7 +477,7 @@ class MemoryEngine:
             for mid in (a, b):
                 row = await self.db.run(lambda s, mid=mid: store.get_memory(s, mid))  # type: ignore[misc]
                 if row.delete_reason != ACTIVE:
-                    raise NotFound(f"memory {mid} is deleted")
+                    raise Conflict(f"memory {mid} is deleted; restore it first")
             return await self._add_relation(a, b, kind, weight)
 
     async def get(self, memory_id: int) -> tuple[MemoryView, list[RelationRow]]:

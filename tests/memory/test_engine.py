@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 from peromesh.server.memory import store
 from peromesh.server.memory.embedder import Embedder
 from peromesh.server.memory.engine import MemoryEngine
-from peromesh.server.memory.errors import InvalidInput, NotFound
+from peromesh.server.memory.errors import Conflict, InvalidInput, NotFound
 from peromesh.server.memory.models import FORGOTTEN, REQUESTED
 from peromesh.server.memory.server import open_engine
 from tests.memory.conftest import make_config
@@ -111,6 +111,10 @@ async def test_bad_input_is_rejected_precisely(engine: MemoryEngine) -> None:
         await engine.relate(a.row.id, a.row.id, 0.5, "")
     with pytest.raises(InvalidInput, match="weight"):
         await engine.relate(a.row.id, a.row.id + 1, float("nan"), "")
+    b = await engine.add_memory("two")
+    await engine.delete(b.row.id)
+    with pytest.raises(Conflict, match="restore"):
+        await engine.relate(a.row.id, b.row.id, 0.5, "")
 
 
 async def test_sensitive_words_and_blobs_are_cleaned_before_storing(data_dir: Path, db_url: str,

@@ -32,7 +32,8 @@ class MemoryServiceStub:
 
     Errors: INVALID_ARGUMENT for empty or oversize text, a query vector of the
     wrong dimension or with NaN/Inf values, out-of-range numbers; NOT_FOUND for
-    unknown memory ids; UNAVAILABLE while the server is shutting down.
+    unknown memory ids; FAILED_PRECONDITION for relating a deleted memory;
+    UNAUTHENTICATED without the mesh token off loopback.
     """
 
     def __init__(self, channel):
@@ -95,7 +96,8 @@ class MemoryServiceServicer:
 
     Errors: INVALID_ARGUMENT for empty or oversize text, a query vector of the
     wrong dimension or with NaN/Inf values, out-of-range numbers; NOT_FOUND for
-    unknown memory ids; UNAVAILABLE while the server is shutting down.
+    unknown memory ids; FAILED_PRECONDITION for relating a deleted memory;
+    UNAUTHENTICATED without the mesh token off loopback.
     """
 
     def AddMemory(self, request, context):
@@ -231,7 +233,8 @@ class MemoryService:
 
     Errors: INVALID_ARGUMENT for empty or oversize text, a query vector of the
     wrong dimension or with NaN/Inf values, out-of-range numbers; NOT_FOUND for
-    unknown memory ids; UNAVAILABLE while the server is shutting down.
+    unknown memory ids; FAILED_PRECONDITION for relating a deleted memory;
+    UNAUTHENTICATED without the mesh token off loopback.
     """
 
     @staticmethod

@@ -33,7 +33,8 @@ class MemoryServiceStub:
 
     Errors: INVALID_ARGUMENT for empty or oversize text, a query vector of the
     wrong dimension or with NaN/Inf values, out-of-range numbers; NOT_FOUND for
-    unknown memory ids; UNAVAILABLE while the server is shutting down.
+    unknown memory ids; FAILED_PRECONDITION for relating a deleted memory;
+    UNAUTHENTICATED without the mesh token off loopback.
     """
 
     @_typing.overload
@@ -80,7 +81,8 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
 
     Errors: INVALID_ARGUMENT for empty or oversize text, a query vector of the
     wrong dimension or with NaN/Inf values, out-of-range numbers; NOT_FOUND for
-    unknown memory ids; UNAVAILABLE while the server is shutting down.
+    unknown memory ids; FAILED_PRECONDITION for relating a deleted memory;
+    UNAUTHENTICATED without the mesh token off loopback.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -123,7 +125,8 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Errors: INVALID_ARGUMENT for empty or oversize text, a query vector of the
     wrong dimension or with NaN/Inf values, out-of-range numbers; NOT_FOUND for
-    unknown memory ids; UNAVAILABLE while the server is shutting down.
+    unknown memory ids; FAILED_PRECONDITION for relating a deleted memory;
+    UNAUTHENTICATED without the mesh token off loopback.
     """
 
     @_abc_1.abstractmethod
