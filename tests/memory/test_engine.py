@@ -13,7 +13,7 @@ from peromesh.server.memory import store
 from peromesh.server.memory.embedder import Embedder
 from peromesh.server.memory.engine import MemoryEngine
 from peromesh.server.memory.errors import Conflict, InvalidInput, NotFound
-from peromesh.server.memory.models import FORGOTTEN, REQUESTED
+from peromesh.server.memory.models import REQUESTED
 from peromesh.server.memory.server import open_engine
 from tests.memory.conftest import make_config
 
@@ -200,10 +200,6 @@ async def test_stats(engine: MemoryEngine) -> None:
     assert stats.counts.active == 2 and stats.indexed == 2 and stats.dim == 384
     assert stats.model == "all-MiniLM-L6-v2+universal-sentence-encoder-multilingual-3"
     assert stats.lexical_terms > 0
-
-
-def test_forgotten_constant_is_distinct() -> None:
-    assert FORGOTTEN != REQUESTED
 
 
 async def test_a_stale_scoring_cache_never_returns_an_inactive_memory(engine: MemoryEngine) -> None:
