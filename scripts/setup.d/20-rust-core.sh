@@ -64,11 +64,16 @@ if [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] && [ -f "$TARGET/cargo-mode" ] &&
   exit 0
 fi
 
+# An old cargo (Debian's 1.65) cannot resolve today's crates.io (newer MSRVs, no
+# MSRV-aware resolver): it always builds from Debian's sources.
+cargo_minor=$(cargo --version | sed -E 's/^cargo 1\.([0-9]+).*/\1/')
 case "${PEROMESH_CARGO_OFFLINE:-}" in
   1) mode=offline ;;
   0) mode=online ;;
   *)
-    if "$PY" - <<'EOF' 2>/dev/null; then mode=online; else mode=offline; fi
+    if [ "$cargo_minor" -lt 70 ] 2>/dev/null; then
+      mode=offline
+    elif "$PY" - <<'EOF' 2>/dev/null; then mode=online; else mode=offline; fi
 import urllib.request
 urllib.request.urlopen("https://index.crates.io/config.json", timeout=10).read(64)
 EOF
