@@ -15,10 +15,10 @@ import asyncio
 import logging
 
 from peromesh.server.aio import TaskOwner
+from peromesh.server.fanout import Fanout, Subscription
 from peromesh.server.mesh.component import MeshContext
 from peromesh.server.monitor.sampler import CpuMeter, Sampler, StatsSample
 from peromesh.server.rpc.serving import ServiceBinding
-from peromesh.server.tasks.fanout import Fanout, Subscription
 
 log = logging.getLogger(__name__)
 DEFAULT_INTERVAL_S = 5.0

@@ -44,6 +44,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from peromesh.server.fanout import Fanout, Subscription
 from peromesh.server.mesh.component import MeshContext
 from peromesh.server.reminders.schedule import Schedule, cron_text, normalise_cron
 from peromesh.server.reminders.store import (
@@ -61,7 +62,6 @@ from peromesh.server.reminders.store import (
 from peromesh.server.reminders.timeparse import CronSpec, ParsedReminder, TimeParseError, parse_reminder, zone
 from peromesh.server.rpc.serving import ServiceBinding
 from peromesh.server.storage.db import Base, Database
-from peromesh.server.tasks.fanout import Fanout, Subscription
 
 log = logging.getLogger(__name__)
 

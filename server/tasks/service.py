@@ -23,10 +23,10 @@ from typing import Any, Literal, cast
 from sqlalchemy import Boolean, DateTime, String, Table, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from peromesh.server.fanout import Fanout, Subscription
 from peromesh.server.mesh.component import MeshContext
 from peromesh.server.rpc.serving import ServiceBinding
 from peromesh.server.storage.db import Base, Database
-from peromesh.server.tasks.fanout import Fanout, Subscription
 
 Operation = Literal["snapshot", "added", "completed", "reopened", "deleted"]
 
