@@ -1,8 +1,11 @@
 """Cut streamed text into speakable clauses for TTS, the first one early.
 
 Speech starts when the first clause is complete, so the first cut happens at
-the first comma-like pause once a few characters exist; later clauses wait
-for a sentence end (or a comma after a longer run) so prosody stays natural.
+the first comma-like pause once a few characters exist — or, when the model
+has produced several words without any punctuation, at a word boundary (a
+slow local model may take seconds to reach its first comma); later clauses
+wait for a sentence end (or a comma after a longer run) so prosody stays
+natural.
 Chinese and English punctuation are both understood; a '.' only ends a
 sentence before whitespace, so "3.14" and "e.g." inside words stay whole.
 """
@@ -12,6 +15,8 @@ from __future__ import annotations
 SENTENCE_END = set("。！？!?；;…\n")
 PAUSE = set("，、,：:")
 FIRST_MIN_CHARS = 6
+FIRST_MAX_WORDS = 6  # English: first clause cut at a space after this many words without punctuation
+FIRST_MAX_HAN = 10  # Chinese: ... after this many characters without punctuation
 PAUSE_MIN_CHARS = 24
 MAX_CHARS = 160
 
@@ -50,6 +55,19 @@ class ClauseSegmenter:
             if i >= MAX_CHARS:
                 space = text.rfind(" ", 0, i)
                 return space + 1 if space > MAX_CHARS // 2 else i
+        return self._early_first_cut(text) if self._emitted == 0 else None
+
+    @staticmethod
+    def _early_first_cut(text: str) -> int | None:
+        """The first clause, cut without punctuation once it is long enough to say."""
+        han = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+        if han >= FIRST_MAX_HAN:
+            return len(text)
+        words = text.split()
+        if len(words) > FIRST_MAX_WORDS and not text[-1].isspace():
+            return text.rfind(" ") + 1  # the last word may still be growing: keep it
+        if len(words) >= FIRST_MAX_WORDS and text[-1].isspace():
+            return len(text)
         return None
 
 
