@@ -55,7 +55,7 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
         for session in list(self.sessions):
             if session.config is None or (device_ids and session.config.device_id not in device_ids):
                 continue
-            if await session.announce(text) is not None:
+            if await session.announce(text):
                 spoken += 1
         return spoken
 

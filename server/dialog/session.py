@@ -30,6 +30,7 @@ from peromesh.server.dialog.turn_counter import TurnCounter
 log = logging.getLogger(__name__)
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 DEFAULT_RATE_HZ = 24000
+MAX_PENDING_ANNOUNCEMENTS = 8
 
 
 class ConverseSession:
@@ -42,6 +43,7 @@ class ConverseSession:
         self.turn: Turn | None = None
         self._ended_turns: set[str] = set()
         self._tasks = TaskOwner("converse")
+        self._announcements: list[str] = []  # waiting for the running turn to end
         self.speech: SpeechInput | None = None
         self._playout = ClientPlayout(DEFAULT_RATE_HZ)
 
@@ -157,15 +159,24 @@ class ConverseSession:
             self.gate.emit(events.state(turn.id, pb.STATE_IDLE))
         finally:
             self._ended_turns.add(turn.id)
+        if self._announcements and self.turn is turn:  # nothing newer started meanwhile
+            await self.start_turn("", time.perf_counter(), announcement=self._announcements.pop(0))
 
-    async def announce(self, text: str) -> Turn | None:
-        """Speak server-initiated text (a reminder) as its own turn, unless the user is mid-turn.
+    async def announce(self, text: str) -> bool:
+        """Speak server-initiated text (a reminder) as its own turn; False when it cannot be spoken.
 
-        A running turn is not cut for an announcement; the caller may retry later.
+        A running turn is never cut for an announcement: the text waits and is
+        spoken when that turn has ended (at most MAX_PENDING_ANNOUNCEMENTS wait).
         """
-        if self.config is None or (self.turn is not None and self.turn.active):
-            return None
-        return await self.start_turn("", time.perf_counter(), announcement=text)
+        if self.config is None:
+            return False
+        if self.turn is not None and self.turn.active:
+            if len(self._announcements) >= MAX_PENDING_ANNOUNCEMENTS:
+                return False
+            self._announcements.append(text)
+            return True
+        await self.start_turn("", time.perf_counter(), announcement=text)
+        return True
 
     # -- barge-in ----------------------------------------------------------
     async def interrupt(self, turn_id: str, received: float) -> None:

@@ -103,3 +103,23 @@ async def test_text_only_session_sends_no_audio(mesh: Mesh, spans: object) -> No
         events = await talk.until_state(pb.STATE_IDLE)
         await talk.close()
     assert not {"audio_begin", "audio_chunk", "audio_end"} & set(kinds(events))
+
+
+async def test_announcement_waits_for_the_running_turn_then_is_spoken(mesh: Mesh) -> None:
+    dialog = mesh.context.shared["dialog"]
+    async with open_channel(mesh.addresses["core"]) as channel:
+        talk = Conversation(channel)
+        talk.config(session_id="announce", device_id="desk")
+        talk.say("tell me a story")
+        await talk.until("assistant_delta")
+        assert await dialog.announce("Time to stretch!", ["phone"]) == 0  # another device: not here
+        assert await dialog.announce("Time to stretch!") == 1  # queued behind the running turn
+        first = await talk.until_state(pb.STATE_IDLE)
+        second = await talk.until_state(pb.STATE_IDLE)
+        await talk.close()
+    assert {e.turn_id for e in first if e.turn_id} == {"announce#1"}
+    assert second[0].turn_id == "announce#2" and second[0].state_update.state == pb.STATE_THINKING
+    spoken = "".join(e.assistant_delta.text_delta for e in second if e.HasField("assistant_delta"))
+    assert spoken == "Time to stretch!" and any(e.HasField("audio_chunk") for e in second)
+    history = await mesh.context.shared["dialog_deps"].history._load("announce")
+    assert [m.role for m in history] == ["user", "assistant", "assistant"]
