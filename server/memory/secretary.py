@@ -43,6 +43,7 @@ from peromesh.server.memory.tokenize import overlap
 log = logging.getLogger(__name__)
 FORGET_MIN_AGE = timedelta(days=1)
 MERGE_NEIGHBOURS = 5
+MERGE_BATCH = 5000  # memories checked per run; a large backlog is worked through over several runs
 DECAY_CHUNK = 2000
 
 
@@ -106,7 +107,8 @@ class Secretary:
         fresh: list[tuple[int, bytes, str]] = await eng.db.run(lambda s: [
             (int(i), bytes(e), str(m)) for i, e, m in s.execute(
                 select(MemoryRow.id, MemoryRow.embedding, MemoryRow.embedding_model).where(
-                    MemoryRow.id > since, MemoryRow.delete_reason == ACTIVE).order_by(MemoryRow.id))])
+                    MemoryRow.id > since, MemoryRow.delete_reason == ACTIVE).order_by(MemoryRow.id)
+                .limit(MERGE_BATCH))])
         dropped: list[int] = []
         min_overlap = self.config.merge_min_overlap
         for mid, blob, model in fresh:
@@ -136,10 +138,12 @@ class Secretary:
         half_life = self.config.importance_half_life_s
         now = utcnow()
 
-        def work(s: Session) -> int:
-            changed = 0
+        def work(s: Session, after: int) -> tuple[int, int]:
+            """Decay one chunk of ids above `after`; returns (changed, last id) — last 0 when done."""
             rows = s.execute(select(MemoryRow.id, MemoryRow.importance, MemoryRow.decayed_at)
-                             .where(MemoryRow.delete_reason == ACTIVE)).all()
+                             .where(MemoryRow.delete_reason == ACTIVE, MemoryRow.id > after)
+                             .order_by(MemoryRow.id).limit(DECAY_CHUNK)).all()
+            changed = 0
             updates = []
             for mid, imp, at in rows:
                 dt = (now - at).total_seconds()
@@ -149,15 +153,18 @@ class Secretary:
                 if imp - new > 1e-6:
                     changed += 1
                 updates.append({"id": mid, "importance": new, "decayed_at": now})
-                if len(updates) >= DECAY_CHUNK:
-                    s.execute(update(MemoryRow), updates)
-                    updates = []
             if updates:
                 s.execute(update(MemoryRow), updates)
-            return changed
+            return changed, int(rows[-1][0]) if rows else 0
 
-        async with self.engine.write_lock:
-            return await self.engine.db.run(work)
+        # One chunk per transaction and per hold of the write lock, so ingestion waits at most one chunk.
+        total, after = 0, 0
+        while True:
+            async with self.engine.write_lock:
+                changed, after = await self.engine.db.run(lambda s, a=after: work(s, a))  # type: ignore[misc]
+            total += changed
+            if not after:
+                return total
 
     # -- 3. forget ---------------------------------------------------------------------------------
 
