@@ -13,7 +13,7 @@ from peromesh.server.memory import store
 from peromesh.server.memory.embedder import Embedder
 from peromesh.server.memory.engine import MemoryEngine
 from peromesh.server.memory.errors import Conflict, InvalidInput, NotFound
-from peromesh.server.memory.models import REQUESTED
+from peromesh.server.memory.models import REQUESTED, TurnRow, utcnow
 from peromesh.server.memory.server import open_engine
 from tests.memory.conftest import make_config
 
@@ -210,3 +210,14 @@ async def test_a_stale_scoring_cache_never_returns_an_inactive_memory(engine: Me
     assert engine.scoring.lookup([gone.row.id])  # still active in the cache
     hits, _ = await engine.recall("what is my blood type", None, top_k=2, peek=True)
     assert [h.row.id for h in hits] == [kept.row.id]
+
+
+async def test_a_turn_logged_without_its_memory_is_completed_on_retry(engine: MemoryEngine) -> None:
+    # A crash after logging the turn but before making its memory leaves exactly this row behind.
+    await engine.db.run(lambda s: s.add(TurnRow(session_id="s5", turn_id="t1", user_text="I'm vegetarian since 2018.",
+                                                assistant_text="", occurred_at=utcnow())))
+    view, dup = await engine.ingest_turn("s5", "t1", "I'm vegetarian since 2018.", "Noted!")
+    assert view is not None and not dup
+    again, dup = await engine.ingest_turn("s5", "t1", "I'm vegetarian since 2018.", "Noted!")
+    assert dup and again is not None and again.row.id == view.row.id
+    assert (await engine.stats()).counts.turns == 1
