@@ -6,6 +6,8 @@ Prints, as JSON lines:
   baseline: a FastAPI + SSE dialog engine measured on this machine (p50 3.75 ms, p99 13.5 ms).
 - interrupt: interrupt sent → audio_cancel received, p50/p99.
 - first_audio: first audio_chunk minus first assistant_delta (espeak-ng), p50/p99.
+- grpc_floor: the same client against a bare grpc.aio server with no PeroMesh code (one event at
+  once, one after the same precisely timed delay): what Python gRPC itself costs on this machine.
 
 Usage: .venv/bin/python benchmarks/dialog_latency.py [--turns 300] [--delay-ms 20]
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,14 +52,43 @@ class Client:
                 return event  # type: ignore[no-any-return]
 
 
-async def run(turns: int, delay_ms: float, audio_turns: int) -> None:
+async def run(turns: int, delay_ms: float, audio_turns: int, gap_s: float) -> None:
     with serve("--llm", "scripted", "--scripted-delay-ms", str(delay_ms)) as endpoints:
         async with open_channel(endpoints["core"]) as channel:
-            await measure_text(channel, turns, delay_ms)
+            await measure_text(channel, turns, delay_ms, gap_s)
             await measure_audio(channel, audio_turns)
+    await measure_floor(turns, delay_ms, gap_s)
 
 
-async def measure_text(channel: object, turns: int, delay_ms: float) -> None:
+async def measure_floor(turns: int, delay_ms: float, gap_s: float) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "_grpc_floor.py"), str(port), str(delay_ms)],  # noqa: ASYNC220
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and "ready" in proc.stdout.readline()
+        async with open_channel(f"127.0.0.1:{port}") as channel:
+            client = Client(channel)
+            floor = []
+            for i in range(turns + 20):
+                started = time.perf_counter()
+                client.send(user_text=pb.UserText(text=f"question {i}"))
+                await client.until("assistant_delta")
+                if i >= 20:
+                    floor.append((time.perf_counter() - started) * 1000 - delay_ms)
+                if gap_s:
+                    await asyncio.sleep(gap_s)
+            client.call.cancel()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+    report("grpc_floor_bare_python_server", floor)
+
+
+async def measure_text(channel: object, turns: int, delay_ms: float, gap_s: float) -> None:
     client = Client(channel)
     client.send(config=pb.SessionConfig(session_id="bench-text", text_only=True))
     await client.until("session_started")
@@ -69,6 +102,8 @@ async def measure_text(channel: object, turns: int, delay_ms: float) -> None:
         await client.until("audio_cancel", first.turn_id)
         cancelled = time.perf_counter()
         await client.until("state_update", first.turn_id)  # final state: INTERRUPTED
+        if gap_s:
+            await asyncio.sleep(gap_s)  # a pause between utterances, as in a conversation
         if i >= 20:  # warm-up turns excluded
             overhead.append((got_first - started) * 1000 - delay_ms)
             interrupt.append((cancelled - got_first) * 1000)
@@ -89,7 +124,6 @@ async def measure_audio(channel: object, turns: int) -> None:
         await client.until("audio_chunk", first.turn_id)
         gaps.append((time.perf_counter() - t_delta) * 1000)
         client.send(interrupt=pb.Interrupt())
-        await client.until("state_update", first.turn_id)
         while (await client.until("state_update", first.turn_id)).state_update.state != pb.STATE_INTERRUPTED:
             pass
     client.call.cancel()
@@ -119,8 +153,9 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--audio-turns", type=int, default=60)
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between a turn's end and the next input")
     args = parser.parse_args()
-    asyncio.run(run(args.turns, args.delay_ms, args.audio_turns))
+    asyncio.run(run(args.turns, args.delay_ms, args.audio_turns, args.gap_ms / 1000))
 
 
 if __name__ == "__main__":

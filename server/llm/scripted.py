@@ -1,13 +1,17 @@
 """A deterministic provider for tests and benchmarks: a fixed answer, token by token.
 
 Tokens are words, CJK characters and punctuation, each after `delay_ms` (also
-the first), so a benchmark can subtract the provider's own delay exactly.
+the first), so a benchmark can subtract the provider's own delay exactly. The
+first token is timed precisely: asyncio's sleeps overshoot by up to a
+millisecond (the selector rounds its timeout up), which would otherwise be
+counted as mesh overhead; the last stretch is spent yielding to the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 
 from peromesh.server.llm.base import LlmRequest
@@ -39,10 +43,21 @@ class ScriptedProvider:
 
     async def stream(self, request: LlmRequest) -> AsyncIterator[str]:
         self.calls.append(request)
-        for token in self.tokens[: max(1, request.max_new_tokens)]:
-            if self.delay_s:
+        for index, token in enumerate(self.tokens[: max(1, request.max_new_tokens)]):
+            if index == 0:
+                await _sleep_precisely(self.delay_s)
+            elif self.delay_s:
                 await asyncio.sleep(self.delay_s)
             yield token
 
     async def aclose(self) -> None:
         return None
+
+
+async def _sleep_precisely(seconds: float, spin_s: float = 0.0015) -> None:
+    """Sleep `seconds` to within tens of microseconds, still letting other tasks run."""
+    deadline = time.perf_counter() + seconds
+    if seconds > spin_s:
+        await asyncio.sleep(seconds - spin_s)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0)
