@@ -22,7 +22,11 @@ export interface Envelope {
   };
 }
 
-export interface Capability { name: string; description?: string; params?: string[]; paramsSchemaJson?: string }
+export interface Capability {
+  name: string; description?: string; params?: string[]; paramsSchemaJson?: string;
+  /** Refused by the hub unless the core allows it by name (--allow-dangerous). */
+  dangerous?: boolean;
+}
 
 export interface Welcome {
   sessionId: string;

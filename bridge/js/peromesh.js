@@ -15,7 +15,8 @@
 // dialog session. Events of turns that are not current are dropped: a turn
 // becomes current when its first event (or the answer to sendText) arrives;
 // once interrupted, only its closing events (assistant_final, metrics,
-// state_update, audio_cancel) still pass.
+// state_update, audio_cancel) still pass. An audio_cancel always passes, also
+// for an older turn whose audio may still be playing (voice barge-in).
 //
 // Types: see peromesh.d.ts next to this file.
 
@@ -291,7 +292,7 @@ export class PeroMeshClient {
 
   /** Turn filter: adopt new turns, drop stale ones, and after a cut pass only closing events. */
   _accept(turnId, name) {
-    if (!turnId) return true;
+    if (!turnId || name === "audio_cancel") return true; // a cancel only ever silences: never stale
     if (turnId !== this.currentTurn) {
       if (this._finished.has(turnId) || this._cancelled.has(turnId)) return false; // an older turn: stale
       this._adoptTurn(turnId);

@@ -104,7 +104,10 @@ async def test_sdk_wire_codec_matches_python_byte_for_byte(mesh: Mesh, browser: 
     audio = gw.Envelope(id="a", source_id="master", target_id="web", stream=gw.DataStream(
         stream_id="t", data=bytes(range(256)) * 16, is_end=False, content_type="audio/pcm;rate=24000;channels=1",
         seq=7, turn_id="t"))
-    result = await page.evaluate("""async ([req, audio, text]) => {
+    register = gw.Envelope(id="r", source_id="desk", target_id="master", register=gw.CapabilityRegister(
+        capabilities=[gw.Capability(name="shell.run", description="run a command", params_schema_json="{}",
+                                    dangerous=True)]))
+    result = await page.evaluate("""async ([req, audio, text, reg]) => {
         const wire = await import('/js/wire.js');
         const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const b64 = (u8) => btoa(String.fromCharCode(...u8));
@@ -113,11 +116,15 @@ async def test_sdk_wire_codec_matches_python_byte_for_byte(mesh: Mesh, browser: 
         const fromJs = wire.encodeBinary({id: 'j', sourceId: 'web', targetId: 'master',
             stream: {streamId: 'mic', data: new Uint8Array([1, 2, 3, 4]), isEnd: true,
                      contentType: 'audio/pcm;rate=16000', seq: 3}});
+        const capability = wire.decodeBinary(bytes(reg)).register.capabilities[0];
         return {seq: decoded.stream.seq, len: decoded.stream.data.length, turn: decoded.stream.turnId,
                 reencoded: b64(reencoded), fromJs: b64(fromJs),
-                text: wire.encodeText(wire.decodeText(text))};
+                text: wire.encodeText(wire.decodeText(text)),
+                dangerous: capability.dangerous === true, reg: b64(wire.encodeBinary(wire.decodeBinary(bytes(reg))))};
     }""", [base64.b64encode(codec.encode_binary(envelope)).decode(),
-           base64.b64encode(codec.encode_binary(audio)).decode(), codec.encode_text(envelope)])
+           base64.b64encode(codec.encode_binary(audio)).decode(), codec.encode_text(envelope),
+           base64.b64encode(codec.encode_binary(register)).decode()])
+    assert result["dangerous"] and base64.b64decode(result["reg"]) == codec.encode_binary(register)
     assert (result["seq"], result["len"], result["turn"]) == (7, 4096, "t")
     assert base64.b64decode(result["reencoded"]) == codec.encode_binary(envelope)  # identical bytes
     from_js = codec.decode(base64.b64decode(result["fromJs"]))
