@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import cast
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.server.aio import cancel_and_wait
@@ -235,8 +235,11 @@ class Turn:
                  "t_interrupt_ms": metrics.t_interrupt_ms}
         pending = [outbox.event(outbox.ANALYTICS_STREAM, "TurnFinished", self.id, stats)]
         if not self.input.announcement and heard.strip():
+            carrier: dict[str, str] = {}  # the memory write joins this turn's trace, whenever it happens
+            propagate.inject(carrier, context=trace.set_span_in_context(self._span))
             pending.append(outbox.event(outbox.LTM_STREAM, "LtmWriteRequested", self.id, {
-                "session_id": self.input.session_id, "user_text": self.input.text, "assistant_text": heard}))
+                "session_id": self.input.session_id, "user_text": self.input.text, "assistant_text": heard,
+                "trace": carrier}))
         await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text,
                                               interrupted, heard, pending)
         self.deps.events_committed()

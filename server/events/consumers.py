@@ -35,8 +35,9 @@ def ltm_writer(channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]] = 
                                            user_text=payload["user_text"][:8000],
                                            assistant_text=payload["assistant_text"][:32000])
         request.occurred_at.FromDatetime(datetime.fromisoformat(fields["created_at"]))
+        trace_headers = tuple((k, v) for k, v in (payload.get("trace") or {}).items() if isinstance(v, str))
         try:
-            await stub.IngestTurn(request, timeout=timeout_s, metadata=tuple(metadata))
+            await stub.IngestTurn(request, timeout=timeout_s, metadata=(*metadata, *trace_headers))
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _RETRYABLE:
                 raise

@@ -59,5 +59,5 @@ async def _sleep_precisely(seconds: float, spin_s: float = 0.0015) -> None:
     deadline = time.perf_counter() + seconds
     if seconds > spin_s:
         await asyncio.sleep(seconds - spin_s)
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline:  # noqa: ASYNC110 - a deliberate sub-millisecond spin
         await asyncio.sleep(0)
