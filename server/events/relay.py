@@ -50,22 +50,28 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
     async def relay_once(self) -> int:
-        """Publish one batch of due events; returns how many were delivered."""
+        """Publish one batch of due events; returns how many were delivered.
+
+        Outcomes are recorded in one transaction per batch. A crash between a
+        publish and that commit republishes the event: delivery is at least once.
+        """
         due = await self.db.run(self._due)
-        delivered = 0
+        delivered: list[int] = []
+        failed: dict[int, str] = {}
         for row in due:
             try:
                 await self.bus.publish(row.stream, row.fields())
             except Exception as exc:
                 _failed.add(1, {"stream": row.stream})
-                await self.db.run(lambda s, r=row, e=exc: self._mark_failed(s, r.id, e))  # type: ignore[misc]
+                failed[row.id] = str(exc)[:500]
                 log.warning("outbox %d → %s failed (attempt %d): %s", row.id, row.stream, row.attempts + 1, exc,
                             extra={"corr": row.correlation_id})
                 continue
-            await self.db.run(lambda s, r=row: self._mark_delivered(s, r.id))  # type: ignore[misc]
             _published.add(1, {"stream": row.stream})
-            delivered += 1
-        return delivered
+            delivered.append(row.id)
+        if due:
+            await self.db.run(lambda s: self._record(s, delivered, failed))
+        return len(delivered)
 
     def _due(self, session: Session) -> list[OutboxEvent]:
         now = datetime.now(UTC)
@@ -75,19 +81,16 @@ class OutboxRelay:
         session.expunge_all()
         return rows
 
-    def _mark_delivered(self, session: Session, row_id: int) -> None:
-        row = session.get(OutboxEvent, row_id)
-        if row is not None:
-            row.delivered_at = datetime.now(UTC)
+    def _record(self, session: Session, delivered: list[int], failed: dict[int, str]) -> None:
+        now = datetime.now(UTC)
+        for row in session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_([*delivered, *failed]))):
             row.attempts += 1
-
-    def _mark_failed(self, session: Session, row_id: int, exc: Exception) -> None:
-        row = session.get(OutboxEvent, row_id)
-        if row is not None:
-            row.attempts += 1
-            row.last_error = str(exc)[:500]
-            backoff = min(self.max_backoff_s, 0.5 * 2 ** min(row.attempts, 16))
-            row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=backoff)
+            if row.id in failed:
+                row.last_error = failed[row.id]
+                backoff = min(self.max_backoff_s, 0.5 * 2 ** min(row.attempts, 16))
+                row.next_attempt_at = now + timedelta(seconds=backoff)
+            else:
+                row.delivered_at = now
 
     async def backlog(self) -> int:
         """Events committed but not yet delivered (what an operator watches)."""
