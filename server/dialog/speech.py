@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-import grpc
-
 from peromesh.tts.v1 import tts_service_pb2 as tts_pb
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
 
@@ -60,6 +58,3 @@ class SpeechStream:
             assert isinstance(item, tts_pb.SynthesizeRequest)
             yield item
 
-
-def is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() != grpc.StatusCode.CANCELLED

@@ -89,15 +89,16 @@ class _SynthesisStream:
                     await self._cancel()
                     return
                 if kind != "segment":
-                    raise _BadRequest(f"unexpected `{kind}` after config")
+                    raise _StatusError(grpc.StatusCode.INVALID_ARGUMENT, f"unexpected `{kind}` after config")
                 text = request.segment.text.strip()
                 if not text or len(text) > MAX_SEGMENT_CHARS:
-                    raise _BadRequest(f"segment {request.segment.seq}: text must be 1..{MAX_SEGMENT_CHARS} chars")
+                    raise _StatusError(grpc.StatusCode.INVALID_ARGUMENT,
+                                       f"segment {request.segment.seq}: text must be 1..{MAX_SEGMENT_CHARS} chars")
                 self._segments.put_nowait(request.segment)
             self._segments.put_nowait(None)
-        except _BadRequest as exc:
+        except _StatusError as exc:
             await cancel_and_wait(self._speaker)
-            self._out.put_nowait(_StatusError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)))
+            self._out.put_nowait(exc)
 
     async def _cancel(self) -> None:
         await cancel_and_wait(self._speaker)
@@ -125,10 +126,6 @@ class _SynthesisStream:
             return
         done = pb.SegmentDone(segment_seq=segment.seq, duration_ms=samples * 1000 / self._rate, engine=engine)
         self._out.put_nowait(pb.SynthesizeResponse(segment_done=done))
-
-
-class _BadRequest(Exception):
-    pass
 
 
 class _StatusError(Exception):
