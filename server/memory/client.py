@@ -20,6 +20,7 @@ from opentelemetry import propagate
 
 from peromesh.memory.v1 import memory_service_pb2 as pb
 from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
+from peromesh.server.rpc.auth import bearer_metadata
 from peromesh.server.rpc.channels import open_channel
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class MemoryClient:
         self.address = address
         self._channel = open_channel(address)
         self._stub = pb_grpc.MemoryServiceStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = bearer_metadata(token)
         self.recall_timeout_s = recall_timeout_s
         self.ingest_timeout_s = ingest_timeout_s
         self._down = False
