@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from peromesh.server.memory.config import MemoryConfig
 from peromesh.server.memory.embedder import Embedder, MiniLmEmbedder, UseM3Embedder
 from peromesh.server.memory.engine import MemoryEngine
 from peromesh.server.memory.server import open_engine
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(scope="session")
@@ -25,18 +21,6 @@ def embedders() -> dict[str, Embedder]:
         model.encode(["warm up"])
     return loaded
 
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh schema on the local PostgreSQL, dropped afterwards."""
-    schema = f"mem_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
-import psycopg
-import pytest
 from google.protobuf.duration_pb2 import Duration
 from sqlalchemy import text
 
 from peromesh.reminder.v1 import reminder_service_pb2 as pb
 from tests.reminders.harness import Relay, reminder_server
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    schema = f"rem_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 async def test_postgres_job_store_fires_and_survives_restart(pg_url: str) -> None:
