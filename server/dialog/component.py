@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -78,7 +79,7 @@ class CoreComponent:
 
     async def start(self, ctx: MeshContext) -> RunningCore:
         db = Database(ctx.db_url("core"))
-        await _create_tables(db)
+        await asyncio.to_thread(db.create_all)
         llm = await factory.build_provider(ctx.settings, ctx.data_dir)
         channels: list[grpc.aio.Channel] = []
         tts_stub = None
@@ -120,8 +121,3 @@ class CoreComponent:
         return RunningCore(server, servicer, llm, db, events, channels, started,
                            [memory] if memory_address else [])
 
-
-async def _create_tables(db: Database) -> None:
-    import asyncio
-
-    await asyncio.to_thread(db.create_all)
