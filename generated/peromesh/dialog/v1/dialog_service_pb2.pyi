@@ -527,10 +527,18 @@ class AudioChunk(_message.Message):
     SEQ_FIELD_NUMBER: _builtins.int
     PCM_FIELD_NUMBER: _builtins.int
     VISEMES_FIELD_NUMBER: _builtins.int
+    CLAUSE_END_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Output only. Position in the turn's audio, from 0 without gaps."""
     pcm: _builtins.bytes
     """Output only. PCM samples in the AudioBegin format."""
+    clause_end: _builtins.bool
+    """Output only. True on the last chunk of a clause (one spoken segment): the
+    turn's speech up to here ends at a pause, so a client that plays whole
+    files (PeroLink v1 gets one WAV per clause) can cut here without a click
+    mid-word. Best effort: a clause whose audio ends exactly on a chunk
+    boundary has no marked chunk and joins the next clause.
+    """
     @_builtins.property
     def visemes(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Output only. Optional mouth-shape weights for lip sync (name → 0..1)."""
@@ -541,10 +549,11 @@ class AudioChunk(_message.Message):
         seq: _builtins.int = ...,
         pcm: _builtins.bytes = ...,
         visemes: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        clause_end: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pcm", b"pcm", "seq", b"seq", "visemes", b"visemes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clause_end", b"clause_end", "pcm", b"pcm", "seq", b"seq", "visemes", b"visemes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
