@@ -15,7 +15,7 @@ import grpc
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
-from peromesh.server.llm.scripted import _sleep_precisely
+from server.llm.scripted import _sleep_precisely
 
 
 class Echo(pb_grpc.DialogServiceServicer):

@@ -21,14 +21,14 @@ import time
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from peromesh.bridge import codec
+from bridge import codec
 from peromesh.gateway.v1 import envelope_pb2 as gw
 
 RATE, CHUNK = 24_000, 8192
 CLIENT = """
 import asyncio, json, sys, time
 from websockets.asyncio.client import connect
-from peromesh.bridge import codec
+from bridge import codec
 async def main():
     async with connect(sys.argv[1], max_size=None, compression=None) as ws:
         cpu = time.process_time()

@@ -26,13 +26,13 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent
-sys.path[:0] = [str(ROOT), str(ROOT.parent / "tests")]
+sys.path.insert(0, str(ROOT))
 from _serve import serve  # noqa: E402
-from bridge.gateway_client import GatewayClient  # noqa: E402
 from bridge_report import report  # noqa: E402
 from raw_ws_client import RawClient, open_raw  # noqa: E402
 
 from peromesh.gateway.v1 import envelope_pb2 as gw  # noqa: E402
+from tests.bridge.gateway_client import GatewayClient  # noqa: E402
 
 TOKEN = "bench-token"
 

@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-sys.path[:0] = [str(ROOT), str(ROOT.parent / "tests")]
+sys.path.insert(0, str(ROOT))
 from _serve import serve  # noqa: E402
-from bridge.gateway_client import GatewayClient, action_is  # noqa: E402
 from bridge_report import report  # noqa: E402
 
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb  # noqa: E402
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc  # noqa: E402
-from peromesh.server.rpc.channels import open_channel  # noqa: E402
+from server.rpc.channels import open_channel  # noqa: E402
+from tests.bridge.gateway_client import GatewayClient, action_is  # noqa: E402
 
 TOKEN = "bench-token"
 

@@ -28,7 +28,7 @@ from _serve import percentile, serve
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
-from peromesh.server.rpc.channels import open_channel
+from server.rpc.channels import open_channel
 
 SSE_BASELINE_MS = {"p50": 3.75, "p99": 13.5}
 

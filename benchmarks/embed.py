@@ -24,7 +24,7 @@ import psutil
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from peromesh.server.memory.embedder import MiniLmEmbedder, UseM3Embedder
+from server.memory.embedder import MiniLmEmbedder, UseM3Embedder
 
 EN = ["My daughter's birthday is on March 5th.", "I'm allergic to peanuts.", "Remind me to call mom tonight.",
       "We adopted a grey cat called Mochi.", "I work as a nurse at the hospital.",

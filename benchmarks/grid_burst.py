@@ -28,7 +28,7 @@ from grid_server import hub_process
 
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from peromesh.server.rpc.channels import open_channel
+from server.rpc.channels import open_channel
 
 
 def mib(n: float) -> str:

@@ -24,10 +24,10 @@ import psutil
 from grid_nodes import capabilities
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.hub.capabilities import CapabilityGrid
-from peromesh.server.hub.hub import Hub
-from peromesh.server.hub.nodes import NodeLink
-from peromesh.server.tools.catalog import ToolCatalog
+from server.hub.capabilities import CapabilityGrid
+from server.hub.hub import Hub
+from server.hub.nodes import NodeLink
+from server.tools.catalog import ToolCatalog
 
 TOKEN = "bench-token"
 

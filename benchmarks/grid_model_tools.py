@@ -18,13 +18,13 @@ import json
 import time
 from pathlib import Path
 
-from peromesh.server.llm.base import LlmRequest
-from peromesh.server.llm.prompt import build_messages
-from peromesh.server.nit import NitError, parse
-from peromesh.server.nit.syntax import Call
-from peromesh.server.tools.catalog import ToolSpec, builtin_specs
-from peromesh.server.tools.nit_step import NitScanner
-from peromesh.server.tools.prompt import with_tool_note
+from server.llm.base import LlmRequest
+from server.llm.prompt import build_messages
+from server.nit import NitError, parse
+from server.nit.syntax import Call
+from server.tools.catalog import ToolSpec, builtin_specs
+from server.tools.nit_step import NitScanner
+from server.tools.prompt import with_tool_note
 
 TOOLS = [*builtin_specs(reminders=True, tasks=True, memory=False),
          ToolSpec("mobile.location.get", "Where the user's phone is now", {"type": "object", "properties": {}},
@@ -43,7 +43,7 @@ def called(script: str) -> list[str]:
 
 
 async def main(model_dir: Path, threads: int) -> None:
-    from peromesh.server.llm.local import LocalTransformersProvider
+    from server.llm.local import LocalTransformersProvider
 
     llm = LocalTransformersProvider(model_dir, threads=threads, temperature=0.2)
     right = false_calls = 0

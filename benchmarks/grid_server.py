@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from peromesh.server.hub.capabilities import CapabilityGrid
-from peromesh.server.hub.hub import Hub, HubConfig
-from peromesh.server.hub.servicer import HubServicer
-from peromesh.server.rpc.serving import ServiceBinding, start_server
+from server.hub.capabilities import CapabilityGrid
+from server.hub.hub import Hub, HubConfig
+from server.hub.servicer import HubServicer
+from server.rpc.serving import ServiceBinding, start_server
 
 
 async def main(token: str) -> None:

@@ -29,16 +29,16 @@ import grpc
 from grid_nodes import capabilities
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.dialog.tool_port import TurnRequest
-from peromesh.server.hub.capabilities import CapabilityGrid
-from peromesh.server.hub.hub import Hub
-from peromesh.server.llm.base import ChatMessage, LlmRequest
-from peromesh.server.reminders.service import ReminderService
-from peromesh.server.storage.db import sqlite_url
-from peromesh.server.tasks.service import TaskService
-from peromesh.server.tools.catalog import ToolCatalog
-from peromesh.server.tools.port import GridToolPort
-from peromesh.server.tools.prompt import tool_note, with_tool_note
+from server.dialog.tool_port import TurnRequest
+from server.hub.capabilities import CapabilityGrid
+from server.hub.hub import Hub
+from server.llm.base import ChatMessage, LlmRequest
+from server.reminders.service import ReminderService
+from server.storage.db import sqlite_url
+from server.tasks.service import TaskService
+from server.tools.catalog import ToolCatalog
+from server.tools.port import GridToolPort
+from server.tools.prompt import tool_note, with_tool_note
 
 TOKEN = "bench-token"
 KINDS = ["desktop", "mobile", "web", "qq", "electron"]

@@ -29,11 +29,11 @@ from grid_nodes import capabilities
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.cli import build_parser
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.mesh.registry import components
-from peromesh.server.mesh.runner import start_mesh
-from peromesh.server.rpc.channels import open_channel
+from server.cli import build_parser
+from server.mesh.component import MeshContext
+from server.mesh.registry import components
+from server.mesh.runner import start_mesh
+from server.rpc.channels import open_channel
 
 KINDS = ["desktop", "mobile", "web", "qq", "electron"]
 CHAT = ["你好", "今天天气怎么样", "Can you tell me a story?", "我妈妈总是提醒我多喝水", "what did you remind me about?"]

@@ -16,10 +16,10 @@ import json
 import time
 from pathlib import Path
 
-from peromesh.server.llm.base import ChatMessage, LlmRequest
-from peromesh.server.llm.local import LocalTransformersProvider
-from peromesh.server.llm.model_store import prepare_model
-from peromesh.server.llm.prompt import build_messages
+from server.llm.base import ChatMessage, LlmRequest
+from server.llm.local import LocalTransformersProvider
+from server.llm.model_store import prepare_model
+from server.llm.prompt import build_messages
 
 QUESTIONS = [
     "Hi! I'm Lin. I just moved to Shanghai for a new job.",

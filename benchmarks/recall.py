@@ -38,13 +38,13 @@ import numpy as np
 import psutil
 from sqlalchemy import insert
 
-from peromesh.server import native
-from peromesh.server.memory.config import MemoryConfig
-from peromesh.server.memory.embedder import MiniLmEmbedder
-from peromesh.server.memory.engine import MemoryEngine
-from peromesh.server.memory.models import MemoryRow, RelationRow
-from peromesh.server.memory.schema import upgrade_to_head
-from peromesh.server.storage.db import Database
+from server import native
+from server.memory.config import MemoryConfig
+from server.memory.embedder import MiniLmEmbedder
+from server.memory.engine import MemoryEngine
+from server.memory.models import MemoryRow, RelationRow
+from server.memory.schema import upgrade_to_head
+from server.storage.db import Database
 
 DIM = 384
 CHUNK = 20_000

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from peromesh.server.nit import parse
-from peromesh.server.reminders.service import ReminderService
-from peromesh.server.reminders.store import CaughtUp, ReminderRow, Trigger, to_db
-from peromesh.server.reminders.timeparse import CronSpec, parse_reminder
-from peromesh.server.storage.db import Database, sqlite_url
+from server.nit import parse
+from server.reminders.service import ReminderService
+from server.reminders.store import CaughtUp, ReminderRow, Trigger, to_db
+from server.reminders.timeparse import CronSpec, parse_reminder
+from server.storage.db import Database, sqlite_url
 
 PHRASES = ["提醒我12点吃饭", "明天早上八点提醒我开会", "下午三点半提醒我去接孩子", "10分钟后提醒我喝水",
            "每个工作日早上9点提醒我打卡", "每周一三五晚上8点提醒我健身", "remind me in 10 minutes to stretch",

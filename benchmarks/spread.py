@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from peromesh.server.native import Backend, Graph, native_available, spread
+from server.native import Backend, Graph, native_available, spread
 
 
 def read_csv(path: Path, columns: int) -> npt.NDArray[np.float64]:

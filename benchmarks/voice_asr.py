@@ -20,11 +20,11 @@ import time
 
 import numpy as np
 
-from peromesh.server.asr.streaming import FinalTranscript, StreamingRecognizer
-from peromesh.server.asr.transcriber import WhisperTranscriber, load_transcriber
-from peromesh.server.tts import piper_engine
-from peromesh.server.tts.engine import SpeechEngine
-from peromesh.server.tts.espeak import EspeakEngine
+from server.asr.streaming import FinalTranscript, StreamingRecognizer
+from server.asr.transcriber import WhisperTranscriber, load_transcriber
+from server.tts import piper_engine
+from server.tts.engine import SpeechEngine
+from server.tts.espeak import EspeakEngine
 
 RATE = 16000
 SHORT = "Please remind me to call my mother this evening."

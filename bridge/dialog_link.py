@@ -25,8 +25,8 @@ import grpc
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.asr.wav_stream import WavFormatError, WavStreamDecoder
-from peromesh.server.hub import envelopes as env
+from server.asr.wav_stream import WavFormatError, WavStreamDecoder
+from server.hub import envelopes as env
 
 from .outbound import Outbound
 from .translate import EventTranslator

@@ -21,10 +21,10 @@ import grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
-from peromesh.server.hub import envelopes as env
-from peromesh.server.hub.hub import Hub, HubError
-from peromesh.server.hub.nodes import Closing, NodeLink
-from peromesh.server.hub.servicer import PEER_KEY, TRANSPORT_KEY
+from server.hub import envelopes as env
+from server.hub.hub import Hub, HubError
+from server.hub.nodes import Closing, NodeLink
+from server.hub.servicer import PEER_KEY, TRANSPORT_KEY
 
 
 class HubClosed(Exception):

@@ -10,9 +10,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
-from peromesh.server.hub.hub import Hub
-from peromesh.server.rpc.auth import bearer_metadata
-from peromesh.server.rpc.channels import open_channel
+from server.hub.hub import Hub
+from server.rpc.auth import bearer_metadata
+from server.rpc.channels import open_channel
 
 from .connection import GatewayConnection, MeshStubs
 from .hub_port import GrpcHubPort, HubPort, LocalHubPort

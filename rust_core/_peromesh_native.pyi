@@ -1,6 +1,6 @@
 """Type stub for the Rust extension built from rust_core/python (PyO3 0.17).
 
-Raw interface: callers use the facades in `peromesh.server.native`, which
+Raw interface: callers use the facades in `server.native`, which
 convert inputs (C-contiguous int64 / float64 NumPy arrays) and document the
 semantics. Every method that does real work releases the GIL.
 """

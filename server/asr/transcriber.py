@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from peromesh.server.asr.models import DEFAULT_MODEL, MODELS, prepare_model
+from server.asr.models import DEFAULT_MODEL, MODELS, prepare_model
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000

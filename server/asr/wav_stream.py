@@ -4,6 +4,11 @@ Browsers and recorders often hand over WAV rather than raw PCM. The header may
 be split across chunks and may hold extra chunks (LIST, fact) before `data`;
 the sizes may be placeholders (streamed writers do not know the length).
 Accepted: 16-bit PCM, any channel count (mixed down to mono), 8–48 kHz.
+
+`max_header_bytes` bounds what is buffered before the samples start (the
+RIFF header and any chunks before `data`), not the file: a one-shot upload
+of a whole file in one piece is parsed first, and only a header that is
+still incomplete past the limit is refused.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+
+from .pcm import MAX_RATE_HZ, MIN_RATE_HZ
 
 
 class WavFormatError(ValueError):
@@ -35,10 +42,10 @@ class WavStreamDecoder:
         """PCM16LE mono for the samples complete so far (b"" while the header is incomplete)."""
         if not self._in_data:
             self._header += data
-            if len(self._header) > self._max_header:
-                raise WavFormatError(f"no `data` chunk in the first {self._max_header} bytes")
             rest = self._parse_header()
             if rest is None:
+                if len(self._header) > self._max_header:  # the header itself, not the samples after it
+                    raise WavFormatError(f"no `data` chunk in the first {self._max_header} bytes")
                 return b""
             data = rest
         frame = 2 * self.channels
@@ -66,6 +73,10 @@ class WavStreamDecoder:
                 self._in_data = True
                 self._header.clear()
                 return head[body:]
+            if body + size > self._max_header:  # say so now rather than buffer up to the limit
+                name = chunk_id.decode("latin-1")
+                raise WavFormatError(f"{name!r} chunk of {size} bytes before `data` exceeds the "
+                                     f"{self._max_header}-byte header limit")
             if len(head) < body + size:
                 return None  # this chunk is not complete yet
             if chunk_id == b"fmt ":
@@ -81,6 +92,7 @@ class WavStreamDecoder:
             tag = struct.unpack_from("<H", fmt, 24)[0]
         if tag != 1 or bits != 16:
             raise WavFormatError(f"only 16-bit PCM WAV is accepted (format tag {tag}, {bits} bits)")
-        if not 1 <= channels <= 8 or not 8000 <= rate <= 48000:
-            raise WavFormatError(f"unsupported WAV: {channels} channels at {rate} Hz")
+        if not 1 <= channels <= 8 or not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:  # the bounds all speech input shares
+            raise WavFormatError(f"unsupported WAV: {channels} channels at {rate} Hz "
+                                 f"(1..8 channels, {MIN_RATE_HZ}..{MAX_RATE_HZ} Hz)")
         self.channels, self.sample_rate_hertz = channels, rate

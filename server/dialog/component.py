@@ -10,21 +10,21 @@ from dataclasses import dataclass, field
 import grpc
 
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
-from peromesh.server.asr.speech_input import transcriber_loader
-from peromesh.server.dialog.deps import DialogDeps
-from peromesh.server.dialog.history import HistoryStore
-from peromesh.server.dialog.servicer import DialogServicer
-from peromesh.server.events.pipeline import EventPipeline, start_pipeline
-from peromesh.server.llm import factory
-from peromesh.server.llm.base import LlmProvider
-from peromesh.server.memory.client import MemoryClient
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.mesh.core_services import CoreService, core_services
-from peromesh.server.rpc.auth import bearer_metadata
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.rpc.serving import GrpcServer, ServiceBinding, start_server
-from peromesh.server.storage.db import Database
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
+from server.asr.speech_input import transcriber_loader
+from server.dialog.deps import DialogDeps
+from server.dialog.history import HistoryStore
+from server.dialog.servicer import DialogServicer
+from server.events.pipeline import EventPipeline, start_pipeline
+from server.llm import factory
+from server.llm.base import LlmProvider
+from server.memory.client import MemoryClient
+from server.mesh.component import MeshContext
+from server.mesh.core_services import CoreService, core_services
+from server.rpc.auth import bearer_metadata
+from server.rpc.channels import open_channel
+from server.rpc.serving import GrpcServer, ServiceBinding, start_server
+from server.storage.db import Database
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from peromesh.server.asr.speech_input import TranscriberLoader
-from peromesh.server.dialog.history import HistoryStore
-from peromesh.server.dialog.tool_port import ToolPort
-from peromesh.server.llm.base import LlmProvider
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
+from server.asr.speech_input import TranscriberLoader
+from server.dialog.history import HistoryStore
+from server.dialog.tool_port import ToolPort
+from server.llm.base import LlmProvider
 
 Recall = Callable[[str, str], Awaitable[list[str]]]  # (session_id, user text) → memory lines
 

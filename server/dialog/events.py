@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.tts.visemes import mouth_shapes
+from server.tts.visemes import mouth_shapes
 
 
 def state(turn_id: str, value: pb.State.ValueType) -> pb.ConverseResponse:

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from peromesh.server.events.outbox import OutboxEvent
-from peromesh.server.llm.base import ChatMessage
-from peromesh.server.storage.db import Base, Database
+from server.events.outbox import OutboxEvent
+from server.llm.base import ChatMessage
+from server.storage.db import Base, Database
 
 
 class DialogTurnRow(Base):

@@ -9,10 +9,10 @@ import grpc
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
-from peromesh.server.aio import cancel_and_wait
-from peromesh.server.dialog.deps import DialogDeps
-from peromesh.server.dialog.session import ConverseSession
-from peromesh.server.dialog.turn_counter import TurnCounter
+from server.aio import cancel_and_wait
+from server.dialog.deps import DialogDeps
+from server.dialog.session import ConverseSession
+from server.dialog.turn_counter import TurnCounter
 
 
 class DialogServicer(pb_grpc.DialogServiceServicer):

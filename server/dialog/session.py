@@ -17,15 +17,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.aio import TaskOwner, cancel_and_wait
-from peromesh.server.asr.playout_clock import ClientPlayout
-from peromesh.server.asr.speech_input import SpeechInput, SpeechUnavailable
-from peromesh.server.asr.streaming import PartialTranscript, RecognitionEvent, SpeechStarted
-from peromesh.server.dialog import events
-from peromesh.server.dialog.deps import DialogDeps
-from peromesh.server.dialog.gate import OutboundGate
-from peromesh.server.dialog.turn import Turn, TurnInput
-from peromesh.server.dialog.turn_counter import TurnCounter
+from server.aio import TaskOwner, cancel_and_wait
+from server.asr.playout_clock import ClientPlayout
+from server.asr.speech_input import SpeechInput, SpeechUnavailable
+from server.asr.streaming import PartialTranscript, RecognitionEvent, SpeechStarted
+from server.dialog import events
+from server.dialog.deps import DialogDeps
+from server.dialog.gate import OutboundGate
+from server.dialog.turn import Turn, TurnInput
+from server.dialog.turn_counter import TurnCounter
 
 log = logging.getLogger(__name__)
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
@@ -117,7 +117,7 @@ class ConverseSession:
             self._error("", "UNAVAILABLE", f"user_audio: {exc}")
 
     async def _on_speech(self, event: RecognitionEvent) -> None:
-        """Recognizer events, in order (see peromesh.server.asr.speech_input)."""
+        """Recognizer events, in order (see server.asr.speech_input)."""
         if isinstance(event, SpeechStarted):
             if self.turn is not None and self.turn.active:
                 await self.interrupt("", time.perf_counter())  # barge-in by voice

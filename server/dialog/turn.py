@@ -22,20 +22,20 @@ from typing import cast
 from opentelemetry import propagate, trace
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.aio import cancel_and_wait
-from peromesh.server.dialog import events
-from peromesh.server.dialog.audio_chunks import PcmChunker
-from peromesh.server.dialog.deps import DialogDeps
-from peromesh.server.dialog.gate import OutboundGate
-from peromesh.server.dialog.metrics import TurnMetricsRecorder
-from peromesh.server.dialog.playout import PlayoutTracker
-from peromesh.server.dialog.segmenter import ClauseSegmenter
-from peromesh.server.dialog.speech import SpeechStream
-from peromesh.server.dialog.tool_port import ToolCallRecord, TurnRequest
-from peromesh.server.events import outbox
-from peromesh.server.llm.base import LlmRequest
-from peromesh.server.llm.prompt import build_messages
-from peromesh.server.llm.scripted import tokenize
+from server.aio import cancel_and_wait
+from server.dialog import events
+from server.dialog.audio_chunks import PcmChunker
+from server.dialog.deps import DialogDeps
+from server.dialog.gate import OutboundGate
+from server.dialog.metrics import TurnMetricsRecorder
+from server.dialog.playout import PlayoutTracker
+from server.dialog.segmenter import ClauseSegmenter
+from server.dialog.speech import SpeechStream
+from server.dialog.tool_port import ToolCallRecord, TurnRequest
+from server.events import outbox
+from server.llm.base import LlmRequest
+from server.llm.prompt import build_messages
+from server.llm.scripted import tokenize
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("peromesh.dialog")

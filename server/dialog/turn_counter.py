@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from peromesh.server.dialog.history import HistoryStore
+from server.dialog.history import HistoryStore
 
 
 class TurnCounter:

@@ -17,7 +17,7 @@ from opentelemetry import metrics
 
 from peromesh.memory.v1 import memory_service_pb2 as mem_pb
 from peromesh.memory.v1 import memory_service_pb2_grpc as mem_grpc
-from peromesh.server.events.bus import Handler
+from server.events.bus import Handler
 
 log = logging.getLogger(__name__)
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,

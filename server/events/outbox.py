@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from peromesh.server.storage.db import Base
+from server.storage.db import Base
 
 LTM_STREAM = "events.ltm"
 ANALYTICS_STREAM = "events.analytics"

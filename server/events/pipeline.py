@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from peromesh.server.aio import TaskOwner
-from peromesh.server.events.bus import EventBus, Handler, InProcessBus, RedisStreamsBus
-from peromesh.server.events.consumers import analytics_recorder, ltm_writer
-from peromesh.server.events.outbox import ANALYTICS_STREAM, LTM_STREAM
-from peromesh.server.events.redis_consumer import StreamConsumer
-from peromesh.server.events.relay import OutboxRelay
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.storage.db import Database
+from server.aio import TaskOwner
+from server.events.bus import EventBus, Handler, InProcessBus, RedisStreamsBus
+from server.events.consumers import analytics_recorder, ltm_writer
+from server.events.outbox import ANALYTICS_STREAM, LTM_STREAM
+from server.events.redis_consumer import StreamConsumer
+from server.events.relay import OutboxRelay
+from server.rpc.channels import open_channel
+from server.storage.db import Database
 
 log = logging.getLogger(__name__)
 GROUP = "peromesh-core"

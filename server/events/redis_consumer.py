@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from peromesh.server.events.bus import Handler
+from server.events.bus import Handler
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,16 @@
 """The relay: committed outbox events → the bus, at least once, with retries and a visible backlog.
 
 One relay per database is the intent; several are safe (an event may then be
-published twice, which consumers tolerate: they are idempotent by
-correlation id). Failed publishes back off exponentially per event, so one
-bad event does not stall the stream behind it for long.
+published twice, which consumers tolerate: they are idempotent by event id,
+see `dedupe.py`). Failed publishes back off exponentially per event, so one
+bad event does not stall the stream behind it for long. A failing database
+does not end the relay either: `run` retries with bounded backoff (one log
+line per outage, `retry.py`) and picks up where it stopped. Delivered rows
+are pruned once older than the configured retention.
+
+The backlog (committed, not yet delivered) is visible three ways: `backlog()`,
+`last_backlog` (refreshed every cycle, no query), and the OpenTelemetry gauge
+`peromesh.outbox.backlog` (summed over this process's relays).
 """
 
 from __future__ import annotations
@@ -11,43 +18,82 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import weakref
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from opentelemetry import metrics
-from sqlalchemy import func, select
+from opentelemetry.metrics import CallbackOptions, Observation
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from peromesh.server.events.bus import EventBus
-from peromesh.server.events.outbox import OutboxEvent
-from peromesh.server.storage.db import Database
+from server.events.bus import EventBus
+from server.events.config import EventsConfig
+from server.events.outbox import OutboxEvent
+from server.events.retry import FailureStreak
+from server.storage.db import Database
 
 log = logging.getLogger(__name__)
+_relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+
+
+def _observe_backlog(_options: CallbackOptions) -> Iterable[Observation]:
+    """Gauge callback: reads the cached counts only (it may run on any thread, never queries)."""
+    relays = list(_relays)
+    if relays:
+        yield Observation(sum(r.last_backlog for r in relays))
+
+
 _meter = metrics.get_meter("peromesh.events")
 _published = _meter.create_counter("peromesh.outbox.published", description="events handed to the bus")
 _failed = _meter.create_counter("peromesh.outbox.failed", description="failed publish attempts")
+_pruned = _meter.create_counter("peromesh.outbox.pruned", description="delivered events deleted after retention")
+_meter.create_observable_gauge("peromesh.outbox.backlog", callbacks=[_observe_backlog],
+                               description="outbox events committed but not yet delivered")
 
 
 class OutboxRelay:
     def __init__(self, db: Database, bus: EventBus, batch: int = 100, poll_s: float = 1.0,
-                 max_backoff_s: float = 60.0) -> None:
+                 max_backoff_s: float = 60.0, config: EventsConfig | None = None) -> None:
         self.db = db
         self.bus = bus
         self.batch = batch
         self.poll_s = poll_s
-        self.max_backoff_s = max_backoff_s
+        self.max_backoff_s = max_backoff_s  # per event, between failed publishes
+        self.config = config or EventsConfig()
+        self.streak = FailureStreak("outbox relay", log, self.config.retry_base_s, self.config.retry_max_s)
+        self.last_backlog = 0
         self._wake = asyncio.Event()
+        self._next_prune = 0.0  # monotonic; the first cycle prunes
+        _relays.add(self)
 
     def notify(self) -> None:
         """New events were committed: relay them now rather than at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
+        """Relay until cancelled; a database (or any) error only delays the next cycle."""
         while True:
-            delivered = await self.relay_once()
+            try:
+                delivered = await self.cycle()
+            except Exception as exc:
+                await asyncio.sleep(self.streak.failed(exc))
+                continue
+            self.streak.succeeded()
             if delivered < self.batch:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def cycle(self) -> int:
+        """One pass of `run`: relay a batch, prune when due, refresh the backlog figure."""
+        delivered = await self.relay_once()
+        if time.monotonic() >= self._next_prune:
+            await self.prune()
+            self._next_prune = time.monotonic() + self.config.prune_interval_s
+        self.last_backlog = await self.backlog()
+        return delivered
 
     async def relay_once(self) -> int:
         """Publish one batch of due events; returns how many were delivered.
@@ -91,6 +137,20 @@ class OutboxRelay:
                 row.next_attempt_at = now + timedelta(seconds=backoff)
             else:
                 row.delivered_at = now
+
+    async def prune(self) -> int:
+        """Delete delivered events older than the retention; returns how many went."""
+        cutoff = datetime.now(UTC) - self.config.outbox_retention
+
+        def drop(s: Session) -> int:
+            stmt = delete(OutboxEvent).where(OutboxEvent.delivered_at.is_not(None), OutboxEvent.delivered_at < cutoff)
+            return int(s.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+
+        pruned = await self.db.run(drop)
+        if pruned:
+            _pruned.add(pruned)
+            log.info("outbox: pruned %d delivered events older than %s", pruned, self.config.outbox_retention)
+        return pruned
 
     async def backlog(self) -> int:
         """Events committed but not yet delivered (what an operator watches)."""

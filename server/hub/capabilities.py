@@ -32,10 +32,10 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.hub.nodes import NodeChange, NodeInfo
+from server.hub.nodes import NodeChange, NodeInfo
 
 if TYPE_CHECKING:
-    from peromesh.server.hub.hub import Hub
+    from server.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ import grpc
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
-from peromesh.server.aio import TaskOwner, cancel_and_wait
-from peromesh.server.hub import capabilities
-from peromesh.server.hub import envelopes as env
-from peromesh.server.hub.nodes import NodeChange, NodeInfo, NodeLink
-from peromesh.server.hub.sessions import SessionDirectory
-from peromesh.server.rpc.auth import token_matches
+from server.aio import TaskOwner, cancel_and_wait
+from server.hub import capabilities
+from server.hub import envelopes as env
+from server.hub.nodes import NodeChange, NodeInfo, NodeLink
+from server.hub.sessions import SessionDirectory
+from server.rpc.auth import token_matches
 
 log = logging.getLogger(__name__)
 

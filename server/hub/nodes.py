@@ -17,7 +17,7 @@ import grpc
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
-from peromesh.server.hub.envelopes import now_ms
+from server.hub.envelopes import now_ms
 
 DEFAULT_OUTBOX = 4096
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from peromesh.server.hub.capabilities import CapabilityGrid
-from peromesh.server.hub.hub import Hub, HubConfig
-from peromesh.server.hub.servicer import HubServicer
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.rpc.serving import ServiceBinding
+from server.hub.capabilities import CapabilityGrid
+from server.hub.hub import Hub, HubConfig
+from server.hub.servicer import HubServicer
+from server.mesh.component import MeshContext
+from server.rpc.serving import ServiceBinding
 
 
 class HubService:

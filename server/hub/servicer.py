@@ -10,11 +10,11 @@ import grpc
 
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from peromesh.server.aio import TaskOwner
-from peromesh.server.hub import envelopes as env
-from peromesh.server.hub.capabilities import DEFAULT_TIMEOUT_S, CapabilityGrid, GridError
-from peromesh.server.hub.hub import Hub, HubError
-from peromesh.server.hub.nodes import Closing, NodeChange, NodeInfo, NodeLink
+from server.aio import TaskOwner
+from server.hub import envelopes as env
+from server.hub.capabilities import DEFAULT_TIMEOUT_S, CapabilityGrid, GridError
+from server.hub.hub import Hub, HubError
+from server.hub.nodes import Closing, NodeChange, NodeInfo, NodeLink
 
 log = logging.getLogger(__name__)
 HELLO_TIMEOUT_S = 10.0

@@ -7,9 +7,9 @@ import asyncio
 import logging
 from pathlib import Path
 
-from peromesh.server.llm.base import LlmProvider
-from peromesh.server.llm.openai_compat import OpenAICompatProvider
-from peromesh.server.llm.scripted import DEFAULT_TEXT, ScriptedProvider
+from server.llm.base import LlmProvider
+from server.llm.openai_compat import OpenAICompatProvider
+from server.llm.scripted import DEFAULT_TEXT, ScriptedProvider
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ async def build_provider(settings: argparse.Namespace, data_dir: Path) -> LlmPro
 
 
 def _load_local(settings: argparse.Namespace, data_dir: Path) -> LlmProvider:
-    from peromesh.server.llm.local import LocalTransformersProvider
-    from peromesh.server.llm.model_store import prepare_model
+    from server.llm.local import LocalTransformersProvider
+    from server.llm.model_store import prepare_model
 
     folder = Path(settings.model_dir) if settings.model_dir else prepare_model(settings.model, data_dir)
     print(f"peromesh: loading chat model from {folder} …", flush=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peromesh.server.llm.base import LlmRequest
+from server.llm.base import LlmRequest
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -86,7 +86,7 @@ class LocalTransformersProvider:
                 output = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),
-                    past_key_values=cache,
+                    cache=cache,  # transformers 5.24 renamed it (past_key_values warns until 6.0)
                     max_new_tokens=request.max_new_tokens,
                     do_sample=self.temperature > 0,
                     temperature=self.temperature or None,

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from peromesh.server.llm.base import LlmRequest
+from server.llm.base import LlmRequest
 
 
 class OpenAICompatProvider:

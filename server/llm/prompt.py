@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from peromesh.server.llm.base import ChatMessage
+from server.llm.base import ChatMessage
 
 SYSTEM_PROMPT = (
     "You are Pero, a warm, concise AI companion living on the user's desktop and phone. "

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 
-from peromesh.server.llm.base import LlmRequest
+from server.llm.base import LlmRequest
 
 DEFAULT_TEXT = (
     "Hello! I am Pero, your desktop companion, and I am happy to help you today. "

@@ -1,4 +1,4 @@
-"""The association graph used for spreading activation (peromesh.server.native).
+"""The association graph used for spreading activation (server.native).
 
 The relation table is the truth; this keeps a CSR graph built from it in
 memory. Changes are queued and patched in (`with_updates`) lazily before the
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from peromesh.server import native
+from server import native
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
-from peromesh.server.memory import store
-from peromesh.server.memory.embedder import AsyncEmbedder, Embedder, make_embedder
-from peromesh.server.memory.tokenize import is_cjk
-from peromesh.server.memory.vector_index import VectorIndex, VectorSource
+from server.memory import store
+from server.memory.embedder import AsyncEmbedder, Embedder, make_embedder
+from server.memory.tokenize import is_cjk
+from server.memory.vector_index import VectorIndex, VectorSource
 
 
 @dataclass

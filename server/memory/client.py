@@ -20,8 +20,8 @@ from opentelemetry import propagate
 
 from peromesh.memory.v1 import memory_service_pb2 as pb
 from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
-from peromesh.server.rpc.auth import bearer_metadata
-from peromesh.server.rpc.channels import open_channel
+from server.rpc.auth import bearer_metadata
+from server.rpc.channels import open_channel
 
 log = logging.getLogger(__name__)
 

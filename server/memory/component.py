@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from peromesh.server.memory.config import MemoryConfig
-from peromesh.server.memory.embedder import EMBEDDERS
-from peromesh.server.memory.server import MemoryServer, start_memory_server
-from peromesh.server.mesh.component import MeshContext
+from server.memory.config import MemoryConfig
+from server.memory.embedder import EMBEDDERS
+from server.memory.server import MemoryServer, start_memory_server
+from server.mesh.component import MeshContext
 
 
 class MemoryComponent:

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from peromesh.server.aio import TaskOwner
-from peromesh.server.memory.tokenize import is_cjk
+from server.aio import TaskOwner
+from server.memory.tokenize import is_cjk
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 32

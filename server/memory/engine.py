@@ -3,7 +3,7 @@
 Retrieval (`recall`), each stage an OpenTelemetry span under `memory.recall`:
   embed the query → usearch top-k (semantic seeds) + BM25 top-k (lexical
   seeds) → spreading activation from the seeds over the relation graph
-  (peromesh.server.native) → fetch active rows with their prev/next context
+  (server.native) → fetch active rows with their prev/next context
   from SQL → rerank (rerank.py) → best first.
 
 Ingestion (`add_memory`, `ingest_turn`): clean the text (native TextCleaner)
@@ -31,21 +31,21 @@ from opentelemetry import trace
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from peromesh.server import native
-from peromesh.server.aio import TaskOwner
-from peromesh.server.memory import importance as importance_mod
-from peromesh.server.memory import store
-from peromesh.server.memory.associations import AssociationGraph
-from peromesh.server.memory.channels import Channel, build_channels
-from peromesh.server.memory.config import MemoryConfig
-from peromesh.server.memory.embedder import Embedder
-from peromesh.server.memory.errors import Conflict, InvalidInput, NotFound
-from peromesh.server.memory.lexical import LexicalIndex
-from peromesh.server.memory.models import ACTIVE, REQUESTED, MemoryRow, RelationRow, TurnRow, utcnow
-from peromesh.server.memory.rerank import Scores, combine, recency
-from peromesh.server.memory.schema import upgrade_to_head
-from peromesh.server.memory.scoring import ScoringCache
-from peromesh.server.storage.db import Database
+from server import native
+from server.aio import TaskOwner
+from server.memory import importance as importance_mod
+from server.memory import store
+from server.memory.associations import AssociationGraph
+from server.memory.channels import Channel, build_channels
+from server.memory.config import MemoryConfig
+from server.memory.embedder import Embedder
+from server.memory.errors import Conflict, InvalidInput, NotFound
+from server.memory.lexical import LexicalIndex
+from server.memory.models import ACTIVE, REQUESTED, MemoryRow, RelationRow, TurnRow, utcnow
+from server.memory.rerank import Scores, combine, recency
+from server.memory.schema import upgrade_to_head
+from server.memory.scoring import ScoringCache
+from server.storage.db import Database
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("peromesh.memory")

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from peromesh.server.memory.tokenize import terms
+from server.memory.tokenize import terms
 
 K1 = 1.2
 B = 0.75

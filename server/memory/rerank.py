@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peromesh.server.memory.config import RankWeights
+from server.memory.config import RankWeights
 
 
 @dataclass

@@ -34,11 +34,11 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from peromesh.server.aio import TaskOwner
-from peromesh.server.memory import store
-from peromesh.server.memory.engine import MemoryEngine
-from peromesh.server.memory.models import ACTIVE, FORGOTTEN, MERGED, MemoryRow, RelationRow, utcnow
-from peromesh.server.memory.tokenize import overlap
+from server.aio import TaskOwner
+from server.memory import store
+from server.memory.engine import MemoryEngine
+from server.memory.models import ACTIVE, FORGOTTEN, MERGED, MemoryRow, RelationRow, utcnow
+from server.memory.tokenize import overlap
 
 log = logging.getLogger(__name__)
 FORGET_MIN_AGE = timedelta(days=1)

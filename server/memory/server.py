@@ -6,13 +6,13 @@ import logging
 from dataclasses import dataclass
 
 from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
-from peromesh.server.memory.config import MemoryConfig
-from peromesh.server.memory.embedder import Embedder
-from peromesh.server.memory.engine import MemoryEngine
-from peromesh.server.memory.secretary import Secretary
-from peromesh.server.memory.servicer import MemoryServicer
-from peromesh.server.rpc.serving import GrpcServer, ServiceBinding, start_server
-from peromesh.server.storage.db import Database
+from server.memory.config import MemoryConfig
+from server.memory.embedder import Embedder
+from server.memory.engine import MemoryEngine
+from server.memory.secretary import Secretary
+from server.memory.servicer import MemoryServicer
+from server.rpc.serving import GrpcServer, ServiceBinding, start_server
+from server.storage.db import Database
 
 log = logging.getLogger(__name__)
 SERVICE = "peromesh.memory.v1.MemoryService"

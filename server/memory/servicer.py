@@ -15,11 +15,11 @@ from opentelemetry import propagate
 
 from peromesh.memory.v1 import memory_service_pb2 as pb
 from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
-from peromesh.server.memory.engine import MemoryEngine, MemoryView, Recalled
-from peromesh.server.memory.errors import Conflict, InvalidInput, NotFound
-from peromesh.server.memory.models import MemoryRow, RelationRow
-from peromesh.server.memory.secretary import Secretary
-from peromesh.server.memory.store import MemoryRecord
+from server.memory.engine import MemoryEngine, MemoryView, Recalled
+from server.memory.errors import Conflict, InvalidInput, NotFound
+from server.memory.models import MemoryRow, RelationRow
+from server.memory.secretary import Secretary
+from server.memory.store import MemoryRecord
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

@@ -14,8 +14,8 @@ import numpy as np
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
-from peromesh.server.memory.errors import NotFound
-from peromesh.server.memory.models import (
+from server.memory.errors import NotFound
+from server.memory.models import (
     ACTIVE,
     MERGED,
     MemoryRow,

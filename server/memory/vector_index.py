@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from usearch.index import Index
 
-from peromesh.server.memory.rwlock import RWLock
+from server.memory.rwlock import RWLock
 
 log = logging.getLogger(__name__)
 META = "vectors.json"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from peromesh.server.storage.db import sqlite_url
+from server.storage.db import sqlite_url
 
 
 class Running(Protocol):

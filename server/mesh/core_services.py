@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Protocol
 
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.rpc.serving import ServiceBinding
+from server.mesh.component import MeshContext
+from server.rpc.serving import ServiceBinding
 
 
 class CoreService(Protocol):
@@ -30,11 +30,11 @@ class CoreService(Protocol):
 
 def core_services() -> list[CoreService]:
     """The core-hosted services, in start order (append new ones here)."""
-    from peromesh.server.hub.service import HubService
-    from peromesh.server.monitor.service import MonitorService
-    from peromesh.server.reminders.service import ReminderService
-    from peromesh.server.tasks.service import TaskService
-    from peromesh.server.tools.service import ToolGridService
+    from server.hub.service import HubService
+    from server.monitor.service import MonitorService
+    from server.reminders.service import ReminderService
+    from server.tasks.service import TaskService
+    from server.tools.service import ToolGridService
 
     services: list[CoreService] = [HubService()]  # first: the others broadcast through ctx.shared["hub"]
     services += [ReminderService(), TaskService(), MonitorService()]  # ctx.shared: reminders, tasks, monitor

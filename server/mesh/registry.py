@@ -6,14 +6,14 @@ Order matters: a component may depend on the addresses of the ones before it
 
 from __future__ import annotations
 
-from peromesh.server.mesh.component import Component
+from server.mesh.component import Component
 
 
 def components() -> list[Component]:
     # Imported here so `peromesh --help` stays fast and optional parts stay optional.
-    from peromesh.bridge.component import BridgeComponent
-    from peromesh.server.dialog.component import CoreComponent
-    from peromesh.server.memory.component import MemoryComponent
-    from peromesh.server.tts.component import TtsComponent
+    from bridge.component import BridgeComponent
+    from server.dialog.component import CoreComponent
+    from server.memory.component import MemoryComponent
+    from server.tts.component import TtsComponent
 
     return [TtsComponent(), MemoryComponent(), CoreComponent(), BridgeComponent()]  # bridge last: it needs the core

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from peromesh.server.mesh.component import Component, MeshContext, Running
+from server.mesh.component import Component, MeshContext, Running
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ import argparse
 import asyncio
 import logging
 
-from peromesh.server.aio import TaskOwner
-from peromesh.server.fanout import Fanout, Subscription
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.monitor.sampler import CpuMeter, Sampler, StatsSample
-from peromesh.server.rpc.serving import ServiceBinding
+from server.aio import TaskOwner
+from server.fanout import Fanout, Subscription
+from server.mesh.component import MeshContext
+from server.monitor.sampler import CpuMeter, Sampler, StatsSample
+from server.rpc.serving import ServiceBinding
 
 log = logging.getLogger(__name__)
 DEFAULT_INTERVAL_S = 5.0
@@ -44,7 +44,7 @@ class MonitorService:
 
     async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
         from peromesh.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
-        from peromesh.server.monitor.servicer import MonitorServicer
+        from server.monitor.servicer import MonitorServicer
 
         await self.open(float(getattr(ctx.settings, "monitor_interval", DEFAULT_INTERVAL_S)))
         return [ServiceBinding("peromesh.monitor.v1.MonitorService", pb_grpc.add_MonitorServiceServicer_to_server,

@@ -11,8 +11,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from peromesh.monitor.v1 import monitor_service_pb2 as pb
 from peromesh.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
-from peromesh.server.monitor.sampler import CpuMeter, StatsSample
-from peromesh.server.monitor.service import MonitorService
+from server.monitor.sampler import CpuMeter, StatsSample
+from server.monitor.service import MonitorService
 
 
 def stats_pb(s: StatsSample) -> pb.SystemStats:

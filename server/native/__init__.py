@@ -14,9 +14,9 @@ rust_core/README.md), else on the NumPy reference with one warning in the log;
 `BACKEND` says which. Results are identical either way.
 """
 
-from peromesh.server.native.backend import Backend, default_backend, native_available
-from peromesh.server.native.graph import Graph, spread
-from peromesh.server.native.text import TextCleaner
+from server.native.backend import Backend, default_backend, native_available
+from server.native.graph import Graph, spread
+from server.native.text import TextCleaner
 
 BACKEND: Backend = default_backend()
 

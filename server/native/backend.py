@@ -15,7 +15,7 @@ import os
 from types import ModuleType
 from typing import Literal
 
-log = logging.getLogger("peromesh.server.native")
+log = logging.getLogger("server.native")
 
 Backend = Literal["native", "python"]
 NATIVE_MODULE = "_peromesh_native"

@@ -59,8 +59,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from peromesh.server.native.backend import Backend, resolve
-from peromesh.server.native.reference.graph import ReferenceGraph, reference_spread
+from server.native.backend import Backend, resolve
+from server.native.reference.graph import ReferenceGraph, reference_spread
 
 if TYPE_CHECKING:
     import _peromesh_native

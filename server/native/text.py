@@ -35,8 +35,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from peromesh.server.native.backend import Backend, resolve
-from peromesh.server.native.reference.text import ReferenceTextCleaner
+from server.native.backend import Backend, resolve
+from server.native.reference.text import ReferenceTextCleaner
 
 if TYPE_CHECKING:
     import _peromesh_native

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from peromesh.server.nit.runtime import CallRecord, NitRuntimeError, RunResult, Runtime
-from peromesh.server.nit.syntax import NitError, extract_scripts, parse
+from server.nit.runtime import CallRecord, NitRuntimeError, RunResult, Runtime
+from server.nit.syntax import NitError, extract_scripts, parse
 
 AskLlm = Callable[[str], Awaitable[str]]
 

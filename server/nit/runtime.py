@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from peromesh.server.aio import TaskOwner, cancel_and_wait
-from peromesh.server.nit.syntax import Await, Call, Expr, ListExpr, Literal_, NitError, Script, Var, parse
+from server.aio import TaskOwner, cancel_and_wait
+from server.nit.syntax import Await, Call, Expr, ListExpr, Literal_, NitError, Script, Var, parse
 
 log = logging.getLogger(__name__)
 

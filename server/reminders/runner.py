@@ -1,4 +1,4 @@
-"""Run the ReminderService alone: `python -m peromesh.server.reminders.runner --db-url URL`.
+"""Run the ReminderService alone: `python -m server.reminders.runner --db-url URL`.
 
 For relays under test and for deployments that keep the clock in its own
 process. Prints `listening on HOST:PORT` once serving; SIGTERM/SIGINT stop it.
@@ -12,9 +12,9 @@ import logging
 import signal
 
 from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
-from peromesh.server.reminders.service import DEFAULT_MISFIRE_GRACE_S, ReminderService, local_timezone
-from peromesh.server.reminders.servicer import ReminderServicer
-from peromesh.server.rpc.serving import ServiceBinding, start_server
+from server.reminders.service import DEFAULT_MISFIRE_GRACE_S, ReminderService, local_timezone
+from server.reminders.servicer import ReminderServicer
+from server.rpc.serving import ServiceBinding, start_server
 
 
 async def serve(args: argparse.Namespace) -> None:

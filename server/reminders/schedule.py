@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from peromesh.server.reminders.timeparse import WEEKDAY_NAMES, CronSpec, TimeParseError, zone
+from server.reminders.timeparse import WEEKDAY_NAMES, CronSpec, TimeParseError, zone
 
 _CRONTAB_DOW = {"0": "sun", "7": "sun", **{str(i + 1): WEEKDAY_NAMES[i] for i in range(6)}}
 

@@ -44,10 +44,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peromesh.server.fanout import Fanout, Subscription
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.reminders.schedule import Schedule, cron_text, normalise_cron
-from peromesh.server.reminders.store import (
+from server.fanout import Fanout, Subscription
+from server.mesh.component import MeshContext
+from server.reminders.schedule import Schedule, cron_text, normalise_cron
+from server.reminders.store import (
     TABLES,
     CaughtUp,
     Reminder,
@@ -59,9 +59,9 @@ from peromesh.server.reminders.store import (
     from_db,
     to_db,
 )
-from peromesh.server.reminders.timeparse import CronSpec, ParsedReminder, TimeParseError, parse_reminder, zone
-from peromesh.server.rpc.serving import ServiceBinding
-from peromesh.server.storage.db import Base, Database
+from server.reminders.timeparse import CronSpec, ParsedReminder, TimeParseError, parse_reminder, zone
+from server.rpc.serving import ServiceBinding
+from server.storage.db import Base, Database
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class ReminderService:
 
     async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
         from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
-        from peromesh.server.reminders.servicer import ReminderServicer
+        from server.reminders.servicer import ReminderServicer
 
         settings = ctx.settings
         await self.open(ctx.db_url("reminders"),

@@ -11,9 +11,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from peromesh.reminder.v1 import reminder_service_pb2 as pb
 from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
-from peromesh.server.reminders.service import ReminderNotFound, ReminderService
-from peromesh.server.reminders.store import CaughtUp, Reminder, Trigger
-from peromesh.server.reminders.timeparse import CronSpec, TimeParseError, describe
+from server.reminders.service import ReminderNotFound, ReminderService
+from server.reminders.store import CaughtUp, Reminder, Trigger
+from server.reminders.timeparse import CronSpec, TimeParseError, describe
 
 _STATES = {"active": pb.REMINDER_STATE_ACTIVE, "done": pb.REMINDER_STATE_DONE,
            "cancelled": pb.REMINDER_STATE_CANCELLED}

@@ -17,8 +17,8 @@ from typing import Any, Literal, cast
 from sqlalchemy import DateTime, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from peromesh.server.reminders.schedule import Schedule, cron_from_text, cron_text
-from peromesh.server.storage.db import Base
+from server.reminders.schedule import Schedule, cron_from_text, cron_text
+from server.storage.db import Base
 
 State = Literal["active", "done", "cancelled"]
 Status = Literal["fired", "missed"]

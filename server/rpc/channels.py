@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from peromesh.server.rpc.serving import MAX_MESSAGE_BYTES
+from server.rpc.serving import MAX_MESSAGE_BYTES
 
 
 def open_channel(address: str, max_message_bytes: int = MAX_MESSAGE_BYTES) -> grpc.aio.Channel:

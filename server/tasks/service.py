@@ -23,10 +23,10 @@ from typing import Any, Literal, cast
 from sqlalchemy import Boolean, DateTime, String, Table, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from peromesh.server.fanout import Fanout, Subscription
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.rpc.serving import ServiceBinding
-from peromesh.server.storage.db import Base, Database
+from server.fanout import Fanout, Subscription
+from server.mesh.component import MeshContext
+from server.rpc.serving import ServiceBinding
+from server.storage.db import Base, Database
 
 Operation = Literal["snapshot", "added", "completed", "reopened", "deleted"]
 
@@ -115,8 +115,8 @@ class TaskService:
         pass
 
     async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
-        from peromesh.server.tasks.servicer import TaskServicer
         from peromesh.task.v1 import task_service_pb2_grpc as pb_grpc
+        from server.tasks.servicer import TaskServicer
 
         await self.open(ctx.db_url("tasks"))
         return [ServiceBinding("peromesh.task.v1.TaskService", pb_grpc.add_TaskServiceServicer_to_server,

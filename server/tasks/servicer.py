@@ -9,9 +9,9 @@ from typing import NoReturn
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from peromesh.server.tasks.service import Task, TaskNotFound, TaskService
 from peromesh.task.v1 import task_service_pb2 as pb
 from peromesh.task.v1 import task_service_pb2_grpc as pb_grpc
+from server.tasks.service import Task, TaskNotFound, TaskService
 
 _OPS = {"snapshot": pb.TASK_OPERATION_SNAPSHOT, "added": pb.TASK_OPERATION_ADDED,
         "completed": pb.TASK_OPERATION_COMPLETED, "reopened": pb.TASK_OPERATION_REOPENED,

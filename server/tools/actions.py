@@ -18,11 +18,11 @@ from typing import Any
 import grpc
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.hub.hub import Hub, HubError
-from peromesh.server.hub.nodes import NodeInfo
-from peromesh.server.reminders.service import ReminderNotFound, ReminderService
-from peromesh.server.reminders.timeparse import TimeParseError
-from peromesh.server.tasks.service import TaskNotFound, TaskService
+from server.hub.hub import Hub, HubError
+from server.hub.nodes import NodeInfo
+from server.reminders.service import ReminderNotFound, ReminderService
+from server.reminders.timeparse import TimeParseError
+from server.tasks.service import TaskNotFound, TaskService
 
 Handler = Callable[[NodeInfo, gw.Envelope], Awaitable[str | None]]
 TASK_ACTIONS = ("task:add", "task:complete", "task:reopen", "task:delete", "task:list")

@@ -18,12 +18,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from peromesh.server.aio import TaskOwner
-from peromesh.server.hub.hub import Hub
-from peromesh.server.hub.nodes import NodeChange, NodeInfo
-from peromesh.server.monitor.service import MonitorService
-from peromesh.server.reminders.service import ReminderService, Trigger
-from peromesh.server.tasks.service import TaskService
+from server.aio import TaskOwner
+from server.hub.hub import Hub
+from server.hub.nodes import NodeChange, NodeInfo
+from server.monitor.service import MonitorService
+from server.reminders.service import ReminderService, Trigger
+from server.tasks.service import TaskService
 
 log = logging.getLogger(__name__)
 

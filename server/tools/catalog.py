@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.hub.capabilities import NAME_RE, CapabilityGrid, node_kind, parameters_of, tool_name
-from peromesh.server.reminders.service import ADD_REMINDER_TOOL
-from peromesh.server.tasks.service import ADD_TASK_TOOL
+from server.hub.capabilities import NAME_RE, CapabilityGrid, node_kind, parameters_of, tool_name
+from server.reminders.service import ADD_REMINDER_TOOL
+from server.tasks.service import ADD_TASK_TOOL
 
 Source = Literal["builtin", "node"]
 

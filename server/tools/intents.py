@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from peromesh.server.reminders.timeparse import TimeParseError, parse_reminder
+from server.reminders.timeparse import TimeParseError, parse_reminder
 
 Kind = Literal["reminder", "task", "tool"]
 NO_TIME = ("no time found", "not a number", "empty phrase")  # TimeParseErrors that mean "not a reminder"

@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from peromesh.server.dialog.tool_port import ToolCallRecord, TurnRequest
-from peromesh.server.llm.base import ChatMessage, LlmProvider, LlmRequest
-from peromesh.server.nit import Runtime, run_with_reflection
-from peromesh.server.nit.runtime import CallRecord, Pending
-from peromesh.server.tools.broadcasts import Announcer
-from peromesh.server.tools.intents import language_of
-from peromesh.server.tools.port import GridToolPort, Report
+from server.dialog.tool_port import ToolCallRecord, TurnRequest
+from server.llm.base import ChatMessage, LlmProvider, LlmRequest
+from server.nit import Runtime, run_with_reflection
+from server.nit.runtime import CallRecord, Pending
+from server.tools.broadcasts import Announcer
+from server.tools.intents import language_of
+from server.tools.port import GridToolPort, Report
 
 # (opening, closing, kind). <tool_call>{"name": …, "arguments": {…}}</tool_call> is Qwen2.5's call format;
 # small models often fence a script as Markdown (```nit … ```), which counts too.

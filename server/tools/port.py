@@ -18,16 +18,16 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from peromesh.server.dialog.tool_port import IntentReply, ToolCallRecord, TurnRequest
-from peromesh.server.hub.capabilities import CapabilityGrid, GridError
-from peromesh.server.llm.base import LlmProvider, LlmRequest
-from peromesh.server.reminders.service import ReminderService
-from peromesh.server.reminders.timeparse import TimeParseError
-from peromesh.server.tasks.service import TaskService
-from peromesh.server.tools import intents, replies
-from peromesh.server.tools.catalog import ToolCatalog, ToolSpec, builtin_specs
-from peromesh.server.tools.intents import Intent
-from peromesh.server.tools.prompt import with_tool_note
+from server.dialog.tool_port import IntentReply, ToolCallRecord, TurnRequest
+from server.hub.capabilities import CapabilityGrid, GridError
+from server.llm.base import LlmProvider, LlmRequest
+from server.reminders.service import ReminderService
+from server.reminders.timeparse import TimeParseError
+from server.tasks.service import TaskService
+from server.tools import intents, replies
+from server.tools.catalog import ToolCatalog, ToolSpec, builtin_specs
+from server.tools.intents import Intent
+from server.tools.prompt import with_tool_note
 
 log = logging.getLogger(__name__)
 TOOL_TIMEOUT_S = 10.0

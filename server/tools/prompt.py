@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from peromesh.server.llm.base import ChatMessage, LlmRequest
-from peromesh.server.tools.catalog import ToolSpec
+from server.llm.base import ChatMessage, LlmRequest
+from server.tools.catalog import ToolSpec
 
 HEADER = ("\n\nYou can act through tools. When the user asks for something a tool does, answer with one short "
           "sentence, then the call in a <nit> block, for example:\n"

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from peromesh.server.reminders.timeparse import ParsedReminder, describe_cron, zone
+from server.reminders.timeparse import ParsedReminder, describe_cron, zone
 
 _ZH_WEEKDAYS = "一二三四五六日"
 

@@ -16,14 +16,14 @@ import argparse
 import logging
 from typing import Any
 
-from peromesh.server.hub.capabilities import CapabilityGrid
-from peromesh.server.hub.hub import Hub
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.rpc.serving import ServiceBinding
-from peromesh.server.tools import actions
-from peromesh.server.tools.broadcasts import Announcer, Broadcaster
-from peromesh.server.tools.nit_step import NitFollower, wire
-from peromesh.server.tools.port import GridToolPort
+from server.hub.capabilities import CapabilityGrid
+from server.hub.hub import Hub
+from server.mesh.component import MeshContext
+from server.rpc.serving import ServiceBinding
+from server.tools import actions
+from server.tools.broadcasts import Announcer, Broadcaster
+from server.tools.nit_step import NitFollower, wire
+from server.tools.port import GridToolPort
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class ToolGridService:
                                            announcer=announcer)
             self.broadcaster.start()
         if address := ctx.address_of("memory"):
-            from peromesh.server.memory.client import MemoryClient
+            from server.memory.client import MemoryClient
 
             self._memory = MemoryClient(address, ctx.token)
         deps = shared.get("dialog_deps")  # the core builds the dialog's deps before its core services

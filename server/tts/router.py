@@ -20,9 +20,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 
-from peromesh.server.aio import TaskOwner
-from peromesh.server.tts.engine import SpeechEngine
-from peromesh.server.tts.language import split_clauses, split_language_runs
+from server.aio import TaskOwner
+from server.tts.engine import SpeechEngine
+from server.tts.language import split_clauses, split_language_runs
 
 log = logging.getLogger(__name__)
 MIN_CHUNK_BYTES = 4096

@@ -15,10 +15,10 @@ from typing import Any
 
 import grpc
 
-from peromesh.server.aio import TaskOwner, cancel_and_wait
-from peromesh.server.tts.router import EngineRouter
 from peromesh.tts.v1 import tts_service_pb2 as pb
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
+from server.aio import TaskOwner, cancel_and_wait
+from server.tts.router import EngineRouter
 
 log = logging.getLogger(__name__)
 DEFAULT_RATE_HZ = 24000

@@ -27,8 +27,8 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from peromesh.server.aio import TaskOwner
-from peromesh.server.tts.resample import PcmResampler
+from server.aio import TaskOwner
+from server.tts.resample import PcmResampler
 
 log = logging.getLogger(__name__)
 WORKER_SCRIPT = Path(__file__).with_name("zhtts_worker.py")

@@ -8,7 +8,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from peromesh.bridge import codec
+from bridge import codec
 from peromesh.gateway.v1 import envelope_pb2 as gw
 
 _ids = itertools.count(1)

@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from peromesh.bridge import codec
+from bridge import codec
 from peromesh.gateway.v1 import envelope_pb2 as gw
 
 HEADER = {"id": "e1", "source_id": "phone", "target_id": "master", "timestamp": 1_700_000_000_123, "trace_id": "s#1"}

@@ -12,9 +12,9 @@ import pytest
 from meshkit import start_test_mesh
 from playwright.async_api import Browser, Page, async_playwright
 
-from peromesh.bridge import codec
+from bridge import codec
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.mesh.runner import Mesh
+from server.mesh.runner import Mesh
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"

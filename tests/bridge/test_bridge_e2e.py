@@ -14,14 +14,14 @@ from meshkit import start_test_mesh
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from peromesh.bridge.server import start_bridge
+from bridge.server import start_bridge
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
-from peromesh.server.hub.hub import Hub
-from peromesh.server.hub.nodes import NodeInfo
-from peromesh.server.mesh.runner import Mesh
-from peromesh.server.rpc.channels import open_channel
+from server.hub.hub import Hub
+from server.hub.nodes import NodeInfo
+from server.mesh.runner import Mesh
+from server.rpc.channels import open_channel
 
 from .gateway_client import GatewayClient, action_is, actions
 

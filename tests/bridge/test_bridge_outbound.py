@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from peromesh.bridge.outbound import Kind, Outbound, OutboundQueue, SlowClientError
-from peromesh.bridge.translate import EventTranslator
+from bridge.outbound import Kind, Outbound, OutboundQueue, SlowClientError
+from bridge.translate import EventTranslator
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.gateway.v1 import envelope_pb2 as gw
 

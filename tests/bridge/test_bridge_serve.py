@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from peromesh.server.mesh.registry import components
+from server.mesh.registry import components
 
 from .gateway_client import GatewayClient, action_is
 

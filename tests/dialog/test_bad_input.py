@@ -11,8 +11,8 @@ import pytest
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.mesh.runner import Mesh
-from peromesh.server.rpc.channels import open_channel
+from server.mesh.runner import Mesh
+from server.rpc.channels import open_channel
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.llm.scripted import DEFAULT_TEXT
-from peromesh.server.mesh.runner import Mesh
-from peromesh.server.rpc.channels import open_channel
+from server.llm.scripted import DEFAULT_TEXT
+from server.mesh.runner import Mesh
+from server.rpc.channels import open_channel
 
 LEAKS = {"assistant_delta", "audio_chunk", "audio_begin", "audio_end"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from peromesh.server.dialog.segmenter import ClauseSegmenter
-from peromesh.server.llm.scripted import DEFAULT_TEXT, tokenize
+from server.dialog.segmenter import ClauseSegmenter
+from server.llm.scripted import DEFAULT_TEXT, tokenize
 
 
 def segment(pieces: list[str]) -> tuple[list[str], str]:

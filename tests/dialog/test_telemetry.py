@@ -8,7 +8,7 @@ from meshkit import Conversation, start_test_mesh
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.rpc.channels import open_channel
+from server.rpc.channels import open_channel
 
 
 async def test_a_turn_is_one_trace_with_latency_spans(data_dir: Path, spans: InMemorySpanExporter) -> None:

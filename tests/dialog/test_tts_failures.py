@@ -8,8 +8,8 @@ from pathlib import Path
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.llm.scripted import DEFAULT_TEXT
-from peromesh.server.rpc.channels import open_channel
+from server.llm.scripted import DEFAULT_TEXT
+from server.rpc.channels import open_channel
 
 
 def dead_address() -> str:

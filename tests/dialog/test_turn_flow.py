@@ -9,9 +9,9 @@ import pytest
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.llm.scripted import DEFAULT_TEXT, tokenize
-from peromesh.server.mesh.runner import Mesh
-from peromesh.server.rpc.channels import open_channel
+from server.llm.scripted import DEFAULT_TEXT, tokenize
+from server.mesh.runner import Mesh
+from server.rpc.channels import open_channel
 
 
 @pytest.fixture

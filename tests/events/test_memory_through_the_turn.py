@@ -10,7 +10,7 @@ from meshkit import Conversation, start_test_mesh
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.rpc.channels import open_channel
+from server.rpc.channels import open_channel
 
 pytestmark = pytest.mark.slow
 

@@ -14,13 +14,13 @@ from meshkit import Conversation, start_test_mesh
 from sqlalchemy import select
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.dialog.history import DialogTurnRow
-from peromesh.server.events import outbox
-from peromesh.server.events.bus import InProcessBus, RedisStreamsBus
-from peromesh.server.events.redis_consumer import StreamConsumer
-from peromesh.server.events.relay import OutboxRelay
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.storage.db import Database, sqlite_url
+from server.dialog.history import DialogTurnRow
+from server.events import outbox
+from server.events.bus import InProcessBus, RedisStreamsBus
+from server.events.redis_consumer import StreamConsumer
+from server.events.relay import OutboxRelay
+from server.rpc.channels import open_channel
+from server.storage.db import Database, sqlite_url
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from peromesh.server.hub.capabilities import CapabilityGrid
-from peromesh.server.hub.hub import Hub, HubConfig
-from peromesh.server.hub.servicer import HubServicer
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.rpc.serving import ServiceBinding, start_server
+from server.hub.capabilities import CapabilityGrid
+from server.hub.hub import Hub, HubConfig
+from server.hub.servicer import HubServicer
+from server.rpc.channels import open_channel
+from server.rpc.serving import ServiceBinding, start_server
 
 from .grid_node import TOKEN, GridNode
 

@@ -10,8 +10,8 @@ import pytest
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
-from peromesh.server.hub.hub import HubConfig
-from peromesh.server.tools.catalog import ToolCatalog, builtin_specs
+from server.hub.hub import HubConfig
+from server.tools.catalog import ToolCatalog, builtin_specs
 
 from .conftest import Grid, eventually
 from .grid_node import NEVER, GridNode, cap

@@ -15,14 +15,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bridge.gateway_client import GatewayClient, action_is
 from meshkit import start_test_mesh
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from peromesh.server.mesh.runner import Mesh
-from peromesh.server.rpc.channels import open_channel
+from server.mesh.runner import Mesh
+from server.rpc.channels import open_channel
+from tests.bridge.gateway_client import GatewayClient, action_is
 
 from .conftest import eventually
 from .grid_node import GridNode, cap

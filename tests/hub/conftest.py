@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from peromesh.server.hub.hub import Hub, HubConfig
-from peromesh.server.hub.servicer import HubServicer
-from peromesh.server.rpc.serving import ServiceBinding, start_server
+from server.hub.hub import Hub, HubConfig
+from server.hub.servicer import HubServicer
+from server.rpc.serving import ServiceBinding, start_server
 
 from .hub_harness import TOKEN, HubHarness
 

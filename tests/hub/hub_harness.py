@@ -9,9 +9,9 @@ import grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from peromesh.server.hub.hub import Hub
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.rpc.serving import GrpcServer
+from server.hub.hub import Hub
+from server.rpc.channels import open_channel
+from server.rpc.serving import GrpcServer
 
 TOKEN = "test-token"
 

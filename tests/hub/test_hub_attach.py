@@ -9,8 +9,8 @@ import pytest
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
-from peromesh.server.hub.hub import HubConfig
-from peromesh.server.hub.nodes import NodeChange, NodeInfo
+from server.hub.hub import HubConfig
+from server.hub.nodes import NodeChange, NodeInfo
 
 from .hub_harness import HubHarness
 

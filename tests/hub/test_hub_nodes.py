@@ -7,8 +7,8 @@ import time
 import grpc
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from peromesh.server.hub.nodes import Closing, NodeInfo, NodeLink
-from peromesh.server.hub.sessions import SessionDirectory
+from server.hub.nodes import Closing, NodeInfo, NodeLink
+from server.hub.sessions import SessionDirectory
 
 
 async def test_full_outbox_closes_the_link_and_drops_the_backlog() -> None:

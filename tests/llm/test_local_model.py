@@ -9,10 +9,10 @@ import pytest
 from meshkit import TEST_MODELS, Conversation, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.llm.base import ChatMessage, LlmRequest
-from peromesh.server.llm.local import LocalTransformersProvider
-from peromesh.server.llm.model_store import prepare_model
-from peromesh.server.rpc.channels import open_channel
+from server.llm.base import ChatMessage, LlmRequest
+from server.llm.local import LocalTransformersProvider
+from server.llm.model_store import prepare_model
+from server.rpc.channels import open_channel
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from peromesh.server.llm.base import ChatMessage, LlmRequest
-from peromesh.server.llm.openai_compat import OpenAICompatProvider
+from server.llm.base import ChatMessage, LlmRequest
+from server.llm.openai_compat import OpenAICompatProvider
 
 
 class FakeOpenAI:

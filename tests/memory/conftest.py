@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from peromesh.server.memory.config import MemoryConfig
-from peromesh.server.memory.embedder import Embedder, MiniLmEmbedder, UseM3Embedder
-from peromesh.server.memory.engine import MemoryEngine
-from peromesh.server.memory.server import open_engine
+from server.memory.config import MemoryConfig
+from server.memory.embedder import Embedder, MiniLmEmbedder, UseM3Embedder
+from server.memory.engine import MemoryEngine
+from server.memory.server import open_engine
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from peromesh.server.memory.vector_index import VectorIndex
+from server.memory.vector_index import VectorIndex
 from tests.memory.vectors import DIM, truth_source, vectors
 
 

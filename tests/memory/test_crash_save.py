@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from peromesh.server.memory.vector_index import META, VectorIndex
+from server.memory.vector_index import META, VectorIndex
 from tests.memory.vectors import DIM, truth_source, vector
 
 ROOT = Path(__file__).resolve().parents[2]

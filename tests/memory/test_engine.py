@@ -9,12 +9,12 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import inspect
 
-from peromesh.server.memory import store
-from peromesh.server.memory.embedder import Embedder
-from peromesh.server.memory.engine import MemoryEngine
-from peromesh.server.memory.errors import Conflict, InvalidInput, NotFound
-from peromesh.server.memory.models import REQUESTED, TurnRow, utcnow
-from peromesh.server.memory.server import open_engine
+from server.memory import store
+from server.memory.embedder import Embedder
+from server.memory.engine import MemoryEngine
+from server.memory.errors import Conflict, InvalidInput, NotFound
+from server.memory.models import REQUESTED, TurnRow, utcnow
+from server.memory.server import open_engine
 from tests.memory.conftest import make_config
 
 

@@ -14,10 +14,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from peromesh.memory.v1 import memory_service_pb2 as pb
 from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
-from peromesh.server.memory.client import MemoryClient
-from peromesh.server.memory.embedder import Embedder
-from peromesh.server.memory.server import MemoryServer, start_memory_server
-from peromesh.server.rpc.channels import open_channel
+from server.memory.client import MemoryClient
+from server.memory.embedder import Embedder
+from server.memory.server import MemoryServer, start_memory_server
+from server.rpc.channels import open_channel
 from tests.memory.conftest import make_config
 from tests.meshkit import start_test_mesh
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from peromesh.server.memory.lexical import LexicalIndex
-from peromesh.server.memory.tokenize import is_cjk, overlap, terms
+from server.memory.lexical import LexicalIndex
+from server.memory.tokenize import is_cjk, overlap, terms
 
 
 def test_cjk_runs_become_bigrams_and_latin_words_are_stemmed() -> None:

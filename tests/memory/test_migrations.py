@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from peromesh.server.memory.models import metadata
-from peromesh.server.memory.schema import VERSION_TABLE, upgrade_to_head
-from peromesh.server.storage.db import Database
+from server.memory.models import metadata
+from server.memory.schema import VERSION_TABLE, upgrade_to_head
+from server.storage.db import Database
 
 
 def test_upgrade_to_head_is_idempotent_and_matches_the_models(db_url: str) -> None:

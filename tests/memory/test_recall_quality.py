@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from peromesh.server.memory.embedder import Embedder
-from peromesh.server.memory.server import open_engine
+from server.memory.embedder import Embedder
+from server.memory.server import open_engine
 from tests.memory.conftest import make_config
 
 DATA = Path(__file__).parent / "data"

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from peromesh.server.memory.engine import MemoryEngine
-from peromesh.server.memory.models import ACTIVE, FORGOTTEN, MERGED, MemoryRow, utcnow
-from peromesh.server.memory.secretary import Secretary
+from server.memory.engine import MemoryEngine
+from server.memory.models import ACTIVE, FORGOTTEN, MERGED, MemoryRow, utcnow
+from server.memory.secretary import Secretary
 
 
 async def _age(engine: MemoryEngine, memory_id: int, days: float, importance: float | None = None) -> None:

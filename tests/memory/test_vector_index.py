@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from peromesh.server.memory.vector_index import META, VectorIndex
+from server.memory.vector_index import META, VectorIndex
 from tests.memory.vectors import DIM, truth_source, vector, vectors
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from peromesh.server.memory.vector_index import VectorSource
+from server.memory.vector_index import VectorSource
 
 DIM = 32
 

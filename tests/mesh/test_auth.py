@@ -10,9 +10,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshkit import Conversation, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.rpc.auth import bearer_metadata, is_loopback, token_matches
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.rpc.serving import auth_token_for
+from server.rpc.auth import bearer_metadata, is_loopback, token_matches
+from server.rpc.channels import open_channel
+from server.rpc.serving import auth_token_for
 
 
 def test_off_loopback_requires_a_token() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from peromesh.server.mesh.registry import components
+from server.mesh.registry import components
 
 BIN = Path(sys.executable).parent
 GRPCURL = str(BIN / "grpcurl")

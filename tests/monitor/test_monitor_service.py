@@ -14,11 +14,11 @@ import pytest
 
 from peromesh.monitor.v1 import monitor_service_pb2 as pb
 from peromesh.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
-from peromesh.server.monitor.sampler import GpuProbe
-from peromesh.server.monitor.service import MonitorService
-from peromesh.server.monitor.servicer import MonitorServicer
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.rpc.serving import ServiceBinding, start_server
+from server.monitor.sampler import GpuProbe
+from server.monitor.service import MonitorService
+from server.monitor.servicer import MonitorServicer
+from server.rpc.channels import open_channel
+from server.rpc.serving import ServiceBinding, start_server
 
 HAS_NVIDIA = os.path.exists("/dev/nvidia0") and shutil.which("nvidia-smi") is not None
 

@@ -11,7 +11,7 @@ import pytest
 SCRIPT = """
 import logging
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-import peromesh.server.native as native
+import server.native as native
 assert native.BACKEND == "python", native.BACKEND
 g = native.Graph.from_edges([0, 1], [1, 2], [1.0, 0.5], 3)
 assert g.backend == "python"
@@ -38,6 +38,6 @@ def test_reference_fallback_warns_once(how: str) -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING peromesh.server.native")]
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING server.native")]
     assert len(warnings) == 1, proc.stderr
     assert "Python reference" in warnings[0]

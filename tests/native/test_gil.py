@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from peromesh.server.native import Graph, TextCleaner, spread
+from server.native import Graph, TextCleaner, spread
 
 
 def longest_stall(call: Callable[[], object]) -> tuple[float, float]:

@@ -6,7 +6,7 @@ import ast
 import importlib
 from pathlib import Path
 
-import peromesh.server.native as native
+import server.native as native
 
 STUB = Path(__file__).resolve().parents[2] / "rust_core" / "_peromesh_native.pyi"
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from peromesh.server.native import Backend, Graph, spread
+from server.native import Backend, Graph, spread
 
 BACKENDS: list[Backend] = ["native", "python"]
 ALL = {"threshold": 0.0, "max_active_per_step": None}

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peromesh.server.native import Graph, spread
+from server.native import Graph, spread
 
 # A few repeated values make ties (equal weights, equal energies) common: tie-breaking is where
 # two implementations would drift apart.

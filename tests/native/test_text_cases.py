@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from peromesh.server.native import Backend, TextCleaner
-from peromesh.server.native.reference.text import DATA_URI_PATTERN
+from server.native import Backend, TextCleaner
+from server.native.reference.text import DATA_URI_PATTERN
 
 BACKENDS: list[Backend] = ["native", "python"]
 PNG = base64.b64encode(bytes(range(256)) * 2).decode()

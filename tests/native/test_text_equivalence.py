@@ -7,8 +7,8 @@ import base64
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peromesh.server.native import TextCleaner
-from peromesh.server.native.reference.text import BASE64_ALPHABET, CONTROL_CHARS, WHITESPACE
+from server.native import TextCleaner
+from server.native.reference.text import BASE64_ALPHABET, CONTROL_CHARS, WHITESPACE
 
 FRAGMENTS = [
     "data:",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from peromesh.server.nit import NitRuntimeError, NitSyntaxError, Pending, Runtime, parse, run_with_reflection
+from server.nit import NitRuntimeError, NitSyntaxError, Pending, Runtime, parse, run_with_reflection
 
 
 class Tools:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from peromesh.server.nit import NitSyntaxError, extract_scripts, parse
-from peromesh.server.nit.syntax import Await, Call, ListExpr, Literal_, Var
+from server.nit import NitSyntaxError, extract_scripts, parse
+from server.nit.syntax import Await, Call, ListExpr, Literal_, Var
 
 
 def test_statements_values_and_names() -> None:

@@ -14,10 +14,10 @@ import grpc
 
 from peromesh.reminder.v1 import reminder_service_pb2 as pb
 from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
-from peromesh.server.reminders.service import ReminderService
-from peromesh.server.reminders.servicer import ReminderServicer
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.rpc.serving import ServiceBinding, start_server
+from server.reminders.service import ReminderService
+from server.reminders.servicer import ReminderServicer
+from server.rpc.channels import open_channel
+from server.rpc.serving import ServiceBinding, start_server
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Relay:
 
 
 class ChildServer:
-    """`python -m peromesh.server.reminders.runner` as a real process."""
+    """`python -m server.reminders.runner` as a real process."""
 
     def __init__(self, db_url: str, *extra: str) -> None:
         self.db_url = db_url
@@ -95,7 +95,7 @@ class ChildServer:
 
     async def start(self) -> str:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "peromesh.server.reminders.runner", "--db-url", self.db_url,
+            sys.executable, "-m", "server.reminders.runner", "--db-url", self.db_url,
             "--timezone", "Asia/Shanghai", "--log-level", "WARNING", *self.extra,
             stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         assert self.proc.stdout is not None

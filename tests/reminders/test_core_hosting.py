@@ -11,14 +11,14 @@ from peromesh.monitor.v1 import monitor_service_pb2 as mon_pb
 from peromesh.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from peromesh.reminder.v1 import reminder_service_pb2 as rem_pb
 from peromesh.reminder.v1 import reminder_service_pb2_grpc as rem_grpc
-from peromesh.server.mesh.component import MeshContext
-from peromesh.server.mesh.core_services import core_services
-from peromesh.server.monitor.service import MonitorService
-from peromesh.server.reminders.service import ReminderService
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.rpc.serving import start_server
 from peromesh.task.v1 import task_service_pb2 as task_pb
 from peromesh.task.v1 import task_service_pb2_grpc as task_grpc
+from server.mesh.component import MeshContext
+from server.mesh.core_services import core_services
+from server.monitor.service import MonitorService
+from server.reminders.service import ReminderService
+from server.rpc.channels import open_channel
+from server.rpc.serving import start_server
 
 MINE = ("reminders", "tasks", "monitor")
 

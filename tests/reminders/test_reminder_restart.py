@@ -18,8 +18,8 @@ from google.protobuf.duration_pb2 import Duration
 
 from peromesh.reminder.v1 import reminder_service_pb2 as pb
 from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.storage.db import sqlite_url
+from server.rpc.channels import open_channel
+from server.storage.db import sqlite_url
 from tests.reminders.harness import ChildServer, Relay
 
 

@@ -13,8 +13,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select, update
 
 from peromesh.reminder.v1 import reminder_service_pb2 as pb
-from peromesh.server.reminders.store import ReminderRow, TriggerRow, to_db
-from peromesh.server.storage.db import sqlite_url
+from server.reminders.store import ReminderRow, TriggerRow, to_db
+from server.storage.db import sqlite_url
 from tests.reminders.harness import Relay, reminder_server, wait_status
 
 
@@ -132,7 +132,7 @@ async def test_downtime_catch_up_fires_recent_and_reports_old_occurrences(tmp_pa
         db = srv.service._db()
     # Pretend the server went down 20 minutes ago (the reminder existed then).
     twenty_ago = to_db(datetime.now(UTC) - timedelta(minutes=20))
-    from peromesh.server.storage.db import Database
+    from server.storage.db import Database
 
     side = Database(url)
     await side.run(lambda s: s.execute(update(ReminderRow).where(ReminderRow.id == r.id)
@@ -153,8 +153,8 @@ async def test_downtime_catch_up_fires_recent_and_reports_old_occurrences(tmp_pa
 
 
 async def test_watchers_see_triggers_logged_by_another_core_sharing_the_database(tmp_path: Path) -> None:
-    from peromesh.server.reminders.service import ReminderService
-    from peromesh.server.reminders.store import Trigger
+    from server.reminders.service import ReminderService
+    from server.reminders.store import Trigger
 
     url = sqlite_url(tmp_path, "shared")
     core_a, core_b = ReminderService(), ReminderService()

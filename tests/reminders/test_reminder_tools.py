@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import jsonschema
 import pytest
 
-from peromesh.server.reminders.service import ADD_REMINDER_TOOL, ReminderService
-from peromesh.server.reminders.timeparse import TimeParseError
-from peromesh.server.storage.db import sqlite_url
-from peromesh.server.tasks.service import ADD_TASK_TOOL, TaskService
+from server.reminders.service import ADD_REMINDER_TOOL, ReminderService
+from server.reminders.timeparse import TimeParseError
+from server.storage.db import sqlite_url
+from server.tasks.service import ADD_TASK_TOOL, TaskService
 
 
 def test_tool_schemas_are_valid_json_schema() -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.rpc.serving import ServiceBinding, start_server
-from peromesh.server.storage.db import sqlite_url
-from peromesh.server.tasks.service import TaskService
-from peromesh.server.tasks.servicer import TaskServicer
 from peromesh.task.v1 import task_service_pb2 as pb
 from peromesh.task.v1 import task_service_pb2_grpc as pb_grpc
+from server.rpc.channels import open_channel
+from server.rpc.serving import ServiceBinding, start_server
+from server.storage.db import sqlite_url
+from server.tasks.service import TaskService
+from server.tasks.servicer import TaskServicer
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from peromesh.server.reminders.timeparse import CronSpec, TimeParseError, describe, parse_reminder, zh_number
+from server.reminders.timeparse import CronSpec, TimeParseError, describe, parse_reminder, zh_number
 
 TZ = "Asia/Shanghai"
 NOW = datetime(2026, 3, 10, 13, 0, tzinfo=ZoneInfo(TZ))

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grid.grid_node import NEVER, GridNode, cap
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hub_grpc
-from peromesh.server.llm.scripted import DEFAULT_TEXT
-from peromesh.server.mesh.runner import Mesh
-from peromesh.server.reminders.service import ReminderService
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.tasks.service import TaskService
+from server.llm.scripted import DEFAULT_TEXT
+from server.mesh.runner import Mesh
+from server.reminders.service import ReminderService
+from server.rpc.channels import open_channel
+from server.tasks.service import TaskService
+from tests.grid.grid_node import NEVER, GridNode, cap
 
 NIT_REPLY = '好的，我来办。<nit>\n$t = add_task(title="买牛奶")\n$loc = mobile.location.get(precision="fine")\n</nit>'
 

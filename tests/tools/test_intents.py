@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from peromesh.server.reminders.timeparse import parse_reminder
-from peromesh.server.tools.intents import match
-from peromesh.server.tools.replies import reminder_confirmation
+from server.reminders.timeparse import parse_reminder
+from server.tools.intents import match
+from server.tools.replies import reminder_confirmation
 
 ONLINE = {"mobile.location.get", "location.get", "desktop.desktop.notify", "desktop.notify", "add_task",
           "add_reminder"}

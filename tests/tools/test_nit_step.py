@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from peromesh.server.dialog.tool_port import ToolCallRecord, TurnRequest
-from peromesh.server.llm.scripted import ScriptedProvider, tokenize
-from peromesh.server.storage.db import sqlite_url
-from peromesh.server.tasks.service import TaskService
-from peromesh.server.tools.nit_step import Block, NitFollower, NitScanner
-from peromesh.server.tools.port import GridToolPort
+from server.dialog.tool_port import ToolCallRecord, TurnRequest
+from server.llm.scripted import ScriptedProvider, tokenize
+from server.storage.db import sqlite_url
+from server.tasks.service import TaskService
+from server.tools.nit_step import Block, NitFollower, NitScanner
+from server.tools.port import GridToolPort
 
 
 def scan(text: str, step: int) -> tuple[str, list[Block]]:

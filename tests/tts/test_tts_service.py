@@ -11,12 +11,12 @@ import grpc
 import pytest
 from meshkit import start_test_mesh
 
-from peromesh.server.mesh.runner import Mesh
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.tts.component import RunningTts
-from peromesh.server.tts.router import EngineRouter
 from peromesh.tts.v1 import tts_service_pb2 as pb
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
+from server.mesh.runner import Mesh
+from server.rpc.channels import open_channel
+from server.tts.component import RunningTts
+from server.tts.router import EngineRouter
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ async def test_empty_segment_is_rejected(mesh: Mesh) -> None:
 
 
 async def test_cancel_stops_at_once_and_reaps_espeak(mesh: Mesh) -> None:
-    from peromesh.server.tts.espeak import EspeakEngine
+    from server.tts.espeak import EspeakEngine
 
     engine = next(e for e in _router(mesh).engines if isinstance(e, EspeakEngine))
     queue: asyncio.Queue[pb.SynthesizeRequest | None] = asyncio.Queue()

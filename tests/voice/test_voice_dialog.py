@@ -12,11 +12,11 @@ from meshkit import Conversation, kinds, start_test_mesh
 from voice.voice_helpers import ENGLISH, silence, speak
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from peromesh.server.dialog.component import RunningCore
-from peromesh.server.llm.scripted import ScriptedProvider
-from peromesh.server.mesh.runner import Mesh
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.tts.engine import SpeechEngine
+from server.dialog.component import RunningCore
+from server.llm.scripted import ScriptedProvider
+from server.mesh.runner import Mesh
+from server.rpc.channels import open_channel
+from server.tts.engine import SpeechEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 CHUNK = 3200  # 100 ms at 16 kHz

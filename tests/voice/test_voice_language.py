@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peromesh.server.tts.language import LanguageRun, split_clauses, split_language_runs
+from server.tts.language import LanguageRun, split_clauses, split_language_runs
 
 MIXED = "我喜欢用 Python 写代码。It is fun, isn't it? 对吧！"
 
@@ -25,7 +25,7 @@ def test_clauses_keep_punctuation_and_merge_fragments() -> None:
 
 
 def test_espeak_speaks_each_run_with_a_voice_of_its_language() -> None:
-    from peromesh.server.tts.espeak import EspeakEngine
+    from server.tts.espeak import EspeakEngine
 
     espeak = EspeakEngine()
     assert [espeak.voice_for(lang) for lang in ("en", "zh", "de", "ja", "xx")] == ["en-us", "cmn", "de", "ja", "en-us"]

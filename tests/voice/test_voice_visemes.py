@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from peromesh.server.tts.visemes import mouth_shapes
+from server.tts.visemes import mouth_shapes
 
 
 def tone(amplitude: float, seconds: float = 0.2, rate: int = 24000) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 from meshkit import start_test_mesh
 from voice.voice_helpers import ENGLISH
 
-from peromesh.server.asr.wav_stream import WavFormatError, WavStreamDecoder
+from server.asr.wav_stream import WavFormatError, WavStreamDecoder
 
 
 def wav_bytes(samples: np.ndarray, rate: int, channels: int) -> bytes:
@@ -61,10 +61,9 @@ def test_unsupported_streams_are_refused_precisely(data: bytes, message: str) ->
 
 @pytest.mark.slow
 async def test_a_wav_upload_over_the_bridge_is_transcribed(tmp_path: Path) -> None:
-    from bridge.gateway_client import GatewayClient, action_is
-
     from peromesh.gateway.v1 import envelope_pb2 as gw
-    from peromesh.server.tts.espeak import EspeakEngine
+    from server.tts.espeak import EspeakEngine
+    from tests.bridge.gateway_client import GatewayClient, action_is
 
     espeak = EspeakEngine()
     pcm = b"".join([p async for p in espeak.synthesize(ENGLISH[2], "en", "", 22050)])

@@ -7,7 +7,7 @@ import unicodedata
 
 import jiwer
 
-from peromesh.server.tts.engine import SpeechEngine
+from server.tts.engine import SpeechEngine
 
 ENGLISH = [
     "The weather is lovely today, let us go for a walk in the park.",

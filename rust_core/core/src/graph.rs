@@ -1,6 +1,6 @@
 //! Compact relation graph: CSR adjacency built once from edge triples.
 //!
-//! Semantics (mirrored by `peromesh.server.native.reference.graph`):
+//! Semantics (mirrored by `server.native.reference.graph`):
 //! - node ids are `0..num_nodes` (`num_nodes <= u32::MAX`);
 //! - undirected graphs store both arcs of an edge; self-loops are ignored;
 //! - weights must be finite and >= 0, are stored as f32, parallel edges keep the

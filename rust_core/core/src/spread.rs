@@ -1,6 +1,6 @@
 //! Frontier-based spreading activation over a [`Graph`].
 //!
-//! The algorithm is specified in `peromesh.server.native.graph` (Python module
+//! The algorithm is specified in `server.native.graph` (Python module
 //! docstring) and mirrored operation for operation by the NumPy reference, so the
 //! f64 results are bit-identical:
 //!

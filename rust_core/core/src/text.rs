@@ -1,6 +1,6 @@
 //! Text cleaner: control characters, data URIs, base64 blobs, whitespace, sensitive words.
 //!
-//! The rules are specified in `peromesh.server.native.text` (Python module
+//! The rules are specified in `server.native.text` (Python module
 //! docstring) and must give byte-identical output to the reference in
 //! `server/native/reference/text.py`. Character sets are spelled out by code
 //! point; the only regex (data URIs) is ASCII-only and identical to the

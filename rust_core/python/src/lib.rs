@@ -2,7 +2,7 @@
 //!
 //! Plain data crosses the boundary: NumPy arrays (read and written through the
 //! buffer protocol) and lists of tuples. Every call that does real work releases
-//! the GIL. Typed by ../_peromesh_native.pyi; used via `peromesh.server.native`.
+//! the GIL. Typed by ../_peromesh_native.pyi; used via `server.native`.
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ fn write<T: Element + Copy>(py: Python<'_>, obj: &PyAny, data: &[T]) -> PyResult
     PyBuffer::<T>::get(obj)?.copy_from_slice(py, data)
 }
 
-/// Immutable CSR relation graph (see peromesh.server.native.graph).
+/// Immutable CSR relation graph (see server.native.graph).
 #[pyclass(name = "Graph", module = "_peromesh_native")]
 struct PyGraph {
     inner: Arc<core::Graph>,
@@ -116,7 +116,7 @@ impl PyGraph {
     }
 }
 
-/// Spreading activation; semantics in peromesh.server.native.graph. Releases the GIL.
+/// Spreading activation; semantics in server.native.graph. Releases the GIL.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn spread(
@@ -147,7 +147,7 @@ fn spread(
         .map_err(value_error)
 }
 
-/// Text cleaner; semantics in peromesh.server.native.text. Releases the GIL.
+/// Text cleaner; semantics in server.native.text. Releases the GIL.
 #[pyclass(name = "TextCleaner", module = "_peromesh_native")]
 struct PyTextCleaner {
     inner: Arc<core::TextCleaner>,

@@ -1,6 +1,6 @@
 """Reference relation graph and spreading activation (NumPy), the oracle for rust_core.
 
-The algorithm is specified in `peromesh.server.native.graph` (module docstring);
+The algorithm is specified in `server.native.graph` (module docstring);
 this file follows it step by step, in the same floating-point operation order as
 the Rust kernel (rust_core/core/src/spread.rs), so both give bit-identical f64
 results. Keep the two in lock-step: any change here needs the same change there.

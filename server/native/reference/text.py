@@ -1,6 +1,6 @@
 """Reference text cleaner, the oracle for rust_core's `TextCleaner`.
 
-The rules are specified in `peromesh.server.native.text` (module docstring) and
+The rules are specified in `server.native.text` (module docstring) and
 implemented here literally; rust_core/core/src/text.rs must produce the same
 string for every input. The character sets below are spelled out code point by
 code point (no `\\s`, no Unicode categories, no case folding) so that the two
