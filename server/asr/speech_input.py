@@ -20,6 +20,7 @@ from pathlib import Path
 
 from server.aio import TaskOwner
 from server.asr.models import MODELS
+from server.asr.pcm import DEFAULT_RATE_HZ, check_pcm16
 from server.asr.streaming import EndpointConfig, RecognitionEvent, StreamingRecognizer
 from server.asr.transcriber import WhisperTranscriber, load_transcriber
 
@@ -60,6 +61,7 @@ class SpeechInput:
     async def feed(self, pcm: bytes, sample_rate_hertz: int, is_end: bool) -> None:
         """One `user_audio` message (rate 0 means 16 kHz). Raises ValueError on a bad rate, and
         SpeechUnavailable once if the model cannot load (later audio of the stream is dropped)."""
+        check_pcm16(pcm, sample_rate_hertz or DEFAULT_RATE_HZ)  # the check the bridge applies too (odd bytes, rate)
         if self._unavailable:
             return
         if self._recognizer is None:
