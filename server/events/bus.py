@@ -47,18 +47,22 @@ class InProcessBus:
 
 
 class RedisStreamsBus:
-    """XADD to Redis Streams (trimmed approximately to `max_len` entries per stream)."""
+    """XADD to Redis Streams.
+
+    No `MAXLEN` here: that would delete entries no group has acknowledged yet.
+    Streams are trimmed only below every group's acknowledged position
+    (`trim.trim_acknowledged`, run periodically by the pipeline).
+    """
 
     name = "redis"
 
-    def __init__(self, url: str, max_len: int = 100_000) -> None:
+    def __init__(self, url: str) -> None:
         import redis.asyncio as redis
 
         self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
-        self.max_len = max_len
 
     async def publish(self, stream: str, fields: dict[str, str]) -> str:
-        entry_id = await self.client.xadd(stream, fields, maxlen=self.max_len, approximate=True)  # type: ignore[arg-type]
+        entry_id = await self.client.xadd(stream, fields)  # type: ignore[arg-type]
         return str(entry_id)
 
     async def close(self) -> None:

@@ -3,7 +3,9 @@
 Failed entries stay in the group's pending list and are re-claimed
 (XAUTOCLAIM) after `retry_idle_ms`; an entry delivered `max_deliveries` times
 moves to `<stream>.dead` with its error, so the backlog (XPENDING) never
-hides a poison event forever.
+hides a poison event forever. A handler raising `InProgressElsewhere` (its
+event is being handled by another consumer, see `dedupe.py`) leaves the entry
+pending without counting it as a failure.
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ import logging
 from typing import Any
 
 from server.events.bus import Handler
+from server.events.dedupe import InProgressElsewhere
+from server.events.retry import FailureStreak
 
 log = logging.getLogger(__name__)
 
 
 class StreamConsumer:
     def __init__(self, client: Any, stream: str, group: str, consumer: str, handler: Handler,
-                 block_ms: int = 1000, retry_idle_ms: int = 5000, max_deliveries: int = 5) -> None:
+                 block_ms: int = 1000, retry_idle_ms: int = 5000, max_deliveries: int = 5,
+                 streak: FailureStreak | None = None) -> None:
         self.client = client  # redis.asyncio.Redis with decode_responses=True
         self.stream, self.group, self.consumer = stream, group, consumer
         self.handler = handler
         self.block_ms, self.retry_idle_ms, self.max_deliveries = block_ms, retry_idle_ms, max_deliveries
         self.handled = 0
+        self.streak = streak or FailureStreak(f"consumer {stream}/{group}", log)
 
     async def ensure_group(self) -> None:
         try:
@@ -34,15 +40,19 @@ class StreamConsumer:
                 raise
 
     async def run(self) -> None:
-        await self.ensure_group()
+        """Consume until cancelled; Redis being down (also at start) only delays it."""
+        grouped = False
         while True:
             try:
+                if not grouped:  # at start, and after a failure (the stream may have been recreated)
+                    await self.ensure_group()
+                    grouped = True
                 await self.step()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # Redis down: keep trying, the entries wait in the stream
-                log.warning("consumer %s/%s: %s", self.stream, self.group, exc)
-                await asyncio.sleep(1.0)
+                grouped = False
+                await asyncio.sleep(self.streak.failed(exc))
+                continue
+            self.streak.succeeded()
 
     async def step(self) -> int:
         """Reclaim stale pending entries, then read new ones; returns how many were handled."""
@@ -62,6 +72,9 @@ class StreamConsumer:
     async def _handle(self, entry_id: str, fields: dict[str, str]) -> int:
         try:
             await self.handler(fields)
+        except InProgressElsewhere:
+            log.debug("%s %s is being handled elsewhere; left pending", self.stream, entry_id)
+            return 0
         except Exception as exc:
             deliveries = await self._deliveries(entry_id)
             if deliveries < self.max_deliveries:

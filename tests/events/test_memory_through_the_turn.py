@@ -20,7 +20,7 @@ async def test_turn_is_ingested_then_recalled_into_the_next_prompt(data_dir: Pat
     mesh = await start_test_mesh(data_dir, "--memory-embedder", "minilm", "--scripted-delay-ms", "1",
                                  only=["memory", "core"])
     try:
-        async with open_channel(mesh.addresses["core"]) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="mem-a", text_only=True)
             talk.say("My sister Alice lives in Lisbon and works as a marine biologist.")
@@ -32,7 +32,7 @@ async def test_turn_is_ingested_then_recalled_into_the_next_prompt(data_dir: Pat
                 break
             await asyncio.sleep(0.05)
         assert await relay.backlog() == 0
-        async with open_channel(mesh.addresses["core"]) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="mem-b", text_only=True)  # another session: only long-term memory knows
             talk.say("Where does my sister live?")

@@ -20,25 +20,13 @@ from server.events.bus import InProcessBus, RedisStreamsBus
 from server.events.redis_consumer import StreamConsumer
 from server.events.relay import OutboxRelay
 from server.rpc.channels import open_channel
-from server.storage.db import Database, sqlite_url
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def db_at(path: Path) -> Database:
-    db = Database(sqlite_url(path, "events"))
-    db.create_all()
-    return db
-
-
-async def add(db: Database, *events: outbox.OutboxEvent) -> None:
-    await db.run(lambda s: s.add_all(list(events)))
+from tests.events.outbox_kit import REDIS_URL, add, db_at
 
 
 async def test_turn_commits_its_events_with_the_answer(data_dir: Path) -> None:
     mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "1", only=["core"])
     try:
-        async with open_channel(mesh.addresses["core"]) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="ev", text_only=True)
             talk.say("remember that I like jasmine tea")
@@ -159,7 +147,7 @@ async def test_core_with_redis_streams_end_to_end(data_dir: Path, use_redis: boo
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     session = f"rs-{uuid.uuid4().hex[:6]}"
     try:
-        async with open_channel(mesh.addresses["core"]) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id=session, text_only=True)
             talk.say("hello")

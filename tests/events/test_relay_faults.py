@@ -1,0 +1,122 @@
+"""The outbox relay outlives database failures, prunes what it delivered, and shows its backlog."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from opentelemetry.metrics import CallbackOptions
+from sqlalchemy import select
+
+from server.events import outbox
+from server.events.bus import InProcessBus
+from server.events.config import EventsConfig
+from server.events.dedupe import MemoryDedupe, idempotent
+from server.events.relay import OutboxRelay, _observe_backlog
+from tests.events.outbox_kit import FailingStatements, add, db_at
+
+FAST = EventsConfig(retry_base_s=0.01, retry_max_s=0.05)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    for _ in range(int(timeout_s / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("condition not reached")
+
+
+async def test_relay_outlives_a_database_outage_and_delivers_each_event_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = db_at(tmp_path)
+    await add(db, *(outbox.event("events.analytics", "T", f"s#{i}", {"i": i}) for i in range(5)))
+    calls: list[str] = []
+    effects: list[str] = []
+
+    async def count(fields: dict[str, str]) -> None:
+        effects.append(fields["correlation_id"])
+
+    async def spy(fields: dict[str, str]) -> None:
+        calls.append(fields["correlation_id"])
+        await deduped(fields)
+
+    deduped = idempotent(count, MemoryDedupe())
+    bus = InProcessBus()
+    bus.subscribe("events.analytics", spy)
+    relay = OutboxRelay(db, bus, config=FAST)
+    down = FailingStatements(db, times=3)  # the database is gone for three statements ...
+    # ... then comes back, but the first attempt to record the deliveries fails: the batch is published again
+    lost_record = FailingStatements(db, times=1, when=lambda sql: sql.startswith("UPDATE outbox_events"))
+    caplog.set_level(logging.DEBUG, logger="server.events.relay")
+    task = asyncio.get_running_loop().create_task(relay.run())
+    try:
+        await until(lambda: lost_record.hits == 1 and not relay.streak.failing)  # polls without the database
+        assert not task.done(), "the relay never ends on its own"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert down.hits == 3 and lost_record.hits == 1
+    assert await relay.backlog() == 0
+    assert sorted(calls) == sorted(2 * [f"s#{i}" for i in range(5)]), "the batch was redelivered after the lost record"
+    assert sorted(effects) == [f"s#{i}" for i in range(5)], "each event took effect once"
+    relay_logs = [r for r in caplog.records if r.name == "server.events.relay"]
+    assert [r.getMessage().split(",")[0] for r in relay_logs if r.levelno == logging.WARNING] == [
+        "outbox relay failing"], "one warning for the whole streak"
+    assert any("recovered after 4 failures" in r.getMessage() for r in relay_logs if r.levelno == logging.INFO)
+    db.dispose()
+
+
+async def test_delivered_events_are_pruned_after_the_retention_only(tmp_path: Path) -> None:
+    db = db_at(tmp_path)
+    now = datetime.now(UTC)
+    old_done = outbox.event("events.ltm", "T", "s#1", {})
+    old_done.delivered_at = now - timedelta(days=8)
+    fresh_done = outbox.event("events.ltm", "T", "s#2", {})
+    fresh_done.delivered_at = now - timedelta(days=6)
+    old_undelivered = outbox.event("events.ltm", "T", "s#3", {})  # never deleted, however old
+    old_undelivered.created_at = now - timedelta(days=30)
+    old_undelivered.next_attempt_at = now + timedelta(hours=1)
+    await add(db, old_done, fresh_done, old_undelivered)
+    relay = OutboxRelay(db, InProcessBus(), config=EventsConfig(outbox_retention=timedelta(days=7)))
+    assert await relay.cycle() == 0  # the first cycle prunes
+    left = await db.run(lambda s: sorted(r.correlation_id for r in s.scalars(select(outbox.OutboxEvent))))
+    assert left == ["s#2", "s#3"]
+    assert await relay.prune() == 0
+    db.dispose()
+
+
+async def test_backlog_is_a_gauge_refreshed_every_cycle(tmp_path: Path) -> None:
+    db = db_at(tmp_path)
+    bus = InProcessBus()
+
+    async def down(fields: dict[str, str]) -> None:
+        raise ConnectionError("memory is down")
+
+    bus.subscribe("events.ltm", down)
+    relay = OutboxRelay(db, bus, config=FAST)
+
+    def gauge() -> float:
+        return sum(o.value for o in _observe_backlog(CallbackOptions()))
+
+    before = gauge()
+    await add(db, outbox.event("events.ltm", "T", "s#1", {}), outbox.event("events.ltm", "T", "s#2", {}))
+    assert await relay.cycle() == 0
+    assert relay.last_backlog == 2 == await relay.backlog()
+    assert gauge() == before + 2
+    db.dispose()
+
+
+def test_config_flag_sets_the_retention() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    EventsConfig.add_arguments(parser.add_argument_group("core"))
+    assert EventsConfig.from_settings(parser.parse_args([])) == EventsConfig()
+    assert EventsConfig.from_settings(parser.parse_args(["--events-outbox-retention-hours", "2"])).outbox_retention \
+        == timedelta(hours=2)
+    with pytest.raises(ValueError):
+        EventsConfig(outbox_retention=timedelta(hours=-1))
