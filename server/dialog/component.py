@@ -15,6 +15,7 @@ from server.asr.speech_input import transcriber_loader
 from server.dialog.deps import DialogDeps
 from server.dialog.history import HistoryStore
 from server.dialog.servicer import DialogServicer
+from server.events.config import EventsConfig
 from server.events.pipeline import EventPipeline, start_pipeline
 from server.llm import factory
 from server.llm.base import LlmProvider
@@ -66,6 +67,7 @@ class CoreComponent:
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         factory.add_arguments(group)
         group.add_argument("--history-turns", type=int, default=12, help="past turns fed to the model")
+        EventsConfig.add_arguments(group)
         group.add_argument("--events-redis-url", default=None,
                            help="relay outbox events to Redis Streams (e.g. redis://127.0.0.1:6379/0); "
                                 "default: in-process consumers")
@@ -97,7 +99,8 @@ class CoreComponent:
             memory = MemoryClient(memory_address, ctx.token)
             top_k = ctx.settings.recall_top_k
             deps.recall = lambda session_id, text: memory.recall_context(session_id, text, top_k)
-        events = await start_pipeline(db, ctx.settings.events_redis_url, memory_address, bearer_metadata(ctx.token))
+        events = await start_pipeline(db, ctx.settings.events_redis_url, memory_address, bearer_metadata(ctx.token),
+                                      EventsConfig.from_settings(ctx.settings))
         deps.events_committed = events.relay.notify
         ctx.shared["dialog_deps"] = deps
         ctx.shared["events"] = events
