@@ -6,28 +6,26 @@ In-process API (the bridge broadcasts `system_stats` from it):
   await svc.sample_now() -> StatsSample
 The shared loop samples only while someone subscribes (a dashboard open, the
 bridge broadcasting), so an idle mesh does no work for it.
+
+This is the domain only (no grpc, no flags, no mesh): the gRPC mapping is
+servicer.py, and hosting it on the core (flags, binding) is wiring.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 
 from server.aio import TaskOwner
 from server.fanout import Fanout, Subscription
-from server.mesh.component import MeshContext
 from server.monitor.sampler import CpuMeter, Sampler, StatsSample
-from server.rpc.serving import ServiceBinding
 
 log = logging.getLogger(__name__)
 DEFAULT_INTERVAL_S = 5.0
 
 
 class MonitorService:
-    """The core-hosted monitor (a `CoreService`) and its in-process API."""
-
-    name = "monitor"
+    """The monitor's in-process API: open it with an interval, subscribe, stop it."""
 
     def __init__(self) -> None:
         self.interval_s = DEFAULT_INTERVAL_S
@@ -37,18 +35,6 @@ class MonitorService:
         self._owner = TaskOwner("monitor")
         self._wake = asyncio.Event()
         self._meter: CpuMeter | None = None
-
-    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
-        group.add_argument("--monitor-interval", type=float, default=DEFAULT_INTERVAL_S,
-                           help="seconds between system_stats samples (default 5)")
-
-    async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
-        from peromesh.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
-        from server.monitor.servicer import MonitorServicer
-
-        await self.open(float(getattr(ctx.settings, "monitor_interval", DEFAULT_INTERVAL_S)))
-        return [ServiceBinding("peromesh.monitor.v1.MonitorService", pb_grpc.add_MonitorServiceServicer_to_server,
-                               MonitorServicer(self))]
 
     async def open(self, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         if interval_s < 0.1:

@@ -9,11 +9,13 @@ In-process API (for the bridge's `task:add`/`task:complete`/list actions and
   ADD_TASK_TOOL (JSON schema), await svc.call_add_task_tool(args) -> dict
   svc.changes() -> Subscription[TaskChange]        # TaskChange.as_action() is the `task:update` payload
 Completing a completed task (or reopening an open one) is a no-op without an event.
+
+This is the domain only (no grpc, no flags, no mesh): the gRPC mapping is
+servicer.py, and hosting it on the core (flags, binding) is wiring.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import uuid
 from dataclasses import dataclass
@@ -24,8 +26,6 @@ from sqlalchemy import Boolean, DateTime, String, Table, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.fanout import Fanout, Subscription
-from server.mesh.component import MeshContext
-from server.rpc.serving import ServiceBinding
 from server.storage.db import Base, Database
 
 Operation = Literal["snapshot", "added", "completed", "reopened", "deleted"]
@@ -103,24 +103,11 @@ class TaskNotFound(KeyError):
 
 
 class TaskService:
-    """The core-hosted task service (a `CoreService`) and its in-process API."""
-
-    name = "tasks"
+    """The task list's in-process API (open it, use it, stop it)."""
 
     def __init__(self) -> None:
         self.db: Database | None = None
         self._changes: Fanout[TaskChange] = Fanout("task changes")
-
-    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
-        pass
-
-    async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
-        from peromesh.task.v1 import task_service_pb2_grpc as pb_grpc
-        from server.tasks.servicer import TaskServicer
-
-        await self.open(ctx.db_url("tasks"))
-        return [ServiceBinding("peromesh.task.v1.TaskService", pb_grpc.add_TaskServiceServicer_to_server,
-                               TaskServicer(self))]
 
     async def open(self, db_url: str) -> None:
         self.db = Database(db_url)
