@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 "$PY" -m ruff check server bridge tests benchmarks scripts
 "$PY" -m mypy -p server -p bridge
+"$(dirname "$PY")/lint-imports" --no-cache  # the layers and no import cycles ([tool.importlinter] in pyproject.toml)
 "$PY" scripts/lock.py --check
