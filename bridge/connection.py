@@ -48,6 +48,7 @@ from .limits import Limits, RateLimiter
 from .outbound import Outbound, OutboundQueue, SlowClientError
 
 log = logging.getLogger(__name__)
+REMINDER_TRIGGER = "reminder_trigger"
 FAST_WRITE_BYTES = 64 * 1024
 _HUB_CLOSE = {grpc.StatusCode.UNAUTHENTICATED: 4401, grpc.StatusCode.INVALID_ARGUMENT: 4400,
               grpc.StatusCode.DEADLINE_EXCEEDED: 4408, grpc.StatusCode.ABORTED: 4409,
@@ -173,6 +174,8 @@ class GatewayConnection:
             raise CloseConnection(_HUB_CLOSE.get(exc.code, 1011), exc.reason) from exc
 
     def _from_hub(self, answer: hpb.AttachResponse) -> None:
+        if answer.envelope.request.action_name == REMINDER_TRIGGER and not self.dialog.is_open:
+            self._tasks.spawn(self.dialog.open_now(), "dialog-open")  # so the reminder can be spoken here
         self._out(Outbound(answer.envelope, shared=answer))
 
     def _out(self, item: Outbound) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import logging
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -31,6 +32,7 @@ from server.hub import envelopes as env
 from .outbound import Outbound
 from .translate import EventTranslator
 
+log = logging.getLogger(__name__)
 TEXT_ACTIONS = frozenset({"chat", "user_text"})
 MAX_WAV_STREAMS = 4
 WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
@@ -54,6 +56,7 @@ class DialogLink:
         self.node_id = self.session_id = ""
         self.translator = EventTranslator("")
         self._call: grpc.aio.StreamStreamCall | None = None
+        self._opening = asyncio.Lock()  # the first use and an early open (open_now) open one stream
         self._pending: collections.deque[gw.Envelope] = collections.deque()
         self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
         self._wav_streams: dict[str, WavStreamDecoder] = {}  # WAV uploads being decoded, by stream id
@@ -134,17 +137,32 @@ class DialogLink:
     async def _write(self, request: dpb.ConverseRequest) -> None:
         await (await self._stream()).write(request)
 
+    @property
+    def is_open(self) -> bool:
+        return self._call is not None
+
+    async def open_now(self) -> None:
+        """Open the Converse stream before the device's first dialog message: a reminder has
+        arrived for it, and the core speaks reminders on the device's dialog session. A failure
+        is only logged here; the device's next dialog message meets it and closes the connection."""
+        try:
+            await self._stream()
+        except (DialogClosed, grpc.aio.AioRpcError, TimeoutError) as exc:
+            log.warning("opening the dialog of %s for a reminder failed: %s", self.node_id, exc)
+
     async def _stream(self) -> grpc.aio.StreamStreamCall:
         """The Converse stream, opened (and its reader started) on first use."""
-        if self._call is None:
-            self._call = self._stub.Converse(metadata=self._metadata)
-            config = dpb.SessionConfig(session_id=self.session_id, device_id=self.node_id, sample_rate_hertz=24000)
-            await self._call.write(dpb.ConverseRequest(config=config))
-            first = await asyncio.wait_for(self._call.read(), OPEN_TIMEOUT_S)
-            if first is grpc.aio.EOF or not first.HasField("session_started"):
-                detail = "stream ended" if first is grpc.aio.EOF else first.error.message
-                raise DialogClosed(f"the dialog refused the session: {detail}")
-            self._spawn(self._read(), "dialog-reader")
+        async with self._opening:
+            if self._call is None:
+                self._call = self._stub.Converse(metadata=self._metadata)
+                config = dpb.SessionConfig(session_id=self.session_id, device_id=self.node_id,
+                                           sample_rate_hertz=24000)
+                await self._call.write(dpb.ConverseRequest(config=config))
+                first = await asyncio.wait_for(self._call.read(), OPEN_TIMEOUT_S)
+                if first is grpc.aio.EOF or not first.HasField("session_started"):
+                    detail = "stream ended" if first is grpc.aio.EOF else first.error.message
+                    raise DialogClosed(f"the dialog refused the session: {detail}")
+                self._spawn(self._read(), "dialog-reader")
         return self._call
 
     # -- dialog → client -------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 
 import grpc
 
@@ -49,11 +49,14 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
         finally:
             self.open_sessions -= 1
 
-    async def announce(self, text: str, device_ids: Sequence[str] = ()) -> int:
-        """Speak `text` on every live session (or those of `device_ids`); returns how many."""
+    async def announce(self, text: str, device_ids: Sequence[str] = (), exclude: Collection[str] = ()) -> int:
+        """Speak `text` on every live session (or those of `device_ids`), none of a device in
+        `exclude` (reminder delivery speaks on those itself); returns how many."""
         spoken = 0
         for session in list(self.sessions):
             if session.config is None or (device_ids and session.config.device_id not in device_ids):
+                continue
+            if session.config.device_id in exclude:
                 continue
             if await session.announce(text):
                 spoken += 1

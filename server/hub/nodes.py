@@ -43,13 +43,14 @@ class NodeInfo:
     connected_at_ms: int = field(default_factory=now_ms)
     last_seen_at_ms: int = field(default_factory=now_ms)
     last_seen: float = field(default_factory=time.monotonic)
+    reminder_acks: bool = False  # acknowledges reminder_trigger with reminder_ack (hello.reminder_acks)
 
     @classmethod
     def from_hello(cls, envelope: gw.Envelope, session_id: str, transport: int, peer: str) -> NodeInfo:
         hello = envelope.hello
         caps = {name: gw.Capability(name=name) for name in hello.capabilities if name}
         return cls(envelope.source_id, session_id, transport, hello.device_name, hello.platform,
-                   hello.client_version, peer, caps)
+                   hello.client_version, peer, caps, reminder_acks=hello.reminder_acks)
 
     def touch(self) -> None:
         self.last_seen, self.last_seen_at_ms = time.monotonic(), now_ms()

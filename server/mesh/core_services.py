@@ -32,12 +32,12 @@ def core_services() -> list[CoreService]:
     """The core-hosted services, in start order (append new ones here)."""
     from server.hub.service import HubService
     from server.monitor.wiring import MonitorCoreService
-    from server.reminders.service import ReminderService
+    from server.reminders.wiring import ReminderCoreService
     from server.tasks.wiring import TaskCoreService
     from server.tools.service import ToolGridService
 
     services: list[CoreService] = [HubService()]  # first: the others broadcast through ctx.shared["hub"]
     # ctx.shared: reminders, tasks, monitor (each the domain object itself, plus its flags and binding)
-    services += [ReminderService(), TaskCoreService(), MonitorCoreService()]
+    services += [ReminderCoreService(), TaskCoreService(), MonitorCoreService()]
     services.append(ToolGridService())  # last: wires the ones above into devices (broadcasts) and the dialog
     return services

@@ -11,6 +11,14 @@ same way before the scheduler resumes, and its job is (re)placed in the job
 store. Result: each occurrence is logged exactly once, late ones within the
 misfire grace are FIRED (late), older ones are reported MISSED, none dropped.
 
+Several instances may share one database (cores of a cluster): only the
+holder of the scheduler lease (lease.py) runs its scheduler, and it catches up
+when it takes over; every instance writes reminders and serves watchers.
+
+Devices: each device's acknowledged cursor is kept (`device_cursor`,
+`acknowledge`), so whoever delivers to devices replays what a device missed.
+The gRPC face is servicer.py; the core wiring (flags, bindings) is wiring.py.
+
 In-process API (for the bridge and the dialog), all on the core's event loop:
   await svc.create(content=..., due_time=|delay=|cron=..., target_devices=(), timezone=None) -> Reminder
   await svc.create_from_text(text, timezone=None, target_devices=(), validate_only=False)
@@ -20,13 +28,13 @@ In-process API (for the bridge and the dialog), all on the core's event loop:
   await svc.list_reminders(include_inactive=False) -> list[Reminder]
   await svc.cancel(reminder_id) -> Reminder
   svc.watch(after_cursor=None, device_id=None) -> AsyncIterator[Trigger | CaughtUp]
+  await svc.device_cursor(device_id) -> int; await svc.acknowledge(device_id, cursor)
   svc.triggers() -> Subscription[Trigger]              # live triggers only
   svc.schedule_updates() -> Subscription[ScheduleUpdate]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -44,12 +52,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.aio import TaskOwner
 from server.fanout import Fanout, Subscription
-from server.mesh.component import MeshContext
+from server.reminders import lease
 from server.reminders.schedule import Schedule, cron_text, normalise_cron
 from server.reminders.store import (
     TABLES,
     CaughtUp,
+    DeviceCursorRow,
     Reminder,
     ReminderRow,
     ScheduleUpdate,
@@ -57,10 +67,10 @@ from server.reminders.store import (
     Trigger,
     TriggerRow,
     from_db,
+    serialize_appends,
     to_db,
 )
 from server.reminders.timeparse import CronSpec, ParsedReminder, TimeParseError, parse_reminder, zone
-from server.rpc.serving import ServiceBinding
 from server.storage.db import Base, Database
 
 log = logging.getLogger(__name__)
@@ -69,18 +79,36 @@ DEFAULT_MISFIRE_GRACE_S = 600.0
 MAX_CATCH_UP = 500  # per reminder and wake-up; older ones are logged as skipped (not silently)
 _PAGE = 500
 POLL_S = 5.0  # watchers re-read the log this often (triggers logged by another core)
+DEFAULT_LEASE_S = 10.0  # the scheduler lease's term: a dead leader is replaced within it (plus a beat)
 
-# Services alive in this process, by job-store key (the job's pickled args name it).
-_LIVE: dict[str, ReminderService] = {}
+# Services alive in this process, by job-store key (the job's pickled args name it); several
+# instances on one database (tests of a cluster) share a key, and the leader among them fires.
+_LIVE: dict[str, list[ReminderService]] = {}
 
 
 def fire_job(key: str, reminder_id: str) -> None:
-    """The APScheduler job (runs in a scheduler worker thread): hand over to the service's loop."""
-    service = _LIVE.get(key)
+    """The APScheduler job (runs in a scheduler worker thread): hand over to the leader's loop."""
+    service = next((s for s in _LIVE.get(key, ()) if s.is_leader), None)
     if service is None:
-        log.warning("reminder %s is due but its service (%s) is not running here", reminder_id, key)
+        log.warning("reminder %s is due but its service (%s) is not leading here", reminder_id, key)
         return
     service._wake_from_thread(reminder_id)
+
+
+class _SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """The job table, tolerant of another instance having removed a job (a lease handover).
+
+    APScheduler's loop thread dies on a JobLookupError from update/remove; a job
+    that is gone is simply gone (its reminder's row says whether it is due).
+    """
+
+    def update_job(self, job: Any) -> None:
+        with contextlib.suppress(JobLookupError):
+            super().update_job(job)
+
+    def remove_job(self, job_id: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            super().remove_job(job_id)
 
 
 def local_timezone() -> str:
@@ -108,7 +136,7 @@ class ReminderNotFound(KeyError):
 
 
 class ReminderService:
-    """The core-hosted reminder service (a `CoreService`) and its in-process API."""
+    """The reminder domain: the trigger log, the clock, device delivery state; the in-process API."""
 
     name = "reminders"
 
@@ -116,70 +144,104 @@ class ReminderService:
         self.db: Database | None = None
         self.default_timezone = "UTC"
         self.misfire_grace = timedelta(seconds=DEFAULT_MISFIRE_GRACE_S)
+        self.lease_term = timedelta(seconds=DEFAULT_LEASE_S)
+        self.is_leader = False
+        self.instance_id = uuid.uuid4().hex
+        self._lease_name = lease.SCHEDULER_LEASE
         self._scheduler: BackgroundScheduler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._key = ""
         self._fire_lock = asyncio.Lock()
         self._triggers: Fanout[Trigger] = Fanout("reminder triggers")
         self._updates: Fanout[ScheduleUpdate] = Fanout("schedule updates")
+        self._tasks = TaskOwner("reminders")
 
-    # ------------------------------------------------------------ CoreService
-
-    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
-        group.add_argument("--reminder-timezone", default=None,
-                           help="IANA zone for reminder phrases without one (default: this machine's)")
-        group.add_argument("--reminder-misfire-grace", type=float, default=DEFAULT_MISFIRE_GRACE_S,
-                           help="seconds a reminder may fire late (e.g. after downtime); older ones are "
-                                "reported MISSED, never dropped")
-
-    async def start(self, ctx: MeshContext) -> list[ServiceBinding]:
-        from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
-        from server.reminders.servicer import ReminderServicer
-
-        settings = ctx.settings
-        await self.open(ctx.db_url("reminders"),
-                        timezone=getattr(settings, "reminder_timezone", None) or local_timezone(),
-                        misfire_grace_s=getattr(settings, "reminder_misfire_grace", DEFAULT_MISFIRE_GRACE_S))
-        return [ServiceBinding("peromesh.reminder.v1.ReminderService",
-                               pb_grpc.add_ReminderServiceServicer_to_server, ReminderServicer(self))]
-
-    async def open(self, db_url: str, *, timezone: str = "UTC",
-                   misfire_grace_s: float = DEFAULT_MISFIRE_GRACE_S, jobs_table: str = "reminder_jobs") -> None:
-        """Open the tables and the job store, catch up what fell due while down, start the clock."""
+    async def open(self, db_url: str, *, timezone: str = "UTC", misfire_grace_s: float = DEFAULT_MISFIRE_GRACE_S,
+                   jobs_table: str = "reminder_jobs", lease_s: float = DEFAULT_LEASE_S) -> None:
+        """Open the tables and the job store; when this instance leads (lease.py), catch up what fell
+        due while down and start the clock. Others keep trying for the lease every lease_s / 3."""
         zone(timezone)
         self.default_timezone = timezone
         self.misfire_grace = timedelta(seconds=misfire_grace_s)
+        self.lease_term = timedelta(seconds=lease_s)
         self._loop = asyncio.get_running_loop()
         self.db = Database(db_url)
         db = self.db
         await asyncio.to_thread(Base.metadata.create_all, db.engine, tables=TABLES)
         # Jobs name their service by a digest (the job table must not hold database credentials).
         self._key = hashlib.sha256(f"{db_url}#{jobs_table}".encode()).hexdigest()[:24]
-        if self._key in _LIVE:
-            raise RuntimeError(f"a reminder service already runs on {db_url} in this process")
-        _LIVE[self._key] = self
+        self._lease_name = f"{lease.SCHEDULER_LEASE}:{jobs_table}"  # one clock per job table
         self._scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=db.engine, tablename=jobs_table)},
+            jobstores={"default": _SharedJobStore(engine=db.engine, tablename=jobs_table)},
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
             timezone=UTC)
         await asyncio.to_thread(self._scheduler.start, paused=True)
-        active = await db.run(lambda s: list(s.scalars(select(ReminderRow.id).where(ReminderRow.state == "active"))))
+        _LIVE.setdefault(self._key, []).append(self)
+        await self._hold_lease()
+        self._tasks.spawn(self._keep_lease(), "scheduler-lease")
+        log.info("reminders: timezone %s, misfire grace %.0fs, %s", timezone, misfire_grace_s,
+                 "leading the clock" if self.is_leader else "another instance leads the clock")
+
+    async def stop(self) -> None:
+        await self._tasks.close()
+        if self._scheduler is not None:
+            scheduler, self._scheduler = self._scheduler, None
+            await asyncio.to_thread(scheduler.shutdown, wait=True)
+        peers = _LIVE.get(self._key, [])
+        if self in peers:
+            peers.remove(self)
+        if not peers:
+            _LIVE.pop(self._key, None)
+        if self.db is not None:
+            if self.is_leader:
+                with contextlib.suppress(Exception):  # best effort: otherwise the lease simply expires
+                    await self.db.run(lambda s: lease.release(s, self.instance_id, self._lease_name))
+            self.is_leader = False
+            self.db.dispose()
+
+    # ------------------------------------------------------------ the scheduler lease
+
+    async def _keep_lease(self) -> None:
+        beat = self.lease_term.total_seconds() / 3
+        while True:
+            await asyncio.sleep(beat)
+            try:
+                await self._hold_lease()
+            except Exception:  # the database is away: stop leading (another may take over), retry next beat
+                log.exception("reminders: renewing the scheduler lease failed")
+                await self._follow()
+
+    async def _hold_lease(self) -> None:
+        now = datetime.now(UTC)
+        held = await self._db().run(lambda s: lease.try_hold(s, self.instance_id, now, self.lease_term,
+                                                                 self._lease_name))
+        if held and not self.is_leader:
+            await self._lead()
+        elif not held and self.is_leader:
+            await self._follow()
+        elif held and self._scheduler is not None:
+            self._scheduler.wakeup()  # notice jobs that other instances added to the shared store
+
+    async def _lead(self) -> None:
+        """Took the lease: log what fell due meanwhile, (re)place every job, start the clock."""
+        self.is_leader = True
+        active = await self._db().run(
+            lambda s: list(s.scalars(select(ReminderRow.id).where(ReminderRow.state == "active"))))
         for reminder_id in active:
             await self._wake(reminder_id)
             reminder = await self.get(reminder_id)
             if reminder.state == "active":
                 await asyncio.to_thread(self._place_job, reminder)
-        await asyncio.to_thread(self._scheduler.resume)
-        log.info("reminders: %d active, timezone %s, misfire grace %.0fs", len(active), timezone, misfire_grace_s)
-
-    async def stop(self) -> None:
         if self._scheduler is not None:
-            scheduler, self._scheduler = self._scheduler, None
-            await asyncio.to_thread(scheduler.shutdown, wait=True)
-        _LIVE.pop(self._key, None)
-        if self.db is not None:
-            self.db.dispose()
+            await asyncio.to_thread(self._scheduler.resume)
+        log.info("reminders: leading the clock (%d active)", len(active))
+
+    async def _follow(self) -> None:
+        if self.is_leader and self._scheduler is not None:
+            await asyncio.to_thread(self._scheduler.pause)
+            log.warning("reminders: lost the scheduler lease; another instance leads the clock")
+        self.is_leader = False
 
     # ------------------------------------------------------------ in-process API
 
@@ -290,6 +352,9 @@ class ReminderService:
 
         Live triggers come from this process at once; the log is also re-read every `poll_s`
         seconds, so triggers logged by another core sharing the database arrive too.
+        A live trigger right after the last cursor is yielded at once; one further ahead means
+        something in between was logged elsewhere (another core), so the log is read first:
+        cursors become visible in order (store.serialize_appends), so nothing is skipped.
         """
         with self._triggers.subscribe() as live:
             last = await self.last_cursor() if after_cursor is None else after_cursor
@@ -304,8 +369,8 @@ class ReminderService:
                     trigger = await asyncio.wait_for(live.get(), poll_s)
                 except TimeoutError:
                     trigger = None
-                if trigger is None or live.overflowed:  # poll, or we lost live events: the log has them
-                    live.overflowed = False
+                if trigger is None or live.overflowed or trigger.cursor > last + 1:
+                    live.overflowed = False  # poll, a gap, or lost live events: the log has them, in order
                     async for missed in self._replay(last):
                         last = missed.cursor
                         if missed.for_device(device_id):
@@ -323,6 +388,36 @@ class ReminderService:
     def schedule_updates(self) -> Subscription[ScheduleUpdate]:
         """Reminder set changes (the bridge's `schedule_update`)."""
         return self._updates.subscribe()
+
+    async def device_cursor(self, device_id: str) -> int:
+        """The highest cursor `device_id` has acknowledged; a device seen for the first time starts
+        at the end of the log (it is owed nothing from before it existed)."""
+
+        def read(s: Session) -> int:
+            row = s.get(DeviceCursorRow, device_id)
+            if row is not None:
+                return row.cursor
+            top = s.scalars(select(TriggerRow.cursor).order_by(TriggerRow.cursor.desc()).limit(1)).first() or 0
+            s.merge(DeviceCursorRow(device_id=device_id, cursor=top, updated_at=to_db(datetime.now(UTC))))
+            return top
+
+        return await self._db().run(read)
+
+    async def acknowledge(self, device_id: str, cursor: int) -> int:
+        """The device has every trigger up to `cursor` (cumulative; an older ack changes nothing).
+        Returns the device's cursor after the ack."""
+
+        def write(s: Session) -> int:
+            row = s.get(DeviceCursorRow, device_id, with_for_update=True)
+            now = to_db(datetime.now(UTC))
+            if row is None:
+                s.add(DeviceCursorRow(device_id=device_id, cursor=cursor, updated_at=now))
+                return cursor
+            if cursor > row.cursor:
+                row.cursor, row.updated_at = cursor, now
+            return row.cursor
+
+        return await self._db().run(write)
 
     async def last_cursor(self) -> int:
         def read(s: Session) -> int:
@@ -392,6 +487,8 @@ class ReminderService:
             status: Status = "fired" if now - when <= self.misfire_grace else "missed"
             rows.append(TriggerRow(reminder_id=reminder_id, content=row.content, due_time=to_db(when),
                                    fired_time=to_db(now), status=status, targets=row.targets))
+        if rows:
+            serialize_appends(s)
         s.add_all(rows)
         row.checked_until = to_db(now)
         finished = None

@@ -4,6 +4,13 @@ The trigger log is what makes delivery exact: one row per occurrence (unique
 reminder id + due time), its autoincrement key is the relay cursor, and a
 reminder's `checked_until` moves in the same transaction as its rows, so an
 occurrence is logged once whether the process dies before or after firing.
+Cursors become visible in order: writers append one at a time (SQLite's write
+lock; an advisory transaction lock on PostgreSQL, see `serialize_appends`), so
+a reader that has seen cursor N never later finds a committed row below N.
+
+`DeviceCursorRow` is each device's delivery state: the highest cursor it has
+acknowledged (cumulatively). A device that reconnects is replayed the log
+after it; `LeaseRow` names the one instance whose scheduler runs the clock.
 Times are stored as naive UTC (portable across SQLite and PostgreSQL).
 """
 
@@ -14,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import DateTime, Index, Integer, String, Table, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import DateTime, Index, Integer, String, Table, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.reminders.schedule import Schedule, cron_from_text, cron_text
 from server.storage.db import Base
@@ -67,7 +74,42 @@ class TriggerRow(Base):
     targets: Mapped[str] = mapped_column(Text, default="[]")
 
 
-TABLES: list[Table] = [cast(Table, ReminderRow.__table__), cast(Table, TriggerRow.__table__)]
+class DeviceCursorRow(Base):
+    """How far one device has acknowledged the trigger log."""
+
+    __tablename__ = "reminder_device_cursor"
+
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cursor: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LeaseRow(Base):
+    """A named lease: who holds it and until when (the scheduler leader among instances on one database)."""
+
+    __tablename__ = "reminder_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+TABLES: list[Table] = [cast(Table, t.__table__) for t in (ReminderRow, TriggerRow, DeviceCursorRow, LeaseRow)]
+
+# Any constant key: every writer of the trigger log takes the same PostgreSQL advisory lock.
+_APPEND_LOCK_KEY = 0x7065726F  # "pero"
+
+
+def serialize_appends(s: Session) -> None:
+    """Make trigger-log appends take turns until commit, so cursor order is commit order.
+
+    A PostgreSQL sequence hands out values at insert time, not at commit: two
+    writers could commit 6 before 5, and a relay that saw 6 would skip 5.
+    Holding one transaction-scoped advisory lock from before the insert until
+    commit rules that out. SQLite needs nothing: its write lock already does it.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
 
 
 @dataclass(frozen=True)

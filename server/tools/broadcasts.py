@@ -2,12 +2,12 @@
 
 One pump per in-process subscription, each broadcasting through the hub with
 the action names the clients know (PeroCore's where they exist):
-`reminder_trigger`, `schedule_update`, `task:update`, `system_stats`.
-A reminder trigger is also spoken on the live dialog sessions (the companion
-says it); the dialog exists only once the core has finished starting, so it
-is looked up at fire time. Triggers with target devices go to those devices
-only. System stats are sampled only while at least one node is attached (the
-monitor idles otherwise).
+`schedule_update`, `task:update`, `system_stats`. Reminder triggers reach hub
+nodes through reminder_delivery.py (per device, replayed after a disconnect);
+here a live trigger is only spoken on the dialog sessions of devices that are
+not hub nodes (plain gRPC Converse clients): the dialog exists only once the
+core has finished starting, so it is looked up at fire time. System stats are
+sampled only while at least one node is attached (the monitor idles otherwise).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from server.aio import TaskOwner
 from server.hub.hub import Hub
 from server.hub.nodes import NodeChange, NodeInfo
 from server.monitor.service import MonitorService
-from server.reminders.service import ReminderService, Trigger
+from server.reminders.service import ReminderService
 from server.tasks.service import TaskService
+from server.tools.reminder_delivery import REMINDER_TRIGGER, SessionAnnouncer, spoken
 
 log = logging.getLogger(__name__)
 
-REMINDER_TRIGGER = "reminder_trigger"
 SCHEDULE_UPDATE = "schedule_update"
 TASK_UPDATE = "task:update"
 SYSTEM_STATS = "system_stats"
@@ -42,18 +42,10 @@ def as_params(payload: Mapping[str, Any]) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in payload.items()}
 
 
-def spoken(trigger: Trigger) -> str:
-    """What the companion says when a reminder fires (or was missed while the mesh was down)."""
-    zh = any("\u3400" <= ch <= "\u9fff" for ch in trigger.content)
-    if trigger.status == "missed":
-        return f"你错过了一个提醒：{trigger.content}" if zh else f"You missed a reminder: {trigger.content}"
-    return f"提醒你：{trigger.content}" if zh else f"Reminder: {trigger.content}"
-
-
 class Broadcaster:
     def __init__(self, hub: Hub, *, reminders: ReminderService | None = None, tasks: TaskService | None = None,
                  monitor: MonitorService | None = None,
-                 announcer: Callable[[], Announcer | None] = lambda: None) -> None:
+                 announcer: Callable[[], SessionAnnouncer | None] = lambda: None) -> None:
         self.hub = hub
         self.reminders = reminders
         self.tasks = tasks
@@ -92,28 +84,21 @@ class Broadcaster:
                 self._broadcast(action, event.as_action())
 
     async def _triggers(self, subscription: Any) -> None:
+        """Speak live triggers on sessions of devices that are not hub nodes (those get theirs
+        from their delivery pump, once each)."""
         with subscription as triggers:
             async for trigger in triggers:
-                payload = as_params(trigger.as_action())
-                targets = list(trigger.target_devices)
-                if targets:
-                    for node_id in targets:
-                        self.hub.send_action(node_id, REMINDER_TRIGGER, payload)
-                    self.sent[REMINDER_TRIGGER] = self.sent.get(REMINDER_TRIGGER, 0) + 1
-                else:
-                    self._broadcast(REMINDER_TRIGGER, trigger.as_action())
-                await self._speak(trigger, targets)
-
-    async def _speak(self, trigger: Trigger, targets: Sequence[str]) -> None:
-        dialog = self.announcer()
-        if dialog is None:
-            return
-        try:
-            sessions = await dialog.announce(spoken(trigger), targets)
-        except Exception:  # speaking is a courtesy: the broadcast already went out
-            log.exception("announcing reminder %s failed", trigger.reminder_id)
-            return
-        log.info("reminder %s spoken on %d session(s)", trigger.reminder_id, sessions)
+                dialog = self.announcer()
+                if dialog is None:
+                    continue
+                nodes = {n.node_id for n in self.hub.nodes()}
+                try:
+                    sessions = await dialog.announce(spoken(trigger), trigger.target_devices, exclude=nodes)
+                except Exception:  # speaking is a courtesy: devices get the trigger through delivery
+                    log.exception("announcing reminder %s failed", trigger.reminder_id)
+                    continue
+                self.sent[REMINDER_TRIGGER] = self.sent.get(REMINDER_TRIGGER, 0) + 1
+                log.info("reminder %s spoken on %d session(s) outside the hub", trigger.reminder_id, sessions)
 
     def _on_nodes(self, change: NodeChange, node: NodeInfo | None, reason: str) -> None:
         if self.hub.nodes():

@@ -3,9 +3,10 @@
 Registered last in core_services (it uses what the others shared):
 - gateway actions to "master": task:add/complete/reopen/delete/list and
   reminder:add/list/cancel (actions.py);
-- broadcasts of reminder_trigger, schedule_update, task:update and
-  system_stats, and reminder triggers spoken on live dialog sessions
-  (broadcasts.py);
+- reminder triggers to every device, per device and replayed after a
+  disconnect, spoken on its dialog session (reminder_delivery.py);
+- broadcasts of schedule_update, task:update and system_stats, and reminder
+  triggers spoken on dialog sessions of devices outside the hub (broadcasts.py);
 - the dialog's tool port (`ctx.shared["dialog_deps"].tools`): deterministic
   commands, the per-turn tool list, NIT scripts in model replies (port.py).
 """
@@ -21,9 +22,10 @@ from server.hub.hub import Hub
 from server.mesh.component import MeshContext
 from server.rpc.serving import ServiceBinding
 from server.tools import actions
-from server.tools.broadcasts import Announcer, Broadcaster
+from server.tools.broadcasts import Broadcaster
 from server.tools.nit_step import NitFollower, wire
 from server.tools.port import GridToolPort
+from server.tools.reminder_delivery import DEFAULT_WINDOW_S, ReminderDelivery, SessionAnnouncer
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class ToolGridService:
     def __init__(self) -> None:
         self.port: GridToolPort | None = None
         self.broadcaster: Broadcaster | None = None
+        self.delivery: ReminderDelivery | None = None
         self._memory: Any = None
         self.nit: NitFollower | None = None
 
@@ -52,8 +55,8 @@ class ToolGridService:
         grid: CapabilityGrid | None = shared.get("grid")
         reminders, tasks, monitor = shared.get("reminders"), shared.get("tasks"), shared.get("monitor")
 
-        def announcer() -> Announcer | None:
-            dialog: Announcer | None = shared.get("dialog")  # exists once the core has started
+        def announcer() -> SessionAnnouncer | None:
+            dialog: SessionAnnouncer | None = shared.get("dialog")  # exists once the core has started
             return dialog
 
         if hub is not None:
@@ -62,6 +65,10 @@ class ToolGridService:
             self.broadcaster = Broadcaster(hub, reminders=reminders, tasks=tasks, monitor=monitor,
                                            announcer=announcer)
             self.broadcaster.start()
+            if reminders is not None:
+                window_s = float(getattr(ctx.settings, "reminder_replay_window", DEFAULT_WINDOW_S))
+                self.delivery = ReminderDelivery(hub, reminders, window_s=window_s, announcer=announcer)
+                self.delivery.start()
         if address := ctx.address_of("memory"):
             from server.memory.client import MemoryClient
 
@@ -82,6 +89,8 @@ class ToolGridService:
     async def stop(self) -> None:
         if self.nit is not None:
             await self.nit.close()
+        if self.delivery is not None:
+            await self.delivery.close()
         if self.broadcaster is not None:
             await self.broadcaster.close()
         if self._memory is not None:

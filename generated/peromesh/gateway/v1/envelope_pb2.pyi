@@ -154,6 +154,7 @@ class Hello(_message.Message):
     PLATFORM_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
+    REMINDER_ACKS_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     """Required. The mesh's access token."""
     device_name: _builtins.str
@@ -168,6 +169,14 @@ class Hello(_message.Message):
     event names (voice_update, text_response); 1 for PeroMesh clients, which
     get only the PeroMesh events.
     """
+    reminder_acks: _builtins.bool
+    """Extension (PeroMesh). Optional. True when the client acknowledges each
+    `reminder_trigger` it has received with a `reminder_ack` request to
+    "master" (params.cursor: the trigger's cursor; cumulative). The mesh then
+    replays, after a reconnect, every trigger after the last acknowledged
+    one (a client drops a cursor it has already seen). Clients that leave it
+    false (PeroLink v1) are treated as acknowledging on delivery.
+    """
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Optional. Names of the capabilities the node offers."""
@@ -181,10 +190,11 @@ class Hello(_message.Message):
         platform: _builtins.str = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         protocol_version: _builtins.int = ...,
+        reminder_acks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "client_version", b"client_version", "device_name", b"device_name", "platform", b"platform", "protocol_version", b"protocol_version", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "client_version", b"client_version", "device_name", b"device_name", "platform", b"platform", "protocol_version", b"protocol_version", "reminder_acks", b"reminder_acks", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,171 @@
+"""Every device gets every reminder exactly once: offline devices, unacknowledged triggers, restarts.
+
+Real meshes (the core, and the bridge where a WebSocket client is the device),
+real Attach streams; a reminder "has fired" when the service published its
+trigger (awaited, not slept for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from meshkit import TEST_TOKEN, Conversation, start_test_mesh
+from peromesh.dialog.v1 import dialog_service_pb2 as dpb
+from server.hub.hub import Hub
+from server.mesh.runner import Mesh
+from server.reminders.service import ReminderService
+from server.reminders.store import Trigger
+from server.rpc.channels import open_channel
+from tests.bridge.gateway_client import GatewayClient, action_is
+from tests.reminders.device import Device
+
+FLAGS = ("--reminder-timezone", "UTC", "--scripted-delay-ms", "1")
+
+
+@pytest.fixture
+async def make_mesh(data_dir: Path) -> AsyncIterator[Callable[..., object]]:
+    running: list[Mesh] = []
+
+    async def make(*only: str) -> Mesh:
+        mesh = await start_test_mesh(data_dir, *FLAGS, only=list(only or ["core"]))
+        running.append(mesh)
+        return mesh
+
+    yield make
+    for mesh in running:
+        await mesh.stop()
+
+
+def reminders_of(mesh: Mesh) -> ReminderService:
+    service: ReminderService = mesh.context.shared["reminders"]
+    return service
+
+
+async def fire(mesh: Mesh, content: str, delay_s: float = 0.3) -> Trigger:
+    """Create a reminder and wait until it has fired (its trigger is published)."""
+    service = reminders_of(mesh)
+    with service.triggers() as live:
+        made = await service.create(content=content, delay=timedelta(seconds=delay_s))
+        async with asyncio.timeout(20):
+            while (trigger := await live.get()).reminder_id != made.id:
+                pass
+    return trigger
+
+
+async def detached(mesh: Mesh, node_id: str) -> None:
+    hub: Hub = mesh.context.shared["hub"]
+    async with asyncio.timeout(10):
+        while hub.node(node_id) is not None:
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("acks", [False, True], ids=["perolink-v1", "acking"])
+async def test_offline_device_gets_each_missed_reminder_once_on_reconnect(
+        make_mesh: Callable[..., object], acks: bool) -> None:
+    mesh: Mesh = await make_mesh()  # type: ignore[operator]
+    phone = Device("phone", acks=acks)
+    await phone.connect(mesh.addresses["core"])
+    await fire(mesh, "one")
+    await phone.wait_for(1)
+    await phone.disconnect()
+    await detached(mesh, "phone")
+    await fire(mesh, "two")
+    await fire(mesh, "three")
+    await phone.connect(mesh.addresses["core"])
+    shown = await phone.wait_for(3)
+    assert [s["content"] for s in shown] == ["one", "two", "three"]
+    assert [s.get("replayed") for s in shown] == [None, "true", "true"]
+    await fire(mesh, "four")
+    await phone.wait_for(4)
+    await phone.disconnect()
+    assert phone.duplicates() == 0
+    assert list(phone.raw.values()) == [1, 1, 1, 1]  # acknowledged on delivery or by the device: none sent twice
+
+
+async def test_unacknowledged_trigger_is_sent_again_and_shown_once(make_mesh: Callable[..., object]) -> None:
+    mesh: Mesh = await make_mesh()  # type: ignore[operator]
+    phone = Device("phone", acks=True)
+    phone.withhold_acks = True  # it dies before acknowledging
+    await phone.connect(mesh.addresses["core"])
+    first = await fire(mesh, "one")
+    await phone.wait_for(1)
+    await phone.disconnect()
+    await detached(mesh, "phone")
+    phone.withhold_acks = False
+    await phone.connect(mesh.addresses["core"])
+    async with asyncio.timeout(10):
+        while phone.raw[first.cursor] < 2:  # the replay of what it never acknowledged
+            await asyncio.sleep(0.02)
+    await phone.disconnect()
+    await detached(mesh, "phone")
+    await phone.connect(mesh.addresses["core"])
+    await fire(mesh, "two")
+    await phone.wait_for(2)
+    await phone.disconnect()
+    assert [s["content"] for s in phone.shown] == ["one", "two"] and phone.duplicates() == 0
+    assert phone.raw[first.cursor] == 2  # acknowledged the second time: not sent a third
+
+
+async def test_targeted_reminder_reaches_only_its_device_even_when_it_was_offline(
+        make_mesh: Callable[..., object]) -> None:
+    mesh: Mesh = await make_mesh()  # type: ignore[operator]
+    phone, desk = Device("phone"), Device("desk")
+    await phone.connect(mesh.addresses["core"])  # known to the mesh from now on
+    await phone.disconnect()
+    await desk.connect(mesh.addresses["core"])
+    await detached(mesh, "phone")
+    service = reminders_of(mesh)
+    with service.triggers() as live:
+        await service.create(content="pills", delay=timedelta(seconds=0.3), target_devices=["phone"])
+        await asyncio.wait_for(live.get(), 20)
+    await fire(mesh, "for everyone")
+    await desk.wait_for(1)
+    await phone.connect(mesh.addresses["core"])
+    await phone.wait_for(2)
+    await phone.disconnect()
+    await desk.disconnect()
+    assert [s["content"] for s in desk.shown] == ["for everyone"]
+    assert [s["content"] for s in phone.shown] == ["pills", "for everyone"]
+
+
+async def test_reminders_due_while_the_core_was_down_reach_devices_and_are_spoken(
+        make_mesh: Callable[..., object]) -> None:
+    first: Mesh = await make_mesh()  # type: ignore[operator]
+    phone = Device("phone")
+    await phone.connect(first.addresses["core"])  # the mesh knows the device (its cursor)
+    made = await reminders_of(first).create(content="stretch", delay=timedelta(seconds=1.0))
+    await phone.disconnect()
+    await first.stop()
+    assert made.next_due_time is not None
+    await asyncio.sleep(max(0.0, (made.next_due_time - datetime.now(UTC)).total_seconds()) + 0.2)  # due while down
+    second: Mesh = await make_mesh()  # type: ignore[operator]
+    async with open_channel(second.addresses["core"], TEST_TOKEN) as channel:
+        talk = Conversation(channel)
+        talk.config(session_id="s-phone", device_id="phone", text_only=True)
+        assert (await talk.next()).HasField("session_started")
+        await phone.connect(second.addresses["core"])
+        [shown] = await phone.wait_for(1)
+        assert (shown["id"], shown["status"], shown["replayed"]) == (made.id, "fired", "true")
+        events = await talk.until_state(dpb.STATE_IDLE, timeout=20)
+        await talk.close()
+    await phone.disconnect()
+    finals = [e.assistant_final.text for e in events if e.HasField("assistant_final")]
+    assert finals == ["Reminder: stretch"]
+
+
+async def test_reminder_is_spoken_on_a_console_that_has_not_talked_yet(make_mesh: Callable[..., object]) -> None:
+    mesh: Mesh = await make_mesh("core", "bridge")  # type: ignore[operator]
+    console = await GatewayClient.open(f"ws://{mesh.addresses['bridge']}/ws", "console")
+    try:
+        made = await reminders_of(mesh).create(content="drink water", delay=timedelta(seconds=0.3))
+        [*_, trigger] = await console.recv_until(action_is("reminder_trigger"))
+        assert trigger.request.params["id"] == made.id
+        [*_, final] = await console.recv_until(action_is("assistant_final"))
+        assert final.request.params["text"] == "Reminder: drink water"
+    finally:
+        await console.close()
