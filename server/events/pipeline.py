@@ -27,7 +27,7 @@ from server.events.outbox import ANALYTICS_STREAM, LTM_STREAM
 from server.events.redis_consumer import StreamConsumer
 from server.events.relay import OutboxRelay
 from server.events.retry import FailureStreak
-from server.events.trim import trim_acknowledged
+from server.events.trim import backlog, record, trim_acknowledged
 from server.rpc.channels import open_channel
 from server.storage.db import Database
 
@@ -91,13 +91,17 @@ def _group_consumer(bus: RedisStreamsBus, stream: str, name: str, handler: Handl
 
 
 async def trim_periodically(client: object, streams: list[str], config: EventsConfig) -> None:
-    """Every `trim_interval_s`: drop what every group has acknowledged (Redis down: try next time)."""
+    """Every `trim_interval_s`: drop what every group has acknowledged and record each group's backlog.
+
+    Redis down: try again next time (one warning per outage).
+    """
     streak = FailureStreak("stream trimming", log, config.trim_interval_s, config.trim_interval_s)
     while True:
         await asyncio.sleep(config.trim_interval_s)
         try:
             for stream in streams:
                 await trim_acknowledged(client, stream)
+                record(await backlog(client, stream))
         except Exception as exc:
             streak.failed(exc)
             continue

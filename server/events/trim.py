@@ -9,14 +9,20 @@ said what it has read). The group state is read before the pending lists, and
 groups only move forward, so a position seen here is never ahead of the truth.
 
 A stalled group therefore grows its stream; `StreamBacklog` is what it still
-has to work through, for the operator to see.
+has to work through, for the operator to see: `backlog()` reads it, and the
+pipeline's trim loop `record`s it for the gauges `peromesh.events.pending`
+and `peromesh.events.lag` (per stream and group).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +83,28 @@ async def backlog(client: Any, stream: str) -> list[StreamBacklog]:
     return [StreamBacklog(stream, str(g["name"]), int(g["pending"]),
                           None if g.get("lag") is None else int(g["lag"]))
             for g in await client.xinfo_groups(stream)]
+
+
+_latest: dict[tuple[str, str], StreamBacklog] = {}  # (stream, group) → last figures; bounded by the groups
+
+
+def record(figures: Iterable[StreamBacklog]) -> None:
+    """Keep the latest figures for the gauges (they never query Redis themselves)."""
+    for item in figures:
+        _latest[(item.stream, item.group)] = item
+
+
+def _observe_pending(_options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(b.pending, {"stream": b.stream, "group": b.group}) for b in list(_latest.values())]
+
+
+def _observe_lag(_options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(b.lag, {"stream": b.stream, "group": b.group})
+            for b in list(_latest.values()) if b.lag is not None]
+
+
+_meter = metrics.get_meter("peromesh.events")
+_meter.create_observable_gauge("peromesh.events.pending", callbacks=[_observe_pending],
+                               description="stream entries delivered to a group, not acknowledged")
+_meter.create_observable_gauge("peromesh.events.lag", callbacks=[_observe_lag],
+                               description="stream entries not yet delivered to a group")

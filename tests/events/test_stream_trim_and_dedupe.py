@@ -12,14 +12,17 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis
+from opentelemetry.metrics import CallbackOptions
 
 from server.events import outbox
 from server.events.bus import RedisStreamsBus
+from server.events.config import EventsConfig
 from server.events.consumers import analytics_recorder
 from server.events.dedupe import MemoryDedupe, RedisDedupe, idempotent
+from server.events.pipeline import trim_periodically
 from server.events.redis_consumer import StreamConsumer
 from server.events.retry import FailureStreak
-from server.events.trim import backlog, trim_acknowledged
+from server.events.trim import _observe_lag, _observe_pending, backlog, record, trim_acknowledged
 from tests.events.outbox_kit import REDIS_URL
 
 
@@ -56,7 +59,12 @@ async def test_trim_keeps_everything_a_group_has_not_acknowledged(client: tuple[
     await conn.xack(stream, "slow", *await read(conn, stream, "slow", 10))
     assert await trim_acknowledged(conn, stream) == 3  # now fast's oldest pending entry (6) bounds it
     assert [e for e, _ in await conn.xrange(stream)] == ids[6:]
-    assert {(b.group, b.pending, b.lag) for b in await backlog(conn, stream)} == {("fast", 4, 0), ("slow", 0, 0)}
+    figures = await backlog(conn, stream)
+    assert {(b.group, b.pending, b.lag) for b in figures} == {("fast", 4, 0), ("slow", 0, 0)}
+    record(figures)
+    gauge = {o.attributes["group"]: o.value for o in _observe_pending(CallbackOptions())
+             if o.attributes and o.attributes["stream"] == stream}
+    assert gauge == {"fast": 4, "slow": 0}
     await conn.xack(stream, "fast", *fast[6:])
     assert await trim_acknowledged(conn, stream) == 4 and await conn.xlen(stream) == 0
 
@@ -164,3 +172,27 @@ async def test_consumer_outlives_redis_being_down_at_start(caplog: pytest.LogCap
         await conn.aclose()
     warnings = [r for r in caplog.records if r.name == "test.consumer" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
+
+
+async def test_the_pipeline_trim_loop_trims_and_records(client: tuple[Any, str]) -> None:
+    conn, stream = client
+    ids = [await conn.xadd(stream, {"i": str(i)}) for i in range(5)]
+    await conn.xgroup_create(stream, "g", id="0")
+    await conn.xack(stream, "g", *await read(conn, stream, "g", 3))
+    loop = asyncio.get_running_loop().create_task(
+        trim_periodically(conn, [stream], EventsConfig(trim_interval_s=0.02)))
+
+    def lag() -> dict[str, float]:
+        return {str(o.attributes["group"]): o.value for o in _observe_lag(CallbackOptions())
+                if o.attributes and o.attributes["stream"] == stream}
+
+    try:
+        for _ in range(500):  # recorded right after the trim of the same round
+            if lag():
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    assert lag() == {"g": 2}
+    assert [e for e, _ in await conn.xrange(stream)] == ids[3:]
