@@ -198,6 +198,10 @@ class DialogLink:
             request = self._pending.popleft()
             if request.id and request.HasField("request"):
                 self._out(Outbound(env.ok(request, json.dumps({"turn_id": turn}))))
+            if request.HasField("request"):  # the typed message, for PeroCore's chat view (v1 clients)
+                params = request.request.params
+                for item in self.translator.user_message(turn, params.get("text") or params.get("content", "")):
+                    self._out(item)
 
     def _forget_utterance(self) -> None:
         for pending in self._pending:

@@ -10,8 +10,9 @@ audio_cancel), no content of that turn — text deltas, audio, audio
 begin/end, transcripts, tool events — is delivered any more: what is still
 queued is purged, what arrives later is dropped, and the writer checks again
 just before sending. Only the turn's closing summary (assistant_final with
-interrupted=true, metrics, state_update, and their PeroCore twins) may
-follow its audio_cancel, so a client can record what was heard.
+interrupted=true, metrics, state_update, and PeroLink v1's voice_update,
+text_response and new_message) may follow its audio_cancel, so a client can
+record what was heard.
 
 Slow clients. The queue is bounded by frames and bytes. When a push would
 exceed a bound, queued audio of turns other than the current one (stale

@@ -25,8 +25,9 @@ def audio_begin(turn_id: str, rate: int) -> pb.ConverseResponse:
         format=pb.AUDIO_FORMAT_PCM_S16LE))
 
 
-def audio_chunk(turn_id: str, seq: int, pcm: bytes) -> pb.ConverseResponse:
-    return pb.ConverseResponse(turn_id=turn_id, audio_chunk=pb.AudioChunk(seq=seq, pcm=pcm, visemes=mouth_shapes(pcm)))
+def audio_chunk(turn_id: str, seq: int, pcm: bytes, clause_end: bool = False) -> pb.ConverseResponse:
+    return pb.ConverseResponse(turn_id=turn_id, audio_chunk=pb.AudioChunk(
+        seq=seq, pcm=pcm, visemes=mouth_shapes(pcm), clause_end=clause_end))
 
 
 def audio_end(turn_id: str, count: int) -> pb.ConverseResponse:

@@ -6,8 +6,8 @@ blocks: every node has a bounded outbox (see NodeLink) and a node that cannot
 keep up is closed rather than slowing everyone else.
 
 Routing by `target_id`: "broadcast" → every other node; "master" (or empty)
-→ the core's action handlers (`on_action`) and hub-originated requests
-(`request`); a node id → that node. ActionResponses go back to whoever sent
+→ the core's action handlers (`on_action`; `ping` is answered here with
+data "pong") and hub-originated requests (`request`); a node id → that node. ActionResponses go back to whoever sent
 the request, by (responder, request_id), whatever their target_id says.
 """
 
@@ -210,6 +210,9 @@ class Hub:
             self._reject(link, envelope, "UNIMPLEMENTED", f"the hub does not accept {kind} envelopes for master")
             return
         name = envelope.request.action_name
+        if name == "ping":  # PeroLink clients probe master; answered at once, like a heartbeat
+            link.send(env.ok(envelope, "pong"))
+            return
         handler = self._handlers.get(name)
         if handler is None:
             known = ", ".join(sorted(self._handlers)) or "none"

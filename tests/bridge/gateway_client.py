@@ -28,7 +28,9 @@ class GatewayClient:
 
     @classmethod
     async def open(cls, url: str, device: str, token: str = "test-token", binary: bool = False,
-                   hello: bool = True, protocol_version: int = 0, **connect_args: Any) -> GatewayClient:
+                   hello: bool = True, protocol_version: int = 1, **connect_args: Any) -> GatewayClient:
+        """A connected device; `protocol_version` 1 speaks PeroMesh (as the SDK does), 0 plays a PeroLink v1
+        (PeroCore) client, which gets WAV speech and PeroCore's event names."""
         ws = await connect(url, max_size=None, compression=None, **connect_args)
         client = cls(ws, device, binary)
         if hello:
@@ -37,7 +39,7 @@ class GatewayClient:
             client.welcome = answer.welcome
         return client
 
-    async def hello(self, token: str, protocol_version: int = 0) -> gw.Envelope:
+    async def hello(self, token: str, protocol_version: int = 1) -> gw.Envelope:
         await self.send(gw.Envelope(id="hello", source_id=self.device, target_id="master",
                                     hello=gw.Hello(token=token, platform="test", device_name=self.device,
                                                    protocol_version=protocol_version)))

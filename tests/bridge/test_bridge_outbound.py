@@ -85,7 +85,7 @@ def event(turn: str, **kind: object) -> dpb.ConverseResponse:
 
 
 def test_translator_maps_every_event_with_turn_id() -> None:
-    t = EventTranslator("phone")
+    t = EventTranslator("phone", perolink_v1=False)  # a PeroMesh client (PeroLink v1: test_perocore_v1.py)
     out = []
     for e in (event("s#1", state_update=dpb.StateUpdate(state=dpb.STATE_THINKING)),
               event("s#1", assistant_delta=dpb.AssistantDelta(text_delta="Hi")),
@@ -101,12 +101,12 @@ def test_translator_maps_every_event_with_turn_id() -> None:
         out += t.translate(e)
     requests = [o.envelope for o in out if o.envelope.HasField("request")]
     assert [r.request.action_name for r in requests] == [
-        "state_update", "voice_update", "assistant_delta", "audio_begin", "assistant_final", "text_response",
-        "voice_update", "audio_end", "metrics", "transcription", "voice_update", "tool_call", "error"]
+        "state_update", "assistant_delta", "audio_begin", "assistant_final", "audio_end", "metrics", "transcription",
+        "tool_call", "error"]
     assert all(r.request.params["turn_id"] == "s#1" and r.target_id == "phone" for r in requests)
-    assert requests[1].request.params == {"turn_id": "s#1", "type": "status", "content": "thinking"}
-    assert requests[5].request.params["content"] == "Hi" and requests[8].request.params["t_first_delta_ms"] == "12.345"
-    assert requests[11].request.params["name"] == "add_reminder"
+    assert requests[0].request.params == {"turn_id": "s#1", "state": "thinking"}
+    assert requests[3].request.params["text"] == "Hi" and requests[5].request.params["t_first_delta_ms"] == "12.345"
+    assert requests[7].request.params["name"] == "add_reminder"
     streams = [o.envelope.stream for o in out if o.envelope.HasField("stream")]
     assert [len(s.data) for s in streams] == [16384, 16384, 40_000 - 32768, 0]  # split to ≤16 KiB, then the end
     assert [s.seq for s in streams] == [0, 1, 2, 3] and [s.is_end for s in streams] == [False] * 3 + [True]
@@ -117,7 +117,7 @@ def test_translator_maps_every_event_with_turn_id() -> None:
 
 
 def test_audio_cancel_is_control_and_resets_numbering() -> None:
-    t = EventTranslator("phone")
+    t = EventTranslator("phone", perolink_v1=False)
     t.translate(event("a", audio_begin=dpb.AudioBegin(sample_rate_hertz=24000)))
     [chunk] = t.translate(event("a", audio_chunk=dpb.AudioChunk(pcm=bytes(4096))))
     [cancel] = t.translate(event("a", audio_cancel=dpb.AudioCancel(chunks_sent=1)))
