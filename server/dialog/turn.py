@@ -179,8 +179,8 @@ class Turn:
                 elif kind == "segment_done":
                     seq = response.segment_done.segment_seq
                     self.playout.segment_finished(seq, sizes.get(seq, 0))
-                    for chunk in chunker.end_segment():
-                        self._send_chunk(chunk.pcm, chunk.parts, first_chunk)
+                    for chunk in chunker.end_segment():  # the flushed remainder ends the clause
+                        self._send_chunk(chunk.pcm, chunk.parts, first_chunk, clause_end=True)
                 elif kind == "end":
                     break
         except asyncio.CancelledError:
@@ -194,7 +194,8 @@ class Turn:
         if self.audio_begun:
             self.gate.emit(events.audio_end(self.id, self.chunks_sent))
 
-    def _send_chunk(self, pcm: bytes, parts: list[tuple[int, int]], first_span: trace.Span) -> None:
+    def _send_chunk(self, pcm: bytes, parts: list[tuple[int, int]], first_span: trace.Span,
+                    clause_end: bool = False) -> None:
         if not self.audio_begun:
             self.audio_begun = True
             first_span.end()
@@ -202,7 +203,7 @@ class Turn:
             self.gate.emit(events.audio_begin(self.id, self.input.sample_rate))
             self.gate.emit(events.state(self.id, pb.STATE_SPEAKING))
         self.playout.chunk_built(self.chunks_sent, parts)
-        self.gate.emit(events.audio_chunk(self.id, self.chunks_sent, pcm))
+        self.gate.emit(events.audio_chunk(self.id, self.chunks_sent, pcm, clause_end))
         self.chunks_sent += 1
 
     async def _complete(self) -> None:
