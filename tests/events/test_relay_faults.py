@@ -16,6 +16,7 @@ from server.events import outbox
 from server.events.bus import InProcessBus
 from server.events.config import EventsConfig
 from server.events.dedupe import MemoryDedupe, idempotent
+from server.events.pipeline import start_pipeline
 from server.events.relay import OutboxRelay, _observe_backlog
 from tests.events.outbox_kit import FailingStatements, add, db_at
 
@@ -120,3 +121,16 @@ def test_config_flag_sets_the_retention() -> None:
         == timedelta(hours=2)
     with pytest.raises(ValueError):
         EventsConfig(outbox_retention=timedelta(hours=-1))
+
+
+async def test_stopping_with_the_database_down_keeps_the_rows_and_raises_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = db_at(tmp_path)
+    await add(db, outbox.event("events.analytics", "T", "s#1", {}))
+    down = FailingStatements(db, times=1_000_000, when=lambda sql: "FROM outbox_events" in sql)
+    pipeline = await start_pipeline(db, None, None, config=FAST)
+    await pipeline.stop()
+    assert down.hits >= 1 and any("last hand-over before stopping failed" in r.getMessage() for r in caplog.records)
+    down.remaining = 0
+    assert await OutboxRelay(db, InProcessBus()).backlog() == 1  # still there for the next start
+    db.dispose()
