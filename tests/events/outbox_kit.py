@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,19 @@ async def add(db: Database, *events: outbox.OutboxEvent) -> None:
 class FailingStatements:
     """Makes the next `times` SQL statements matching `when` fail, as a lost database would.
 
-    The error is raised where the driver would raise it (before the cursor
-    executes), so SQLAlchemy wraps it into the same `OperationalError` a
-    real outage produces. `hits` counts the failures injected so far.
+    The driver's own `OperationalError` is raised where the driver would raise
+    it (before the cursor executes), so SQLAlchemy wraps it into the same
+    `OperationalError` a real outage produces, on SQLite and PostgreSQL
+    alike. `hits` counts the failures injected so far.
     """
 
     def __init__(self, db: Database, times: int, when: Callable[[str], bool] = lambda _sql: True) -> None:
         self.remaining, self.when, self.hits = times, when, 0
+        self._error: type[Exception] = db.engine.dialect.loaded_dbapi.OperationalError
         event.listen(db.engine, "before_cursor_execute", self._maybe_fail)
 
     def _maybe_fail(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if self.remaining > 0 and self.when(statement):
             self.remaining -= 1
             self.hits += 1
-            raise sqlite3.OperationalError("injected: disk I/O error")
+            raise self._error("injected: the database went away")

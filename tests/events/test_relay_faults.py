@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from server.events.config import EventsConfig
 from server.events.dedupe import MemoryDedupe, idempotent
 from server.events.pipeline import start_pipeline
 from server.events.relay import OutboxRelay, _observe_backlog
+from server.storage.db import Database
 from tests.events.outbox_kit import FailingStatements, add, db_at
 
 FAST = EventsConfig(retry_base_s=0.01, retry_max_s=0.05)
@@ -31,9 +32,21 @@ async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
     raise TimeoutError("condition not reached")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outbox_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The outbox on each database the mesh supports (PostgreSQL: a fresh schema)."""
+    if request.param == "sqlite":
+        db = db_at(tmp_path)
+    else:
+        db = Database(request.getfixturevalue("pg_url"))
+        db.create_all()
+    yield db
+    db.dispose()
+
+
 async def test_relay_outlives_a_database_outage_and_delivers_each_event_once(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    db = db_at(tmp_path)
+        outbox_db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    db = outbox_db
     await add(db, *(outbox.event("events.analytics", "T", f"s#{i}", {"i": i}) for i in range(5)))
     calls: list[str] = []
     effects: list[str] = []
@@ -68,11 +81,10 @@ async def test_relay_outlives_a_database_outage_and_delivers_each_event_once(
     assert [r.getMessage().split(",")[0] for r in relay_logs if r.levelno == logging.WARNING] == [
         "outbox relay failing"], "one warning for the whole streak"
     assert any("recovered after 4 failures" in r.getMessage() for r in relay_logs if r.levelno == logging.INFO)
-    db.dispose()
 
 
-async def test_delivered_events_are_pruned_after_the_retention_only(tmp_path: Path) -> None:
-    db = db_at(tmp_path)
+async def test_delivered_events_are_pruned_after_the_retention_only(outbox_db: Database) -> None:
+    db = outbox_db
     now = datetime.now(UTC)
     old_done = outbox.event("events.ltm", "T", "s#1", {})
     old_done.delivered_at = now - timedelta(days=8)
@@ -87,7 +99,6 @@ async def test_delivered_events_are_pruned_after_the_retention_only(tmp_path: Pa
     left = await db.run(lambda s: sorted(r.correlation_id for r in s.scalars(select(outbox.OutboxEvent))))
     assert left == ["s#2", "s#3"]
     assert await relay.prune() == 0
-    db.dispose()
 
 
 async def test_backlog_is_a_gauge_refreshed_every_cycle(tmp_path: Path) -> None:
