@@ -118,6 +118,11 @@ def test_v1_events_in_perocore_terms() -> None:
     [said] = v1.user_message("s#1", "hello")
     assert (said.envelope.request.params["role"], said.envelope.request.params["content"]) == ("user", "hello")
     assert mesh.user_message("s#1", "hello") == []
+    spoken = [o.envelope for o in v1.translate(event("s#2", transcription=dpb.Transcription(text="hi", is_final=True)))]
+    assert actions(spoken) == ["transcription", "voice_update", "new_message"]  # a voice turn's user message
+    assert spoken[-1].request.params["role"] == "user" and spoken[-1].request.params["id"] == "s#2:user"
+    silence = event("", transcription=dpb.Transcription(text="", is_final=True))  # no turn: no message
+    assert "new_message" not in actions([o.envelope for o in v1.translate(silence)])
 
 
 # -- the wire, end to end ------------------------------------------------------------
