@@ -5,7 +5,8 @@ published twice, which consumers tolerate: they are idempotent by event id,
 see `dedupe.py`). Failed publishes back off exponentially per event, so one
 bad event does not stall the stream behind it for long. A failing database
 does not end the relay either: `run` retries with bounded backoff (one log
-line per outage, `retry.py`) and picks up where it stopped. Delivered rows
+line per outage, `retry.py`) and picks up where it stopped; a bus or consumer
+that keeps refusing one stream is likewise one warning per outage. Delivered rows
 are pruned once older than the configured retention.
 
 The backlog (committed, not yet delivered) is visible three ways: `backlog()`,
@@ -65,6 +66,7 @@ class OutboxRelay:
         self.config = config or EventsConfig()
         self.streak = FailureStreak("outbox relay", log, self.config.retry_base_s, self.config.retry_max_s)
         self.last_backlog = 0
+        self._publish_streaks: dict[str, FailureStreak] = {}  # one per stream (a handful)
         self._wake = asyncio.Event()
         self._next_prune = 0.0  # monotonic; the first cycle prunes
         _relays.add(self)
@@ -111,15 +113,24 @@ class OutboxRelay:
             except Exception as exc:
                 _failed.add(1, {"stream": row.stream})
                 failed[row.id] = str(exc)[:500]
-                log.warning("outbox %d → %s failed (attempt %d): %s", row.id, row.stream, row.attempts + 1, exc,
-                            extra={"corr": row.correlation_id})
+                self._publishing(row.stream).failed(exc)
+                log.debug("outbox %d → %s failed (attempt %d): %s", row.id, row.stream, row.attempts + 1, exc,
+                          extra={"corr": row.correlation_id})
                 continue
             _published.add(1, {"stream": row.stream})
+            self._publishing(row.stream).succeeded()
             delivered.append(row.id)
         if due:
             failpoint("relay.after_publish")  # handed over, not recorded: the next relay publishes them again
             await self.db.run(lambda s: self._record(s, delivered, failed))
         return len(delivered)
+
+    def _publishing(self, stream: str) -> FailureStreak:
+        """The publish streak of one stream: a bus or consumer that is down is one warning, not one per event."""
+        streak = self._publish_streaks.get(stream)
+        if streak is None:
+            streak = self._publish_streaks[stream] = FailureStreak(f"outbox → {self.bus.name} {stream}", log)
+        return streak
 
     def _due(self, session: Session) -> list[OutboxEvent]:
         now = datetime.now(UTC)

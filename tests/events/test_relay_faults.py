@@ -145,3 +145,26 @@ async def test_stopping_with_the_database_down_keeps_the_rows_and_raises_nothing
     down.remaining = 0
     assert await OutboxRelay(db, InProcessBus()).backlog() == 1  # still there for the next start
     db.dispose()
+
+
+async def test_a_refusing_consumer_is_one_warning_per_outage(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = db_at(tmp_path)
+    bus = InProcessBus()
+    refusals = 9  # three events refused in each of three passes
+
+    async def memory(fields: dict[str, str]) -> None:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise ConnectionError("memory is down")
+
+    bus.subscribe("events.ltm", memory)
+    relay = OutboxRelay(db, bus, max_backoff_s=0.0)
+    await add(db, *(outbox.event("events.ltm", "T", f"s#{i}", {}) for i in range(3)))
+    caplog.set_level(logging.DEBUG, logger="server.events.relay")
+    assert [await relay.relay_once() for _ in range(4)] == [0, 0, 0, 3]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "server.events.relay" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "events.ltm failing" in warnings[0]
+    assert any("events.ltm recovered after 9 failures" in r.getMessage() for r in caplog.records)
+    db.dispose()
