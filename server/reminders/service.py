@@ -53,6 +53,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.aio import TaskOwner
+from server.failpoints import failpoint
 from server.fanout import Fanout, Subscription
 from server.reminders import lease
 from server.reminders.schedule import Schedule, cron_text, normalise_cron
@@ -460,6 +461,8 @@ class ReminderService:
         async with self._fire_lock:
             now = datetime.now(UTC)
             new, finished = await self._db().run(lambda s: self._log_due(s, reminder_id, now))
+        if new:
+            failpoint("reminder.after_fire")  # logged (committed), not yet published to anyone
         for trigger in new:
             log.info("reminder %s %s (due %s): %s", trigger.reminder_id, trigger.status,
                      trigger.due_time.isoformat(), trigger.content)

@@ -38,6 +38,7 @@ import grpc
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from server.aio import TaskOwner, cancel_and_wait
+from server.failpoints import failpoint
 from server.hub.hub import Hub
 from server.hub.nodes import NodeChange, NodeInfo
 from server.reminders.service import ReminderService
@@ -111,6 +112,7 @@ class ReminderDelivery:
         if not raw.isdigit():
             raise StatusError(grpc.StatusCode.INVALID_ARGUMENT,
                               f"reminder_ack needs params.cursor, a trigger's cursor (got {raw!r})")
+        failpoint("reminder.before_ack")  # the device has it; the mesh has not recorded that
         cursor = await self.reminders.acknowledge(node.node_id, int(raw))
         return str(cursor)
 
@@ -157,6 +159,7 @@ class ReminderDelivery:
         return True
 
     async def _auto_ack(self, node_id: str, cursor: int) -> None:
+        failpoint("reminder.before_ack")  # queued for the device; its cursor not yet moved
         await self.reminders.acknowledge(node_id, cursor)
 
 

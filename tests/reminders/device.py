@@ -13,12 +13,12 @@ import contextlib
 from collections import Counter
 
 import grpc
+from meshkit import TEST_TOKEN
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
 from server.rpc.channels import open_channel
-from meshkit import TEST_TOKEN
 
 
 class Device:
@@ -33,10 +33,10 @@ class Device:
         self._reader: asyncio.Task[None] | None = None
         self._arrived = asyncio.Event()
 
-    async def connect(self, address: str) -> gw.Welcome:
-        self._channel = open_channel(address, TEST_TOKEN)
+    async def connect(self, address: str, token: str = TEST_TOKEN) -> gw.Welcome:
+        self._channel = open_channel(address, token)
         self._call = hpb_grpc.HubServiceStub(self._channel).Attach()
-        hello = gw.Hello(token=TEST_TOKEN, platform="test", protocol_version=1, reminder_acks=self.acks)
+        hello = gw.Hello(token=token, platform="test", protocol_version=1, reminder_acks=self.acks)
         await self._call.write(hpb.AttachRequest(envelope=gw.Envelope(id="hello", source_id=self.node_id,
                                                                       target_id="master", hello=hello)))
         first = await asyncio.wait_for(self._call.read(), 10)
@@ -68,6 +68,13 @@ class Device:
                 self._arrived.clear()
                 await self._arrived.wait()
         return self.shown
+
+    async def wait_raw(self, cursor: int, times: int, wait_s: float = 10.0) -> None:
+        """Until `cursor` has come on the wire `times` times."""
+        async with asyncio.timeout(wait_s):
+            while self.raw[cursor] < times:
+                self._arrived.clear()
+                await self._arrived.wait()
 
     async def disconnect(self) -> None:
         if self._call is not None:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from meshkit import TEST_TOKEN, Conversation, start_test_mesh
+
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from server.hub.hub import Hub
 from server.mesh.runner import Mesh
@@ -58,10 +58,15 @@ async def fire(mesh: Mesh, content: str, delay_s: float = 0.3) -> Trigger:
 
 
 async def detached(mesh: Mesh, node_id: str) -> None:
+    """Until the hub has let the node go (its leave is what ends the node's delivery pump)."""
     hub: Hub = mesh.context.shared["hub"]
-    async with asyncio.timeout(10):
-        while hub.node(node_id) is not None:
-            await asyncio.sleep(0.02)
+    gone = asyncio.Event()
+    remove = hub.add_listener(lambda change, node, reason: gone.set() if hub.node(node_id) is None else None)
+    try:
+        if hub.node(node_id) is not None:
+            await asyncio.wait_for(gone.wait(), 10)
+    finally:
+        remove()
 
 
 @pytest.mark.parametrize("acks", [False, True], ids=["perolink-v1", "acking"])
@@ -98,9 +103,7 @@ async def test_unacknowledged_trigger_is_sent_again_and_shown_once(make_mesh: Ca
     await detached(mesh, "phone")
     phone.withhold_acks = False
     await phone.connect(mesh.addresses["core"])
-    async with asyncio.timeout(10):
-        while phone.raw[first.cursor] < 2:  # the replay of what it never acknowledged
-            await asyncio.sleep(0.02)
+    await phone.wait_raw(first.cursor, 2)  # the replay of what it never acknowledged
     await phone.disconnect()
     await detached(mesh, "phone")
     await phone.connect(mesh.addresses["core"])
