@@ -1,17 +1,22 @@
 """A Redis Streams consumer-group worker: read → handle → XACK, with retries and a dead-letter stream.
 
 Failed entries stay in the group's pending list and are re-claimed
-(XAUTOCLAIM) after `retry_idle_ms`; an entry delivered `max_deliveries` times
-moves to `<stream>.dead` with its error, so the backlog (XPENDING) never
-hides a poison event forever. A handler raising `InProgressElsewhere` (its
-event is being handled by another consumer, see `dedupe.py`) leaves the entry
-pending without counting it as a failure.
+(XAUTOCLAIM) after `retry_idle_ms`. A handler raises only for "retry later"
+(the memory server is down), so an outage must not cost events: an entry
+moves to `<stream>.dead` with its error only once it was delivered
+`max_deliveries` times AND has been in the stream for `dead_after_s` — the
+backlog (XPENDING) never hides a poison event forever, and an hour-long outage
+loses nothing. A stream that keeps failing is one warning per outage
+(`FailureStreak`), not one per entry. A handler raising `InProgressElsewhere`
+(its event is being handled by another consumer, see `dedupe.py`) leaves the
+entry pending without counting it as a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from server.events.bus import Handler
@@ -24,13 +29,15 @@ log = logging.getLogger(__name__)
 class StreamConsumer:
     def __init__(self, client: Any, stream: str, group: str, consumer: str, handler: Handler,
                  block_ms: int = 1000, retry_idle_ms: int = 5000, max_deliveries: int = 5,
-                 streak: FailureStreak | None = None) -> None:
+                 streak: FailureStreak | None = None, dead_after_s: float = 3600.0) -> None:
         self.client = client  # redis.asyncio.Redis with decode_responses=True
         self.stream, self.group, self.consumer = stream, group, consumer
         self.handler = handler
         self.block_ms, self.retry_idle_ms, self.max_deliveries = block_ms, retry_idle_ms, max_deliveries
         self.handled = 0
-        self.streak = streak or FailureStreak(f"consumer {stream}/{group}", log)
+        self.dead_after_s = dead_after_s
+        self.streak = streak or FailureStreak(f"consumer {stream}/{group}", log)  # Redis itself
+        self.handling = FailureStreak(f"handler of {stream}/{group}", log)  # what the handler reaches (memory)
 
     async def ensure_group(self) -> None:
         try:
@@ -76,12 +83,15 @@ class StreamConsumer:
             log.debug("%s %s is being handled elsewhere; left pending", self.stream, entry_id)
             return 0
         except Exception as exc:
+            self.handling.failed(exc)
             deliveries = await self._deliveries(entry_id)
-            if deliveries < self.max_deliveries:
-                log.warning("%s %s failed (delivery %d), will retry: %s", self.stream, entry_id, deliveries, exc)
+            if deliveries < self.max_deliveries or _age_s(entry_id) < self.dead_after_s:
+                log.debug("%s %s failed (delivery %d), will retry: %s", self.stream, entry_id, deliveries, exc)
                 return 0
             await self.client.xadd(f"{self.stream}.dead", {**fields, "error": str(exc)[:500], "entry": entry_id})
             log.error("%s %s dead-lettered after %d deliveries: %s", self.stream, entry_id, deliveries, exc)
+        else:
+            self.handling.succeeded()
         await self.client.xack(self.stream, self.group, entry_id)
         self.handled += 1
         return 1
@@ -94,3 +104,8 @@ class StreamConsumer:
         """Entries delivered to the group but not acknowledged (the visible backlog)."""
         summary = await self.client.xpending(self.stream, self.group)
         return int(summary["pending"])
+
+
+def _age_s(entry_id: str) -> float:
+    """Seconds since the entry was added (its id starts with the Redis server's clock in ms)."""
+    return max(0.0, time.time() - int(entry_id.partition("-")[0]) / 1000)

@@ -108,7 +108,8 @@ async def test_poison_event_is_dead_lettered(tmp_path: Path) -> None:
     async def broken(fields: dict[str, str]) -> None:
         raise ValueError("never works")
 
-    consumer = StreamConsumer(client, stream, "g", "c1", broken, block_ms=50, retry_idle_ms=0, max_deliveries=3)
+    consumer = StreamConsumer(client, stream, "g", "c1", broken, block_ms=50, retry_idle_ms=0, max_deliveries=3,
+                              dead_after_s=0.0)
     try:
         await consumer.ensure_group()
         await client.xadd(stream, {"correlation_id": "s#9", "payload": "{}"})

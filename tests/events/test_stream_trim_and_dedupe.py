@@ -196,3 +196,27 @@ async def test_the_pipeline_trim_loop_trims_and_records(client: tuple[Any, str])
         await asyncio.gather(loop, return_exceptions=True)
     assert lag() == {"g": 2}
     assert [e for e, _ in await conn.xrange(stream)] == ids[3:]
+
+
+async def test_an_outage_longer_than_the_delivery_limit_dead_letters_nothing(
+        client: tuple[Any, str], caplog: pytest.LogCaptureFixture) -> None:
+    conn, stream = client
+    refusals = 6
+    effects: list[str] = []
+
+    async def memory(fields: dict[str, str]) -> None:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise ConnectionError("memory is down")
+        effects.append(fields["correlation_id"])
+
+    consumer = StreamConsumer(conn, stream, "g", "c1", memory, block_ms=20, retry_idle_ms=0, max_deliveries=2)
+    await consumer.ensure_group()
+    await conn.xadd(stream, fields_of("out#1", 1))
+    caplog.set_level(logging.DEBUG, logger="server.events.redis_consumer")
+    handled = [await consumer.step() for _ in range(7)]
+    assert handled == [0] * 6 + [1] and effects == ["out#1"]  # refused on every delivery but the seventh
+    assert await conn.xlen(f"{stream}.dead") == 0 and await consumer.pending() == 0
+    warnings = [r for r in caplog.records if r.name == "server.events.redis_consumer" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, "one warning for the outage"
