@@ -8,8 +8,9 @@ its last-delivered one. A stream with no group is never trimmed (nobody has
 said what it has read). The group state is read before the pending lists, and
 groups only move forward, so a position seen here is never ahead of the truth.
 
-A stalled group therefore grows its stream; `StreamBacklog` is what it still
-has to work through, for the operator to see: `backlog()` reads it, and the
+A stalled group therefore grows its stream (a group nobody will consume any
+more must be removed with `XGROUP DESTROY`, or it holds every entry);
+`StreamBacklog` is what it still has to work through, for the operator to see: `backlog()` reads it, and the
 pipeline's trim loop `record`s it for the gauges `peromesh.events.pending`
 and `peromesh.events.lag` (per stream and group).
 """
