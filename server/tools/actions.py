@@ -3,8 +3,9 @@
 Any client (a browser through the bridge, a native node) can send
 `task:add` {title, notes?}, `task:complete` / `task:reopen` / `task:delete`
 {id}, `task:list` {include_completed?}, `reminder:add` {text} or {time,
-content}, `reminder:list` {include_inactive?}, `reminder:cancel` {id}. The
-response data is JSON (the task or reminder, or a list of them); refusals
+content}, `reminder:list` {include_inactive?}, `reminder:cancel` {id}, `node:list` {}
+(the attached devices and their capabilities, for a console's device view). The
+response data is JSON (the task, reminder or node, or a list of them); refusals
 carry a gRPC code name (INVALID_ARGUMENT, NOT_FOUND). The resulting change
 reaches every client as `task:update` / `schedule_update` (broadcasts.py).
 """
@@ -27,6 +28,7 @@ from server.tasks.service import TaskNotFound, TaskService
 Handler = Callable[[NodeInfo, gw.Envelope], Awaitable[str | None]]
 TASK_ACTIONS = ("task:add", "task:complete", "task:reopen", "task:delete", "task:list")
 REMINDER_ACTIONS = ("reminder:add", "reminder:list", "reminder:cancel")
+NODE_ACTIONS = ("node:list",)
 
 
 def _dump(value: Any) -> str:
@@ -103,9 +105,25 @@ def reminder_handlers(reminders: ReminderService) -> dict[str, Handler]:
     return {"reminder:add": add, "reminder:list": list_, "reminder:cancel": cancel}
 
 
+def node_data(node: NodeInfo) -> dict[str, Any]:
+    """What a device view shows of an attached node (no peer address: that stays with the operator)."""
+    return {"node_id": node.node_id, "device_name": node.device_name, "platform": node.platform,
+            "client_version": node.client_version, "connected_at_ms": node.connected_at_ms,
+            "last_seen_at_ms": node.last_seen_at_ms,
+            "capabilities": [{"name": c.name, "description": c.description, "dangerous": c.dangerous}
+                             for c in sorted(node.capabilities.values(), key=lambda c: c.name)]}
+
+
+def node_handlers(hub: Hub) -> dict[str, Handler]:
+    async def list_(node: NodeInfo, envelope: gw.Envelope) -> str:
+        return _dump([node_data(n) for n in hub.nodes()])
+
+    return {"node:list": list_}
+
+
 def register(hub: Hub, tasks: TaskService | None, reminders: ReminderService | None) -> list[str]:
     """Install the handlers the running services support; returns the action names."""
-    handlers: dict[str, Handler] = {}
+    handlers: dict[str, Handler] = node_handlers(hub)
     if tasks is not None:
         handlers |= task_handlers(tasks)
     if reminders is not None:
