@@ -1,15 +1,26 @@
-// The PeroMesh web console: a chat with streamed text, streamed speech and barge-in.
-// Everything mesh-related goes through the JS SDK (/js/peromesh.js).
+// The PeroMesh web console: a chat with streamed text, streamed speech and barge-in, and panels for
+// tasks, reminders, devices and a live system chart. Everything mesh-related goes through the JS
+// SDK (/js/peromesh.js); each panel is its own module and finds its root by `data-panel`.
 
 import { PeroMeshClient } from "/js/peromesh.js";
+import { ActivityLog } from "/static/activity.js";
+import { ChatView } from "/static/chat.js";
+import { DevicesPanel } from "/static/devices.js";
 import { PcmPlayer } from "/static/player.js";
+import { RemindersPanel } from "/static/reminders.js";
+import { SystemChart } from "/static/system_chart.js";
+import { TasksPanel } from "/static/tasks.js";
+import { Transcript } from "/static/transcript.js";
 
 const $ = (id) => document.getElementById(id);
+const panel = (name) => document.querySelector(`[data-panel="${name}"]`);
 const ui = {
-  chat: $("chat"), empty: $("empty"), input: $("input"), send: $("send"), stop: $("stop"), mic: $("mic"),
+  chat: $("chat"), input: $("input"), send: $("send"), stop: $("stop"), mic: $("mic"),
   avatar: $("avatar"), status: $("status"), statusText: $("status-text"), conn: $("conn"), connText: $("conn-text"),
-  toast: $("toast"), activity: $("activity"), dialog: $("token-dialog"), tokenInput: $("token-input"),
+  toast: $("toast"), dialog: $("token-dialog"), tokenInput: $("token-input"),
+  mute: $("mute"), volume: $("volume"), takeover: $("takeover"), takeoverButton: $("takeover-button"),
 };
+const INTERRUPTED_SHOWN_MS = 1500; // "interrupted" in the header, then back to idle
 
 // -- token and device id ----------------------------------------------------------
 function takeToken() {
@@ -47,63 +58,6 @@ function deviceId() {
   return id;
 }
 
-// -- conversation view --------------------------------------------------------------
-const turns = new Map(); // turn id → { el, text, bubble, meta }
-let pendingAssistant = null; // the bubble shown while we wait for the turn id
-let serverState = "idle";
-
-function addMessage(role, text = "") {
-  ui.empty?.remove();
-  const el = document.createElement("div");
-  el.className = `msg ${role}`;
-  const bubble = document.createElement("div");
-  bubble.className = "bubble";
-  bubble.textContent = text;
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  el.append(bubble, meta);
-  ui.chat.append(el);
-  scrollDown();
-  return { el, bubble, meta, text };
-}
-
-function turnView(turnId) {
-  let view = turns.get(turnId);
-  if (!view) {
-    view = pendingAssistant ?? addMessage("assistant");
-    pendingAssistant = null;
-    view.el.dataset.turn = turnId;
-    view.el.classList.add("streaming");
-    turns.set(turnId, view);
-  }
-  return view;
-}
-
-function scrollDown() { ui.chat.scrollTop = ui.chat.scrollHeight; }
-
-function chip(meta, text, cls = "") {
-  const el = document.createElement("span");
-  el.className = `chip ${cls}`;
-  el.textContent = text;
-  meta.append(el);
-}
-
-const ms = (v) => {
-  const n = Number(v);
-  if (n >= 1000) return `${(n / 1000).toFixed(2)} s`;
-  return n < 1 ? `${n.toFixed(2)} ms` : `${Math.round(n)} ms`;
-};
-
-// -- status -------------------------------------------------------------------------
-function renderStatus() {
-  let state = serverState;
-  if (player.playing && state !== "thinking") state = "speaking";
-  ui.status.dataset.state = state;
-  ui.avatar.dataset.state = state;
-  ui.statusText.textContent = state;
-  ui.stop.disabled = !(player.playing || state === "thinking" || state === "speaking");
-}
-
 function toast(text, ms_ = 3500) {
   ui.toast.textContent = text;
   ui.toast.classList.add("show");
@@ -111,36 +65,80 @@ function toast(text, ms_ = 3500) {
   toast.timer = setTimeout(() => ui.toast.classList.remove("show"), ms_);
 }
 
-function logActivity(event) {
-  ui.activity.querySelector(".muted")?.remove();
-  const li = document.createElement("li");
-  const params = Object.entries(event.params).map(([k, v]) => `${k}=${v}`).join(" ");
-  li.innerHTML = `<div><b></b> <span class="from"></span></div><div class="params"></div><div class="when"></div>`;
-  li.querySelector("b").textContent = event.name;
-  li.querySelector(".from").textContent = `from ${event.source}`;
-  li.querySelector(".params").textContent = params.slice(0, 160);
-  li.querySelector(".when").textContent = new Date().toLocaleTimeString();
-  ui.activity.prepend(li);
-  while (ui.activity.children.length > 50) ui.activity.lastChild.remove();
-}
-
-// -- wiring ---------------------------------------------------------------------------
+// -- speech output: player, volume and mute (kept in localStorage) ---------------------
 const player = new PcmPlayer();
-player.onchange = renderStatus;
 (function animateAvatar() {
   ui.avatar.style.setProperty("--level", player.level().toFixed(2));
   requestAnimationFrame(animateAvatar);
 })();
 
+function wireSound() {
+  const stored = Number(localStorage.getItem("peromesh.volume") ?? 100);
+  ui.volume.value = String(Number.isFinite(stored) ? stored : 100);
+  player.setVolume(Number(ui.volume.value) / 100);
+  player.setMuted(localStorage.getItem("peromesh.muted") === "true");
+  const render = () => {
+    ui.mute.setAttribute("aria-pressed", String(player.muted));
+    ui.mute.dataset.muted = String(player.muted);
+    ui.mute.title = player.muted ? "Unmute speech" : "Mute speech";
+  };
+  ui.mute.addEventListener("click", () => {
+    player.setMuted(!player.muted);
+    localStorage.setItem("peromesh.muted", String(player.muted));
+    render();
+  });
+  ui.volume.addEventListener("input", () => {
+    player.setVolume(Number(ui.volume.value) / 100);
+    localStorage.setItem("peromesh.volume", ui.volume.value);
+    if (player.muted && Number(ui.volume.value) > 0) ui.mute.click();
+  });
+  render();
+}
+
 async function main() {
-  let token = takeToken() || await askToken();
+  const token = takeToken() || await askToken();
   const device = deviceId();
   $("fact-device").textContent = device;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
   const client = new PeroMeshClient({ url, token, deviceId: device, deviceName: "Web console", platform: "web",
     capabilities: ["ui.display", "audio.playback"] });
-  window.peromesh = { client, player, turns }; // for debugging and the browser tests
+  const transcript = new Transcript(device);
+  const chat = new ChatView(ui.chat, transcript);
+  const panels = {
+    tasks: new TasksPanel(panel("tasks"), client, toast),
+    reminders: new RemindersPanel(panel("reminders"), client, toast),
+    devices: new DevicesPanel(panel("devices"), client, device),
+    system: new SystemChart(panel("system"), client),
+  };
+  const activity = new ActivityLog($("activity"));
+  window.peromesh = { client, player, chat, panels, transcript }; // for debugging and the browser tests
+  chat.restore();
+  wireSound();
 
+  // -- header status ----------------------------------------------------------------
+  let serverState = "idle";
+  let settleTimer = 0;
+  function setServerState(state) {
+    serverState = state;
+    clearTimeout(settleTimer);
+    if (state === "interrupted") settleTimer = setTimeout(() => setServerState("idle"), INTERRUPTED_SHOWN_MS);
+    renderStatus();
+  }
+  function renderStatus() {
+    let state = serverState;
+    if (player.playing && state !== "thinking") state = "speaking";
+    ui.status.dataset.state = state;
+    ui.avatar.dataset.state = state;
+    ui.statusText.textContent = state;
+    ui.stop.disabled = !(player.playing || state === "thinking" || state === "speaking");
+  }
+  player.onchange = renderStatus;
+
+  // -- connection ---------------------------------------------------------------------
+  function setInputEnabled(enabled, why = "") {
+    for (const el of [ui.input, ui.send, ui.mic]) el.disabled = !enabled;
+    ui.input.placeholder = enabled ? "Message Pero…  (Enter to send, Shift+Enter for a new line)" : why;
+  }
   client.on("connection", (e) => {
     ui.conn.dataset.state = e.state;
     ui.connText.textContent = {
@@ -148,77 +146,85 @@ async function main() {
       reconnecting: e.delayMs !== undefined ? `reconnecting in ${(e.delayMs / 1000).toFixed(1)} s…` : "reconnecting…",
       closed: e.code === 4401 ? "token rejected" : e.code === 4409 ? "opened elsewhere" : "disconnected",
     }[e.state] ?? e.state;
+    if (e.state === "open") {
+      ui.takeover.hidden = true;
+      setInputEnabled(true);
+      return;
+    }
+    if (e.state !== "reconnecting" && e.state !== "closed") return;
+    player.stop(); // nothing of a lost connection keeps talking
+    chat.settle();
+    setServerState("idle");
     if (e.state === "reconnecting" && e.reason) toast(`connection lost: ${e.reason}`);
-    if (e.state === "closed" && e.code === 4401) {
+    if (e.state === "closed" && e.code === 4409) {
+      ui.takeover.hidden = false;
+      setInputEnabled(false, "Pero is open in another tab — use it there, or take over above.");
+    } else if (e.state === "closed" && e.code === 4401) {
       localStorage.removeItem("peromesh.token");
       askToken().then((t) => { client.options.token = t; client.connect().catch(() => {}); });
+    } else if (e.state === "closed") {
+      setInputEnabled(false, "Disconnected — reload to connect again.");
     }
+  });
+  ui.takeoverButton.addEventListener("click", () => {
+    ui.takeover.hidden = true;
+    client.connect().catch((err) => toast(String(err.message ?? err)));
   });
   client.on("welcome", (w) => {
     $("fact-session").textContent = w.sessionId;
     $("fact-session").title = w.sessionId;
     $("fact-resumed").textContent = w.resumed ? (w.historyTurns ? `yes (${w.historyTurns} turns)` : "yes") : "no";
+    if (transcript.session(w.sessionId)) chat.divider("new session");
+    panels.tasks.load();
+    panels.reminders.load();
+    panels.devices.start();
   });
   client.on("heartbeat", (h) => { $("fact-rtt").textContent = `${h.rttMs} ms rtt`; });
+
+  // -- the conversation -----------------------------------------------------------------
   client.on("state_update", (e) => {
-    serverState = e.params.state;
-    if (serverState === "thinking") turnView(e.turnId);
-    renderStatus();
+    if (e.params.state === "thinking") chat.turn(e.turnId);
+    if (e.params.state === "listening" && player.playing) { // the mesh heard the user speak over the answer
+      chat.userCut(client.currentTurn);
+      player.stop();
+    }
+    setServerState(e.params.state);
   });
-  client.on("assistant_delta", (e) => {
-    const view = turnView(e.turnId);
-    view.text += e.params.text_delta;
-    view.bubble.textContent = view.text;
-    scrollDown();
-  });
-  client.on("assistant_final", (e) => {
-    const view = turnView(e.turnId);
-    view.el.classList.remove("streaming");
-    view.text = e.params.text;
-    view.bubble.textContent = view.text || (e.params.interrupted === "true" ? "…" : "");
-    if (e.params.interrupted === "true") view.el.classList.add("interrupted");
-  });
+  client.on("assistant_delta", (e) => chat.delta(e.turnId, e.params.text_delta));
+  client.on("assistant_final", (e) => chat.final(e.turnId, e.params));
   client.on("audio_begin", (e) => {
     player.begin(e.turnId, Number(e.params.sample_rate) || 24000);
     $("fact-audio").textContent = e.params.mime;
   });
   client.on("audio_chunk", (e) => { if (!e.isEnd) player.push(e.turnId, e.pcm); });
   client.on("audio_cancel", () => player.stop());
-  client.on("metrics", (e) => {
-    const view = turnView(e.turnId), p = e.params;
-    view.meta.replaceChildren();
-    if (Number(p.t_first_delta_ms)) chip(view.meta, `first token ${ms(p.t_first_delta_ms)}`);
-    if (Number(p.t_first_audio_ms)) chip(view.meta, `first audio ${ms(p.t_first_audio_ms)}`);
-    chip(view.meta, `total ${ms(p.t_total_ms)}`);
-    if (view.el.classList.contains("interrupted")) chip(view.meta, `interrupted · cut in ${ms(p.t_interrupt_ms)}`, "cut");
+  client.on("metrics", (e) => chat.metrics(e.turnId, e.params));
+  client.on("error", (e) => {
+    const message = `${e.params.code}: ${e.params.message}`;
+    if (!chat.error(e.turnId, message)) toast(message);
   });
-  client.on("error", (e) => toast(`${e.params.code}: ${e.params.message}`));
-  client.on("action", logActivity);
+  client.on("action", (e) => activity.add(e));
 
   async function send() {
     const text = ui.input.value.trim();
-    if (!text) return;
+    if (!text || ui.input.disabled) return;
     player.unlock(); // a user gesture: audio may start
-    player.stop();
+    player.stop(); // the previous answer's speech ends; it is not marked as cut (see chat.js)
     ui.input.value = "";
     autosize();
-    addMessage("user", text);
-    pendingAssistant = addMessage("assistant");
-    pendingAssistant.el.classList.add("streaming");
+    chat.userSays(text);
     try {
       await client.sendText(text);
     } catch (err) {
-      pendingAssistant?.el.classList.add("error");
-      if (pendingAssistant) pendingAssistant.bubble.textContent = String(err.message ?? err);
-      pendingAssistant = null;
+      chat.error("", String(err.message ?? err));
     }
   }
 
   function interrupt() {
+    chat.userCut(client.currentTurn);
     player.stop(); // silence first, then tell the mesh
     client.interrupt();
-    serverState = "interrupted";
-    renderStatus();
+    setServerState("interrupted");
   }
 
   // Voice: hold the mic button to talk (release = end of utterance), or click it for hands-free
@@ -280,23 +286,19 @@ async function main() {
   client.on("transcription", (e) => {
     const text = e.params.text ?? "";
     if (!listening && text) {
-      listening = addMessage("user");
+      listening = chat.add("user");
       listening.el.classList.add("partial");
     }
     if (listening) {
       listening.bubble.textContent = text;
-      scrollDown();
+      chat.scroll();
     }
     if (e.params.is_final === "true") {
       if (listening && !text) listening.el.remove();
+      if (listening && text) transcript.put({ role: "user", text });
       listening?.el.classList.remove("partial");
       listening = null;
     }
-  });
-  client.on("state_update", (e) => {
-    // The server heard speech over the assistant (barge-in): silence what is still queued here too,
-    // also audio of a turn the server had already finished sending.
-    if (e.params.state === "listening" && player.playing) player.stop();
   });
 
   function autosize() {
@@ -322,7 +324,7 @@ async function main() {
   try {
     await client.connect();
   } catch (err) {
-    toast(String(err.message ?? err));
+    if (client.connectionState !== "closed") toast(String(err.message ?? err));
   }
   ui.input.focus();
 }

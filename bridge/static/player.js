@@ -1,6 +1,7 @@
 // Gap-free PCM16 playback with WebAudio: every chunk becomes an AudioBuffer
 // scheduled exactly at the end of the previous one (sample-accurate, no gaps,
-// no clicks). stop() silences at once and forgets everything queued.
+// no clicks). stop() silences at once and forgets everything queued. Volume and mute act on one
+// gain node, so they apply to what is already scheduled too.
 
 export class PcmPlayer {
   constructor({ leadMs = 60 } = {}) {
@@ -13,6 +14,8 @@ export class PcmPlayer {
     this.rate = 24000;
     this.turnId = "";
     this.stats = { chunks: 0, samples: 0, stops: 0, lastChunkAt: 0 };
+    this.volume = 1;
+    this.muted = false;
     this.onchange = () => {};
   }
 
@@ -24,6 +27,7 @@ export class PcmPlayer {
       this.analyser = this.context.createAnalyser();
       this.analyser.fftSize = 512;
       this.gain.connect(this.analyser).connect(this.context.destination);
+      this._applyGain();
     }
     if (this.context.state === "suspended") this.context.resume();
   }
@@ -72,6 +76,21 @@ export class PcmPlayer {
     this.nextTime = 0;
     this.stats.stops += 1;
     this.onchange();
+  }
+
+  /** 0..1; remembered before the AudioContext exists. */
+  setVolume(volume) {
+    this.volume = Math.max(0, Math.min(1, Number(volume) || 0));
+    this._applyGain();
+  }
+
+  setMuted(muted) {
+    this.muted = !!muted;
+    this._applyGain();
+  }
+
+  _applyGain() {
+    if (this.gain) this.gain.gain.value = this.muted ? 0 : this.volume;
   }
 
   get playing() { return this.sources.size > 0; }

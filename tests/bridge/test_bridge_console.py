@@ -6,21 +6,18 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from meshkit import start_test_mesh
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser
 
 from bridge import codec
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from server.mesh.runner import Mesh
 
+from .console_kit import Problems, chromium, js, screenshot, wait_js
+
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
@@ -32,24 +29,13 @@ async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    async with chromium() as browser:
         yield browser
-        await browser.close()
-
-
-async def js(page: Page, expression: str) -> Any:
-    return await page.evaluate(expression)
-
-
-async def wait_js(page: Page, expression: str, timeout_ms: float = 30_000) -> None:
-    await page.wait_for_function(expression, timeout=timeout_ms)
 
 
 async def test_console_streams_plays_interrupts_and_resumes(mesh: Mesh, browser: Browser) -> None:
-    page = await browser.new_page(viewport={"width": 1180, "height": 780})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    problems = Problems()
+    page = problems.watch(await browser.new_page(viewport={"width": 1180, "height": 780}))
     await page.goto(f"http://{mesh.addresses['bridge']}/?device=web-test#token=test-token")
     await page.wait_for_selector('#conn[data-state="open"]', timeout=15_000)
     assert "token" not in page.url  # the token left the address bar
@@ -70,8 +56,7 @@ async def test_console_streams_plays_interrupts_and_resumes(mesh: Mesh, browser:
     assert stats["chunks"] > 5 and stats["samples"] > 24_000  # more than a second of speech scheduled
     chips = await js(page, "[...document.querySelectorAll('.msg.assistant .chip')].map(c => c.textContent)")
     assert any(c.startswith("first token") for c in chips) and any(c.startswith("total") for c in chips)
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / "bridge-console.png"))
+    await screenshot(page, "chat")
 
     # barge-in: stop while speaking silences at once and nothing of the turn plays afterwards
     await page.fill("#input", "Tell me more")
@@ -85,7 +70,7 @@ async def test_console_streams_plays_interrupts_and_resumes(mesh: Mesh, browser:
     await asyncio.sleep(0.6)
     assert await js(page, "window.peromesh.player.stats.chunks") == chunks_at_stop
     assert await js(page, "window.peromesh.player.playing") is False
-    await page.screenshot(path=str(ARTIFACTS / "bridge-console-interrupted.png"))
+    await screenshot(page, "chat-interrupted")
 
     # the connection drops: the SDK reconnects by itself and resumes the same session
     await js(page, "window.peromesh.client._ws.close()")
@@ -93,7 +78,7 @@ async def test_console_streams_plays_interrupts_and_resumes(mesh: Mesh, browser:
     await page.wait_for_selector('#conn[data-state="open"]', timeout=15_000)
     welcome = await js(page, "window.peromesh.client.welcome")
     assert welcome["resumed"] is True and welcome["sessionId"] == session
-    assert errors == []
+    assert problems.lines == []
 
 
 async def test_sdk_wire_codec_matches_python_byte_for_byte(mesh: Mesh, browser: Browser) -> None:
