@@ -11,9 +11,9 @@ import grpc
 
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
-from server.asr.speech_input import transcriber_loader
+from server.asr.speech_input import add_speech_arguments, speech_loader, speech_settings, warm_up
 from server.dialog.deps import DialogDeps
-from server.dialog.history import HistoryStore
+from server.dialog.history import HistoryStore, upgrade_schema
 from server.dialog.servicer import DialogServicer
 from server.events.config import EventsConfig
 from server.events.pipeline import EventPipeline, start_pipeline
@@ -71,17 +71,17 @@ class CoreComponent:
         group.add_argument("--events-redis-url", default=None,
                            help="relay outbox events to Redis Streams (e.g. redis://127.0.0.1:6379/0); "
                                 "default: in-process consumers")
+        group.add_argument("--outbound-queue-events", type=int, default=256,
+                           help="events queued per Converse stream before the turn waits for a slow reader")
         group.add_argument("--recall-top-k", type=int, default=4, help="memories recalled into each turn")
-        group.add_argument("--asr-model", default="base", choices=["base", "tiny.en", "none"],
-                           help="Whisper model for user_audio (loaded on first speech; none: no speech input)")
-        group.add_argument("--asr-language", default="",
-                           help="language the person speaks (e.g. zh, en); empty: detected per utterance")
+        add_speech_arguments(group)
         for service in core_services():
             service.add_arguments(group)
 
     async def start(self, ctx: MeshContext) -> RunningCore:
         db = Database(ctx.db_url("core"))
         await asyncio.to_thread(db.create_all)
+        await asyncio.to_thread(upgrade_schema, db.engine)
         llm = await factory.build_provider(ctx.settings, ctx.data_dir)
         channels: list[grpc.aio.Channel] = []
         tts_stub = None
@@ -91,9 +91,11 @@ class CoreComponent:
         else:
             log.warning("no TTS server (--tts-addr): the companion answers in text only")
         deps = DialogDeps(llm=llm, history=HistoryStore(db, ctx.settings.history_turns), tts=tts_stub,
-                          tts_metadata=bearer_metadata(ctx.token), max_new_tokens=ctx.settings.max_new_tokens)
-        deps.asr = transcriber_loader(ctx.settings.asr_model, ctx.data_dir / "models",
-                                      ctx.settings.asr_language or None)
+                          tts_metadata=bearer_metadata(ctx.token), max_new_tokens=ctx.settings.max_new_tokens,
+                          outbound_capacity=ctx.settings.outbound_queue_events)
+        deps.asr = speech_loader(speech_settings(ctx.settings), ctx.data_dir / "models")
+        if deps.asr is not None:
+            await warm_up(deps.asr)  # Whisper, VAD and turn detector loaded and run once before SERVING
         memory_address = ctx.address_of("memory")
         if memory_address:
             memory = MemoryClient(memory_address, ctx.token)
@@ -115,7 +117,8 @@ class CoreComponent:
             ctx.shared["dialog"] = servicer  # announcements (reminders) reach live sessions through it
             bindings.append(ServiceBinding("peromesh.dialog.v1.DialogService",
                                            pb_grpc.add_DialogServiceServicer_to_server, servicer))
-            server = await start_server("core", bindings, ctx.settings.host, ctx.port("core"), ctx.token)
+            server = await start_server("core", bindings, ctx.settings.host, ctx.port("core"), ctx.token,
+                                        allow_unauthenticated_loopback=ctx.allow_unauthenticated_loopback)
         except BaseException:
             for service in reversed(started):
                 await service.stop()

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
-from server.asr.speech_input import TranscriberLoader
+from server.asr.speech_input import SpeechLoader
 from server.dialog.history import HistoryStore
 from server.dialog.tool_port import ToolPort
 from server.llm.base import LlmProvider
@@ -30,7 +30,8 @@ class DialogDeps:
     tts_metadata: Sequence[tuple[str, str]] = ()
     max_new_tokens: int = 200
     max_text_chars: int = 8000
+    outbound_capacity: int = 256  # events queued per stream before producers wait (server/dialog/gate.py)
     recall: Recall = field(default=_no_recall)
     events_committed: Callable[[], None] = field(default=_nothing)  # wakes the outbox relay
     tools: ToolPort | None = None
-    asr: TranscriberLoader | None = None  # None: user_audio is refused (UNIMPLEMENTED)
+    asr: SpeechLoader | None = None  # None: user_audio is refused (UNIMPLEMENTED)

@@ -6,33 +6,79 @@ dequeues them and asks the gate before yielding each. Once a turn is closed
 assistant_final, metrics, state_update, error). Because the check happens at
 the last moment before the event is handed to gRPC, events that were already
 queued when the interrupt arrived are dropped too — producers do not need to
-stop in time for the guarantee to hold.
+stop in time for the guarantee to hold. Of a closed turn's `state_update`s only
+the terminal ones (IDLE, INTERRUPTED) pass: a SPEAKING produced while the turn
+was being torn down never reaches the client.
+
+Bounded, with backpressure: data events (text deltas, audio chunks) go
+through `await send()`, which waits while `capacity` events are queued — a
+client that reads slowly (a direct gRPC reader behind HTTP/2 flow control)
+slows its turn's producers down instead of growing the queue. Control events
+(`emit()`) never wait, so an interrupt is never stuck behind audio; they are
+few per turn, and the session's reader waits for `writable()` before taking
+a new request, so the queue stays below capacity + a handful (`peak` shows it).
+The set of closed turns is bounded the same way: only turns whose events can
+still be queued matter, and at most `capacity` + a handful of events are.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from server.failpoints import failpoint
 
 TERMINAL_KINDS = frozenset({"audio_cancel", "assistant_final", "metrics", "state_update", "error"})
+TERMINAL_STATES = frozenset({pb.STATE_IDLE, pb.STATE_INTERRUPTED})
+DEFAULT_CAPACITY = 256  # events; audio chunks are 4-16 KiB, so at most ~4 MiB per stream
 _CLOSE = object()
 
 
 class OutboundGate:
-    def __init__(self, on_delivered: Callable[[pb.ConverseResponse], None] | None = None) -> None:
+    def __init__(self, on_delivered: Callable[[pb.ConverseResponse], None] | None = None,
+                 capacity: int = DEFAULT_CAPACITY) -> None:
+        self.capacity = capacity
         self._queue: asyncio.Queue[pb.ConverseResponse | object] = asyncio.Queue()
-        self._closed_turns: set[str] = set()
+        self._space = asyncio.Event()
+        self._space.set()
+        self._closed_turns: OrderedDict[str, None] = OrderedDict()
+        self._max_closed = capacity + 64
         self._on_delivered = on_delivered
         self.dropped = 0
+        self.peak = 0  # the most events ever queued at once (the bound tests check)
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
 
     def emit(self, event: pb.ConverseResponse) -> None:
-        self._queue.put_nowait(event)
+        """Queue a control event now (never waits; see the module docstring for the bound)."""
+        self._put(event)
+
+    async def send(self, event: pb.ConverseResponse) -> None:
+        """Queue a data event, waiting while the queue is at capacity (backpressure).
+
+        Cancellable while waiting; the event is then not queued."""
+        await self.writable()
+        self._put(event)
+
+    async def writable(self) -> None:
+        """Return once fewer than `capacity` events are queued."""
+        while self._queue.qsize() >= self.capacity:
+            self._space.clear()
+            await self._space.wait()
+
+    def _put(self, item: pb.ConverseResponse | object) -> None:
+        self._queue.put_nowait(item)
+        self.peak = max(self.peak, self._queue.qsize())
 
     def close_turn(self, turn_id: str) -> None:
         """From now on, only terminal events of `turn_id` are delivered."""
-        self._closed_turns.add(turn_id)
+        self._closed_turns[turn_id] = None
+        while len(self._closed_turns) > self._max_closed:
+            self._closed_turns.popitem(last=False)
 
     def is_closed(self, turn_id: str) -> bool:
         return turn_id in self._closed_turns
@@ -40,18 +86,25 @@ class OutboundGate:
     def allows(self, event: pb.ConverseResponse) -> bool:
         if event.turn_id not in self._closed_turns:
             return True
-        return event.WhichOneof("event") in TERMINAL_KINDS
+        kind = event.WhichOneof("event")
+        if kind == "state_update":
+            return event.state_update.state in TERMINAL_STATES
+        return kind in TERMINAL_KINDS
 
     def end(self) -> None:
         """No more events: the stream completes after what is queued."""
-        self._queue.put_nowait(_CLOSE)
+        self._put(_CLOSE)
 
     async def events(self) -> AsyncIterator[pb.ConverseResponse]:
         while (item := await self._queue.get()) is not _CLOSE:
+            if self._queue.qsize() < self.capacity:
+                self._space.set()
             assert isinstance(item, pb.ConverseResponse)
             if not self.allows(item):
                 self.dropped += 1
                 continue
             if self._on_delivered:
                 self._on_delivered(item)
-            yield item
+            yield item  # returns once gRPC has taken the message
+            if item.HasField("assistant_final"):
+                failpoint("turn.after_final")

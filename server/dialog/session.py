@@ -5,6 +5,13 @@ interrupt is acted on while a turn is still producing, never queued behind
 its audio. Teardown order on interrupt is fixed: close the turn at the gate →
 emit audio_cancel → cancel the turn task (LLM stops, TTS call cancelled) →
 report and persist what was said and heard.
+
+Backpressure: before taking the next request the reader waits until the
+outbound gate is below capacity (see gate.py), so a client that sends but
+does not read cannot grow the queue; an interrupt of the running turn is
+taken at once, because it is what empties the queue. After the client
+half-closes, speech it already ended (`is_end`) is still recognised and
+answered before the stream ends, just like text.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import AsyncIterator
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from server.aio import TaskOwner, cancel_and_wait
+from server.asr import pcm
 from server.asr.playout_clock import ClientPlayout
 from server.asr.speech_input import SpeechInput, SpeechUnavailable
 from server.asr.streaming import PartialTranscript, RecognitionEvent, SpeechStarted
@@ -37,11 +45,10 @@ class ConverseSession:
     def __init__(self, deps: DialogDeps, counter: TurnCounter) -> None:
         self.deps = deps
         self.counter = counter
-        self.gate = OutboundGate(on_delivered=self._delivered)
+        self.gate = OutboundGate(on_delivered=self._delivered, capacity=deps.outbound_capacity)
         self.config: pb.SessionConfig | None = None
         self.session_id = ""
         self.turn: Turn | None = None
-        self._ended_turns: set[str] = set()
         self._tasks = TaskOwner("converse")
         self._announcements: list[str] = []  # waiting for the running turn to end
         self.speech: SpeechInput | None = None
@@ -52,7 +59,11 @@ class ConverseSession:
         """Handle client messages until the client half-closes, then finish the turn and end."""
         try:
             async for request in requests:
+                if not (request.WhichOneof("kind") == "interrupt" and self.turn is not None and self.turn.active):
+                    await self.gate.writable()
                 await self._handle(request, time.perf_counter())
+            if self.speech is not None:
+                await self.speech.finish()  # an utterance ended with is_end is still answered
             if self.turn and self.turn.task:
                 await self.turn.task
         finally:
@@ -88,7 +99,8 @@ class ConverseSession:
         self.config = config
         self._playout = ClientPlayout(config.sample_rate_hertz or DEFAULT_RATE_HZ)
         self.session_id = config.session_id or uuid.uuid4().hex[:16]
-        done = await self.deps.history.count_turns(self.session_id)
+        self.counter.open(self.session_id)
+        done = await self.deps.history.open_session(self.session_id)
         self.gate.emit(pb.ConverseResponse(session_started=pb.SessionStarted(
             session_id=self.session_id, history_turns=done)))
 
@@ -104,6 +116,11 @@ class ConverseSession:
 
     # -- speech ------------------------------------------------------------
     async def _user_audio(self, audio: pb.UserAudio) -> None:
+        try:  # the check the bridge applies to gateway audio too: one answer on both paths
+            pcm.check_pcm16(audio.pcm, audio.sample_rate_hertz or pcm.DEFAULT_RATE_HZ)
+        except pcm.PcmFormatError as exc:
+            self._error("", "INVALID_ARGUMENT", f"user_audio: {exc}")
+            return
         if self.deps.asr is None:
             self._error("", "UNIMPLEMENTED", "speech input is off on this server (--asr-model none)")
             return
@@ -157,8 +174,10 @@ class ConverseSession:
             log.exception("turn failed", extra={"corr": turn.id})
             self._error(turn.id, "INTERNAL", f"turn failed: {str(exc)[:300]}")
             self.gate.emit(events.state(turn.id, pb.STATE_IDLE))
-        finally:
-            self._ended_turns.add(turn.id)
+            try:
+                await turn.abandon()
+            except Exception:
+                log.exception("could not mark the failed turn abandoned", extra={"corr": turn.id})
         if self._announcements and self.turn is turn:  # nothing newer started meanwhile
             await self.start_turn("", time.perf_counter(), announcement=self._announcements.pop(0))
 
@@ -182,7 +201,7 @@ class ConverseSession:
     async def interrupt(self, turn_id: str, received: float) -> None:
         turn = self.turn
         if turn_id and (turn is None or turn_id != turn.id):
-            if turn_id in self._ended_turns:
+            if self._is_past(turn_id):
                 self._error(turn_id, "FAILED_PRECONDITION", f"turn {turn_id} has already ended")
             else:
                 self._error(turn_id, "NOT_FOUND", f"no turn {turn_id!r} in this session")
@@ -196,6 +215,12 @@ class ConverseSession:
         t_interrupt_ms = (time.perf_counter() - received) * 1000.0
         await cancel_and_wait(turn.task)
         await turn.finish_interrupted(t_interrupt_ms)
+
+    def _is_past(self, turn_id: str) -> bool:
+        """An earlier turn of this stream: same session, a lower number than the current turn's."""
+        session, _, number = turn_id.rpartition("#")
+        current = self.turn.input.turn_index if self.turn is not None else 0
+        return session == self.session_id and number.isdigit() and int(number) < current
 
     # -- plumbing ----------------------------------------------------------
     def _delivered(self, event: pb.ConverseResponse) -> None:
@@ -222,3 +247,5 @@ class ConverseSession:
         if self.speech is not None:
             await self.speech.close()
         await self._tasks.close()
+        if self.config is not None:
+            self.counter.close(self.session_id)

@@ -1,18 +1,27 @@
 """The turn loop: user text → streamed answer text and speech, interruptible.
 
     THINKING → assistant_delta* (as tokens arrive) ─┬─ clauses → TTS → audio_begin, audio_chunk*
-                                                     └─ assistant_final → audio_end → metrics → IDLE
+                                                     └─ (answer committed) assistant_final → audio_end → metrics → IDLE
 
 Text and speech run concurrently: the model keeps generating while earlier
 clauses are already being spoken. An interrupt is handled by the session
 (see session.py): it closes the turn at the outbound gate, cancels this
 task (the LLM stops within a token, the TTS call is cancelled), then calls
 `finish_interrupted()`.
+
+Commit before you tell: the answer row (text, heard text so far) and its
+long-term-memory event commit before `assistant_final` is emitted, so an
+answer the client has seen is never missing from history after a crash;
+when the turn ends, what the user really heard is written onto that row,
+together with the turn's analytics event. A turn that fails marks its
+question abandoned. Failpoints `turn.before_store` and `turn.after_store`
+sit on either side of that commit (server/failpoints.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +42,7 @@ from server.dialog.segmenter import ClauseSegmenter
 from server.dialog.speech import SpeechStream
 from server.dialog.tool_port import ToolCallRecord, TurnRequest
 from server.events import outbox
+from server.failpoints import failpoint
 from server.llm.base import LlmRequest
 from server.llm.prompt import build_messages
 from server.llm.scripted import tokenize
@@ -72,6 +82,9 @@ class Turn:
         self.audio_begun = False
         self.finished = False
         self._user_write: asyncio.Task[None] | None = None
+        self._answer_write: asyncio.Task[None] | None = None  # the answer row's commit, once started
+        self._closing: asyncio.Task[None] | None = None  # the completed turn's last commit, once started
+        self._metrics = pb.TurnMetrics()
         self.playout = PlayoutTracker(given.sample_rate)
         self.clock = TurnMetricsRecorder(given.started)
         self.task: asyncio.Task[None] | None = None
@@ -92,14 +105,15 @@ class Turn:
             audio = asyncio.create_task(self._pump_audio(speech), name=f"{self.id}:audio") if speech else None
             try:
                 await self._generate(replies, speech)
+                await self._answered()
                 if audio:
                     await audio
             finally:
+                # The audio task first, before anything yields: once the turn is being torn down,
+                # it must not get to emit another chunk or a SPEAKING.
+                await cancel_and_wait(audio)
                 if speech:
                     await speech.cancel()
-                await cancel_and_wait(audio)
-            if self._user_write:
-                await self._user_write
         await self._complete()
 
     async def _answer(self) -> AsyncIterator[str]:
@@ -142,7 +156,7 @@ class Turn:
                     self.clock.first_delta()
                 self.tokens += 1
                 self.text += piece
-                self.gate.emit(events.delta(self.id, piece))
+                await self.gate.send(events.delta(self.id, piece))
                 for clause in segmenter.feed(piece):
                     self._say(speech, clause)
         finally:
@@ -153,6 +167,13 @@ class Turn:
             self._say(speech, rest)
         if speech:
             speech.finish()
+
+    async def _answered(self) -> None:
+        """Commit the answer, then tell the client it is final."""
+        heard_so_far = self.playout.heard_text() if self.input.speak and self.deps.tts is not None else self.text
+        self._answer_write = asyncio.create_task(self._store_answer(heard_so_far), name=f"{self.id}:answer")
+        await asyncio.shield(self._answer_write)  # an interrupt mid-commit must not tear the commit
+        failpoint("turn.after_store")
         self.gate.emit(events.final(self.id, self.text, False, self.text))
 
     def _say(self, speech: SpeechStream | None, clause: str) -> None:
@@ -175,12 +196,12 @@ class Turn:
                     seq = response.chunk.segment_seq
                     sizes[seq] = sizes.get(seq, 0) + len(response.chunk.pcm)
                     for chunk in chunker.add(seq, response.chunk.pcm):
-                        self._send_chunk(chunk.pcm, chunk.parts, first_chunk)
+                        await self._send_chunk(chunk.pcm, chunk.parts, first_chunk)
                 elif kind == "segment_done":
                     seq = response.segment_done.segment_seq
                     self.playout.segment_finished(seq, sizes.get(seq, 0))
                     for chunk in chunker.end_segment():  # the flushed remainder ends the clause
-                        self._send_chunk(chunk.pcm, chunk.parts, first_chunk, clause_end=True)
+                        await self._send_chunk(chunk.pcm, chunk.parts, first_chunk, clause_end=True)
                 elif kind == "end":
                     break
         except asyncio.CancelledError:
@@ -194,7 +215,7 @@ class Turn:
         if self.audio_begun:
             self.gate.emit(events.audio_end(self.id, self.chunks_sent))
 
-    def _send_chunk(self, pcm: bytes, parts: list[tuple[int, int]], first_span: trace.Span,
+    async def _send_chunk(self, pcm: bytes, parts: list[tuple[int, int]], first_span: trace.Span,
                     clause_end: bool = False) -> None:
         if not self.audio_begun:
             self.audio_begun = True
@@ -203,47 +224,96 @@ class Turn:
             self.gate.emit(events.audio_begin(self.id, self.input.sample_rate))
             self.gate.emit(events.state(self.id, pb.STATE_SPEAKING))
         self.playout.chunk_built(self.chunks_sent, parts)
-        self.gate.emit(events.audio_chunk(self.id, self.chunks_sent, pcm, clause_end))
+        await self.gate.send(events.audio_chunk(self.id, self.chunks_sent, pcm, clause_end))
         self.chunks_sent += 1
 
     async def _complete(self) -> None:
-        metrics = self.clock.finish(self.tokens)
+        """Everything of the turn is committed by the time the client sees IDLE."""
+        self._metrics = metrics = self.clock.finish(self.tokens)
+        self._closing = asyncio.create_task(self._store_completion(metrics), name=f"{self.id}:complete")
+        await asyncio.shield(self._closing)
+        self._report_completed(metrics)
+
+    async def _store_completion(self, metrics: pb.TurnMetrics) -> None:
+        await self.deps.history.correct_assistant(self.input.session_id, self.input.turn_index, False,
+                                                  self.text, [self._finished_event(False, metrics)])
+        self.deps.events_committed()
+
+    def _report_completed(self, metrics: pb.TurnMetrics) -> None:
         self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=metrics))
         self.gate.emit(events.state(self.id, pb.STATE_IDLE))
         self._end_span(interrupted=False)
-        await self._store_answer(False, self.text, metrics)
 
     # -- barge-in ----------------------------------------------------------
     async def finish_interrupted(self, t_interrupt_ms: float) -> None:
-        """After the session closed and cancelled this turn: report and persist."""
+        """After the session closed and cancelled this turn: persist, then report."""
+        if self._closing is not None:  # too late to cut anything: the completed turn was being committed
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._closing)
+            self._report_completed(self._metrics)
+            return
         heard = self.playout.heard_text()
-        self.gate.emit(events.final(self.id, self.text, True, heard))
         metrics = self.clock.finish(self.tokens, t_interrupt_ms=t_interrupt_ms)
+        finished = self._finished_event(True, metrics)
+        if await self._answer_stored():  # its final went out (or was about to): correct what was heard
+            await self.deps.history.correct_assistant(self.input.session_id, self.input.turn_index, True,
+                                                      heard, [finished])
+        else:
+            if self._user_write is not None:
+                await asyncio.shield(self._user_write)  # the user row precedes the assistant row
+            elif not self.input.announcement:  # cut before the user text was even queued for storage
+                await self.deps.history.add_user(self.input.session_id, self.input.turn_index, self.input.text)
+            await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text, True,
+                                                  heard, [*self._memory_event(heard), finished])
+        self.deps.events_committed()
+        self.gate.emit(events.final(self.id, self.text, True, heard))
         self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=metrics))
         self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
-        if self._user_write is not None:
-            await asyncio.shield(self._user_write)  # the user row precedes the assistant row
-        elif not self.input.announcement:  # cut before the user text was even queued for storage
-            await self.deps.history.add_user(self.input.session_id, self.input.turn_index, self.input.text)
-        await self._store_answer(True, heard, metrics)
         self._end_span(interrupted=True)
 
-    async def _store_answer(self, interrupted: bool, heard: str, metrics: pb.TurnMetrics) -> None:
-        """The answer row and its outbox events (memory write, analytics) commit together."""
-        stats = {"session_id": self.input.session_id, "interrupted": interrupted, "tokens": self.tokens,
-                 "chunks": self.chunks_sent, "t_first_delta_ms": metrics.t_first_delta_ms,
-                 "t_first_audio_ms": metrics.t_first_audio_ms, "t_total_ms": metrics.t_total_ms,
-                 "t_interrupt_ms": metrics.t_interrupt_ms}
-        pending = [outbox.event(outbox.ANALYTICS_STREAM, "TurnFinished", self.id, stats)]
-        if not self.input.announcement and heard.strip():
-            carrier: dict[str, str] = {}  # the memory write joins this turn's trace, whenever it happens
-            propagate.inject(carrier, context=trace.set_span_in_context(self._span))
-            pending.append(outbox.event(outbox.LTM_STREAM, "LtmWriteRequested", self.id, {
-                "session_id": self.input.session_id, "user_text": self.input.text, "assistant_text": heard,
-                "trace": carrier}))
-        await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text,
-                                              interrupted, heard, pending)
+    async def abandon(self) -> None:
+        """The turn failed before its answer was stored: its question will never be answered."""
+        if self.input.announcement or await self._answer_stored():
+            return
+        if self._user_write is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._user_write)
+        await self.deps.history.abandon(self.input.session_id, self.input.turn_index)
+
+    async def _answer_stored(self) -> bool:
+        if self._answer_write is None:
+            return False
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._answer_write)
+        return self._answer_write.done() and not self._answer_write.cancelled() \
+            and self._answer_write.exception() is None
+
+    async def _store_answer(self, heard: str) -> None:
+        """The answer row and its memory event commit together, after the user row."""
+        if self._user_write is not None:
+            await self._user_write
+        failpoint("turn.before_store")
+        await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text, False,
+                                              heard, self._memory_event(self.text))
         self.deps.events_committed()
+
+    def _memory_event(self, said: str) -> list[outbox.OutboxEvent]:
+        """What long-term memory should learn from this turn (nothing for an announcement or silence)."""
+        if self.input.announcement or not said.strip():
+            return []
+        carrier: dict[str, str] = {}  # the memory write joins this turn's trace, whenever it happens
+        propagate.inject(carrier, context=trace.set_span_in_context(self._span))
+        return [outbox.event(outbox.LTM_STREAM, "LtmWriteRequested", self.id, {
+            "session_id": self.input.session_id, "user_text": self.input.text, "assistant_text": said,
+            "trace": carrier})]
+
+    def _finished_event(self, interrupted: bool, metrics: pb.TurnMetrics) -> outbox.OutboxEvent:
+        """The turn's analytics record, written when the turn has ended (it carries the whole turn's timing)."""
+        return outbox.event(outbox.ANALYTICS_STREAM, "TurnFinished", self.id, {
+            "session_id": self.input.session_id, "interrupted": interrupted, "tokens": self.tokens,
+            "chunks": self.chunks_sent, "t_first_delta_ms": metrics.t_first_delta_ms,
+            "t_first_audio_ms": metrics.t_first_audio_ms, "t_total_ms": metrics.t_total_ms,
+            "t_interrupt_ms": metrics.t_interrupt_ms})
 
     def on_delivered(self, event: pb.ConverseResponse) -> None:
         if event.WhichOneof("event") == "audio_chunk":
