@@ -133,8 +133,14 @@ async def test_reminder_set_by_chat_is_listed_and_cancelled(mesh: Mesh, browser:
     assert await page.locator(f"{REMINDERS} [data-upcoming] li[data-reminder-id]").count() == 0
     [after] = await ask(other, "reminder:list", include_inactive="true")
     assert after["state"] == "cancelled"
+
+    # one that fires while the page watches: it moves to the recent ones as done, and the activity says so
+    await say(page, "remind me in 2 seconds to drink water")
+    done = page.locator(f"{REMINDERS} [data-recent] li[data-state=done]", has_text="drink water")
+    await done.wait_for(timeout=30_000)
     activity = await js(page, "[...document.querySelectorAll('#activity li')].map(li => li.textContent)")
     assert any(line.startswith("Reminder cancelled: “stretch”") for line in activity), activity
+    assert any(line.startswith("⏰ Reminder: “drink water”") for line in activity), activity
     await screenshot(page, "reminders")
     assert problems.lines == []
 
@@ -214,12 +220,12 @@ async def test_stop_returns_to_idle_and_only_cut_answers_are_marked(long_answer_
     assert "interrupted" in await page.locator(".msg.assistant").nth(2).get_attribute("class")
     await page.wait_for_selector('#status[data-state="idle"]', timeout=5_000)
     assert await page.is_disabled("#stop")
+    await screenshot(page, "stop")
 
     # an answer that fails is an error bubble without the streaming cursor
     await say(page, "x" * 9000)  # over the 8000 characters a user text may have
     await page.wait_for_selector(".msg.assistant.error", timeout=10_000)
     assert await page.locator(".msg.streaming").count() == 0
-    await screenshot(page, "stop")
     assert problems.lines == []
 
 
