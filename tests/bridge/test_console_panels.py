@@ -274,3 +274,24 @@ async def test_a_replaced_tab_says_why_and_takes_over(mesh: Mesh, browser: Brows
     assert await second.get_attribute("#conn", "data-state") == "closed"
     await context.close()
     assert problems.lines == []
+
+
+async def test_an_answer_cut_short_by_the_next_message_is_marked_superseded(mesh: Mesh, browser: Browser) -> None:
+    problems = Problems()
+    page = await open_console(browser, mesh.addresses["bridge"], "web-supersede", problems)
+    await js(page, """() => {  // the next message goes at the first words of the answer, mid-text
+        const off = window.peromesh.client.on('assistant_delta', () => {
+            off();
+            document.querySelector('#input').value = 'Wait, something else';
+            document.querySelector('#send').click();
+        });
+    }""")
+    await say(page, "Hello Pero")
+    await answers_done(page, 2)
+    first = page.locator(".msg.assistant").nth(0)
+    await first.locator(".chip.superseded").wait_for(timeout=10_000)
+    assert "superseded" in await first.get_attribute("class")
+    assert await first.locator(".chip.cut").count() == 0  # not "interrupted": the user did not cut it
+    second = page.locator(".msg.assistant").nth(1)
+    assert await second.evaluate("m => m.className") == "msg assistant"
+    assert problems.lines == []
