@@ -2,7 +2,8 @@
 
 How the dialog core uses it (one recognizer per Converse stream)::
 
-    recognizer = StreamingRecognizer(load_transcriber("base"))   # load_transcriber blocks ~1 s: to_thread
+    recognizer = StreamingRecognizer(load_transcriber("base"),  # both load in a thread, once, at start
+                                     turn_detector=load_turn_detector())
     # request reader, for every user_audio:
     await recognizer.feed(msg.pcm, msg.sample_rate_hertz or 16000)
     if msg.is_end:
@@ -17,10 +18,19 @@ How the dialog core uses it (one recognizer per Converse stream)::
 
 Endpointing: Silero VAD per 32 ms frame with hysteresis (speech above 0.5,
 silence below 0.35). An utterance starts after `min_speech_ms` of voiced
-frames (so a cough, a click or a burst of echo does not count) and ends after
-`end_silence_ms` of silence, on `end()` (the client's is_end), or at
-`max_utterance_s` (Whisper's 30 s window). `pre_roll_ms` of audio before the
-onset is kept so the first syllable is not clipped.
+frames (so a cough, a click or a burst of echo does not count). It ends on
+`end()` (the client's is_end), at `max_utterance_s` (Whisper's 30 s window),
+or after a silence whose length depends on what was said:
+
+- with an end-of-turn detector (turn_detector.py): 200 ms into a silence the
+  utterance so far is decoded and, at the same time, judged by the model;
+  the verdict combines both. Judged complete, the turn ends once the silence
+  reaches `complete_silence_ms` (≈250 ms; the decode already made is the
+  final, so no time is lost); judged unfinished, or not judged yet, only at
+  `incomplete_silence_ms` (≈2.5 s). Speech that resumes discards the verdict.
+- without one (no model file, `--turn-model none`): after `end_silence_ms`.
+
+`pre_roll_ms` of audio before the onset is kept so the first syllable is not clipped.
 
 Partials: Whisper does not stream, so the growing utterance is re-decoded
 after every `partial_interval_s` of new audio (measured in audio time, which
@@ -46,6 +56,7 @@ import soxr
 
 from server.aio import TaskOwner
 from server.asr.transcriber import SAMPLE_RATE, Transcript, WhisperTranscriber
+from server.asr.turn_detector import TurnDetector, TurnVerdict
 from server.asr.vad import FRAME_SAMPLES, SileroVad
 
 log = logging.getLogger(__name__)
@@ -61,7 +72,9 @@ class EndpointConfig:
     speech_threshold: float = 0.5
     silence_threshold: float = 0.35
     min_speech_ms: int = 300
-    end_silence_ms: int = 700
+    end_silence_ms: int = 700  # silence that ends an utterance without an end-of-turn model
+    complete_silence_ms: int = 250  # with the model: silence that ends one judged complete
+    incomplete_silence_ms: int = 2500  # with the model: silence that ends one judged unfinished
     pre_roll_ms: int = 300
     partial_interval_s: float = 1.5
     max_utterance_s: float = 28.0
@@ -90,22 +103,36 @@ class FinalTranscript:
     utterance: int
     text: str
     language: str
-    reason: str  # "end_of_speech" | "is_end" | "max_length"
+    reason: str  # "end_of_turn" (judged complete) | "end_of_speech" (silence limit) | "is_end" | "max_length"
     audio_s: float
     decode_s: float
     latency_s: float  # from the end of the utterance (endpoint or end()) to this event
+    silence_s: float = 0.0  # trailing silence heard before the endpoint (0 for is_end, max_length)
+    verdict: TurnVerdict | None = None  # the end-of-turn verdict that applied, if one was made
 
 
 RecognitionEvent = SpeechStarted | PartialTranscript | FinalTranscript
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """Why and how an utterance ended, carried to its final."""
+
+    reason: str
+    silence_s: float
+    verdict: TurnVerdict | None
 _CLOSED = object()
 
 
 class StreamingRecognizer:
     """One audio stream's recognizer. Not thread-safe: call it from one event loop."""
 
-    def __init__(self, transcriber: WhisperTranscriber, config: EndpointConfig | None = None) -> None:
+    def __init__(self, transcriber: WhisperTranscriber, config: EndpointConfig | None = None,
+                 turn_detector: TurnDetector | None = None) -> None:
         self.transcriber = transcriber
         self.config = config or EndpointConfig()
+        # Without a model the detector cannot judge: silence alone then ends utterances.
+        self._detector = turn_detector if turn_detector is not None and turn_detector.available else None
         self._vad = SileroVad()
         self._events: asyncio.Queue[RecognitionEvent | object] = asyncio.Queue()
         self._tasks = TaskOwner("asr")
@@ -128,6 +155,8 @@ class StreamingRecognizer:
         self._final_chain: asyncio.Task[None] | None = None
         # A decode started when the user fell silent, reused as the final if the silence lasts.
         self._speculative: asyncio.Task[Transcript] | None = None
+        self._verdict: TurnVerdict | None = None  # of the current silence, once judged
+        self._judging: asyncio.Task[TurnVerdict | None] | None = None
         self._closed = False
 
     @property
@@ -178,6 +207,16 @@ class StreamingRecognizer:
         self._closed = True
         await self._tasks.close()
         self._events.put_nowait(_CLOSED)
+
+    async def settle(self) -> TurnVerdict | None:
+        """Wait for the end-of-turn judgement of the latest silence and return it (None: none was
+        made, or speech resumed first). For tests and benchmarks: a live stream never waits for it."""
+        judging = self._judging
+        if judging is None:
+            return None
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(judging)
+        return judging.result() if not judging.cancelled() else None
 
     async def drain(self) -> None:
         """Wait until every final already triggered has been emitted (tests, benchmarks, shutdown)."""
@@ -232,13 +271,53 @@ class StreamingRecognizer:
                 self._speculate()
         else:
             self._silent = 0
-            self._speculative = None  # the user went on speaking: that guess is stale
-        if self._silent * FRAME_S * 1000 >= cfg.end_silence_ms:
-            self._finalize("end_of_speech")
+            self._speculative = None  # the user went on speaking: that guess (and its verdict) is stale
+            self._verdict = None
+        if self._silent * FRAME_S * 1000 >= self._silence_limit_ms():
+            complete = self._verdict is not None and self._verdict.complete
+            self._finalize("end_of_turn" if complete else "end_of_speech")
         elif len(self._frames) * FRAME_S >= cfg.max_utterance_s:
             self._finalize("max_length")
         else:
             self._maybe_partial()
+
+    def _silence_limit_ms(self) -> int:
+        if self._detector is None:
+            return self.config.end_silence_ms
+        if self._verdict is not None and self._verdict.complete:
+            return self.config.complete_silence_ms
+        return self.config.incomplete_silence_ms
+
+    async def _judge(self, guess: asyncio.Task[Transcript], audio: npt.NDArray[np.float32]) -> TurnVerdict | None:
+        """The end-of-turn verdict of this silence: the model (on its own thread) and the decode
+        of the same audio (already running) together. Ends the utterance at once when it is judged
+        complete and the silence is already long enough; otherwise `_step` ends it later."""
+        assert self._detector is not None
+        probability, model_s = await self._detector.probability(audio)
+        try:
+            text = (await guess).text
+        except Exception:
+            text = ""  # a failed guess: the model decides alone; the final decodes again
+        if self._speculative is not guess or self._closed:
+            return None  # the user went on speaking, or the utterance ended meanwhile
+        verdict = self._verdict = self._detector.judge(probability, text, model_s)
+        log.debug("end of turn: %s (model %.2f in %.0f ms, transcript %+.1f) %r", verdict.complete,
+                  probability, model_s * 1000, verdict.text_evidence, text)
+        remaining_ms = self._silence_limit_ms() - self._silent * FRAME_S * 1000
+        if remaining_ms <= 0:
+            self._finalize("end_of_turn" if verdict.complete else "end_of_speech")
+        else:
+            self._tasks.spawn(self._end_after(guess, remaining_ms / 1000), "end-of-turn-timer")
+        return verdict
+
+    async def _end_after(self, guess: asyncio.Task[Transcript], seconds: float) -> None:
+        """The rest of the silence limit in wall time: a client that stops sending audio without an
+        is_end (a push-to-talk release, a network stall) still gets its utterance ended. Audio that
+        keeps coming usually gets there first, in `_step`; speech that resumes makes this a no-op."""
+        await asyncio.sleep(seconds)
+        if self._speculative is guess and not self._closed:
+            complete = self._verdict is not None and self._verdict.complete
+            self._finalize("end_of_turn" if complete else "end_of_speech")
 
     # --- decoding -------------------------------------------------------------------------------
 
@@ -264,10 +343,12 @@ class StreamingRecognizer:
         """Start decoding as soon as the user falls silent: if the silence becomes the endpoint,
         this decode (of exactly the audio the final would use) is the final, and end-of-speech →
         final costs max(end_silence, decode) instead of their sum."""
-        if self.transcriber.final_busy:  # it would queue; the final will decode anyway
-            return
+        if self.transcriber.final_busy and self._detector is None:  # it would queue; the final
+            return  # will decode anyway (with a detector the verdict needs it: queue it)
         audio = np.concatenate(self._frames)
         self._speculative = self._tasks.spawn(self._guess(self._utterance, audio), "speculative")
+        if self._detector is not None:
+            self._judging = self._tasks.spawn(self._judge(self._speculative, audio), "end-of-turn")
 
     async def _guess(self, utterance: int, audio: npt.NDArray[np.float32]) -> Transcript:
         transcript = await self.transcriber.transcribe_async(audio, urgent=True)
@@ -285,20 +366,25 @@ class StreamingRecognizer:
             keep = len(audio) - (self._silent - _SPECULATE_AFTER_FRAMES) * FRAME_SAMPLES
             audio = audio[:keep]
         guess, self._speculative = self._speculative, None
+        silence_s = self._silent * FRAME_S if reason in ("end_of_turn", "end_of_speech") else 0.0
+        ending = _Ending(reason, silence_s, self._verdict)
+        log.debug("utterance %d ended: %s after %.2fs of silence", self._utterance, reason, silence_s)
         utterance = self._utterance
         self._utterance += 1
         self._frames, self._voiced, self._speaking, self._silent = [], 0, False, 0
+        self._verdict = None
         self._pre_roll.clear()
         previous = self._final_chain
         loop = asyncio.get_running_loop()
         self._final_chain = self._tasks.spawn(
-            self._final(utterance, audio, reason, loop.time(), previous, guess), "final")
+            self._final(utterance, audio, ending, loop.time(), previous, guess), "final")
 
-    async def _final(self, utterance: int, audio: npt.NDArray[np.float32], reason: str, ended_at: float,
+    async def _final(self, utterance: int, audio: npt.NDArray[np.float32], ending: _Ending, ended_at: float,
                      previous: asyncio.Task[None] | None, guess: asyncio.Task[Transcript] | None) -> None:
         if previous is not None and not previous.done():  # finals leave in utterance order
             with contextlib.suppress(Exception):
                 await asyncio.shield(previous)
+        reason = ending.reason
         if not len(audio):  # is_end without any speech: say so rather than let Whisper hallucinate
             self._emit(FinalTranscript(utterance, "", "", reason, 0.0, 0.0, 0.0))
             return
@@ -310,7 +396,8 @@ class StreamingRecognizer:
             transcript = await self.transcriber.transcribe_async(audio, urgent=True)
         latency = asyncio.get_running_loop().time() - ended_at
         self._emit(FinalTranscript(utterance, transcript.text, transcript.language, reason,
-                                   transcript.audio_s, transcript.decode_s, latency))
+                                   transcript.audio_s, transcript.decode_s, latency, ending.silence_s,
+                                   ending.verdict))
 
     def _emit(self, event: RecognitionEvent) -> None:
         if not self._closed:

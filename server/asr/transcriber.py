@@ -61,7 +61,19 @@ class WhisperTranscriber:
         self._lanes = {urgent: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"whisper-{name}-{lane}")
                        for urgent, lane in ((False, "partial"), (True, "final"))}
         self._pending = {False: 0, True: 0}
+        self._warm_lock = threading.Lock()
+        self._warmed = False
         log.info("whisper %s loaded in %.2fs", name, self.load_s)
+
+    def warm(self) -> None:
+        """Decode once (blocking, about one decode's time; later calls are free): the first decode
+        of a fresh model pays CTranslate2's one-time allocations, which must not fall on a user."""
+        with self._warm_lock:
+            if not self._warmed:
+                started = time.perf_counter()
+                self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))
+                self._warmed = True
+                log.info("whisper %s warmed in %.2fs", self.name, time.perf_counter() - started)
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
         """Decode mono float32 audio at 16 kHz (≤ 30 s; greedy; no timestamps; the caller cut it).

@@ -33,6 +33,12 @@ def _shared_session() -> Any:
         return _session
 
 
+def warm() -> None:
+    """Load the shared session and run one frame (blocking: call it in a thread, before serving),
+    so the first stream's recognizer does not load the model on the event loop."""
+    SileroVad().probabilities(np.zeros(FRAME_SAMPLES, dtype=np.float32))
+
+
 class SileroVad:
     """Speech probability (0..1) for consecutive 512-sample frames of one audio stream."""
 

