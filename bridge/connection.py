@@ -13,11 +13,18 @@ Every frame for the client goes through `_out`, the one outbound point: it
 is written at once when nothing is queued or in flight, else queued for the
 writer; the barge-in check (OutboundQueue.admit) applies to both.
 
+Every task the connection owns is a pump spawned through `_spawn_pump`, and
+the first pump to end, in any way, ends the connection: the expected endings
+map to their close codes, and anything else (a bug, an input nobody foresaw)
+becomes `PumpFailed` — logged once with its traceback, then the socket is
+closed at once with 1011 and a reason naming the pump. A failed pump never
+leaves a socket open and deaf until the heartbeat timeout.
+
 Close codes: 4400 bad first message, 4401 unauthenticated, 4408 heartbeat
 timeout, 4409 replaced by a newer connection of the same device, 1008 slow
 client or message-rate abuse, 1009 frame over the hard size limit, 1013 the
-core is unreachable or stopping (try again later), 1011 another mesh failure,
-1001 the bridge is stopping.
+core is unreachable or stopping (try again later), 1011 a mesh failure or a
+fault in the bridge itself, 1001 the bridge is stopping.
 """
 
 from __future__ import annotations
@@ -74,6 +81,15 @@ class CloseConnection(Exception):
         self.reason = reason
 
 
+class PumpFailed(Exception):
+    """A task of the connection failed in an unforeseen way: close with 1011 (logged once)."""
+
+    def __init__(self, pump: str, error: Exception) -> None:
+        super().__init__(f"{pump} failed: {type(error).__name__}")
+        self.pump = pump
+        self.error = error
+
+
 class GatewayConnection:
     def __init__(self, ws: ServerConnection, stubs: MeshStubs, limits: Limits) -> None:
         self.ws = ws
@@ -110,6 +126,10 @@ class GatewayConnection:
             detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else "timed out"
             log.warning("connection %s: mesh call failed: %s", self.node_id, detail)
             await self._close(1011, f"the mesh is unavailable: {detail}")
+        except Exception as exc:  # a fault of the bridge, in a pump or while setting up: never stay open
+            failed = exc if isinstance(exc, PumpFailed) else PumpFailed("set-up", exc)
+            log.error("connection %s: %s", self.node_id or self.ws.remote_address, failed, exc_info=failed.error)
+            await self._close(1011, f"bridge fault: {failed} (logged)")
         finally:
             await self._release()
 
@@ -156,7 +176,7 @@ class GatewayConnection:
 
     def _spawn_pump(self, pump: Coroutine[Any, Any, None], name: str) -> None:
         async def run() -> None:
-            ending = await _ending(pump)
+            ending = await _ending(pump, name)
             if not self._ended.done():
                 self._ended.set_result(ending)
 
@@ -260,13 +280,16 @@ class GatewayConnection:
         self.dialog.close()
 
 
-async def _ending(pump: Coroutine[Any, Any, None]) -> Exception | None:
-    """Run a pump; the expected ways a connection ends are returned, not logged as failures."""
+async def _ending(pump: Coroutine[Any, Any, None], name: str) -> Exception | None:
+    """Run a pump to its end, which is returned, never raised: the expected ways a connection
+    ends as they are, any other failure as PumpFailed (so TaskOwner logs nothing twice)."""
     try:
         await pump
     except (CloseConnection, SlowClientError, ConnectionClosed, DialogClosed, grpc.aio.AioRpcError,
             TimeoutError) as exc:
         return exc
+    except Exception as exc:
+        return PumpFailed(name, exc)
     return None
 
 

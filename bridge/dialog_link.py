@@ -8,7 +8,16 @@ translate.py) handed to the connection's one outbound point.
 
 `chat` requests are answered with their turn id when the turn's first event
 arrives: `_pending` holds, in order, the chat requests and the ends of
-utterances (audio streams) that have not started a turn yet.
+utterances (audio streams) that have not started a turn yet. An `interrupt`
+naming a turn is answered when the dialog has acted on it: ok at that turn's
+`audio_cancel`, or the dialog's error for that turn id (`_interrupts`).
+
+Audio is checked here, before it is forwarded, with the same check the
+dialog applies to gRPC clients (`server.asr.pcm`): a bad rate, an odd byte
+count, more than one channel or an unsupported content type gets a precise
+INVALID_ARGUMENT for that one message, and the stream stays usable. Both
+queues of unanswered inputs are bounded (MAX_PENDING): beyond it a new
+input is refused with RESOURCE_EXHAUSTED rather than buffered.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import grpc
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
+from server.asr.pcm import DEFAULT_RATE_HZ, PcmFormatError, check_pcm16, check_rate
 from server.asr.wav_stream import WavFormatError, WavStreamDecoder
 from server.hub import envelopes as env
 
@@ -37,7 +47,9 @@ TEXT_ACTIONS = frozenset({"chat", "user_text"})
 MAX_WAV_STREAMS = 4
 WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
 OPEN_TIMEOUT_S = 10.0
-_RATE = re.compile(r"rate=(\d+)")
+MAX_PENDING = 64  # inputs waiting for their turn (or their interrupt's outcome) per connection
+PCM_TYPE = "audio/pcm"
+_DIGITS = re.compile(r"[0-9]{1,12}")  # longer is no rate (and int() of a huge string is costly)
 
 
 class DialogClosed(Exception):
@@ -58,6 +70,7 @@ class DialogLink:
         self._call: grpc.aio.StreamStreamCall | None = None
         self._opening = asyncio.Lock()  # the first use and an early open (open_now) open one stream
         self._pending: collections.deque[gw.Envelope] = collections.deque()
+        self._interrupts: collections.deque[gw.Envelope] = collections.deque()  # naming a turn, unanswered
         self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
         self._wav_streams: dict[str, WavStreamDecoder] = {}  # WAV uploads being decoded, by stream id
 
@@ -73,13 +86,20 @@ class DialogLink:
         kind = envelope.WhichOneof("payload")
         if kind == "request":
             return envelope.request.action_name in TEXT_ACTIONS or envelope.request.action_name == "interrupt"
-        content_type = envelope.stream.content_type
-        return kind == "stream" and (content_type.startswith("audio/pcm") or content_type.split(";")[0] in WAV_TYPES)
+        return kind == "stream" and media_type(envelope.stream.content_type)[0].startswith("audio/")
 
     async def handle(self, envelope: gw.Envelope) -> None:
         if envelope.HasField("stream"):
-            await (self._user_audio(envelope) if envelope.stream.content_type.startswith("audio/pcm")
-                   else self._user_wav(envelope))
+            media, params = media_type(envelope.stream.content_type)
+            if media == PCM_TYPE:
+                await self._user_audio(envelope, params)
+            elif media in WAV_TYPES:
+                await self._user_wav(envelope)
+            else:
+                self._error(envelope.id, "INVALID_ARGUMENT",
+                            f"audio stream {envelope.stream.stream_id[:64]!r}: unsupported content type "
+                            f"{envelope.stream.content_type[:64]!r}; send audio/pcm;rate=8000..48000 "
+                            "(PCM16LE mono) or audio/wav")
         elif envelope.request.action_name == "interrupt":
             await self._interrupt(envelope)
         else:
@@ -96,23 +116,40 @@ class DialogLink:
         if not text.strip():
             self._error(envelope.id, "INVALID_ARGUMENT", f"{envelope.request.action_name} needs params.text")
             return
-        self._pending.append(envelope)
-        await self._write(dpb.ConverseRequest(user_text=dpb.UserText(text=text)))
+        if self._remember(self._pending, envelope):
+            await self._write(dpb.ConverseRequest(user_text=dpb.UserText(text=text)))
 
     async def _interrupt(self, envelope: gw.Envelope) -> None:
+        """Barge in. Naming a turn, the answer waits for the dialog's verdict on it (`_on_event`);
+        without one it interrupts whatever is running, and nothing running is no error."""
         turn_id = envelope.request.params.get("turn_id", "")
+        if turn_id and envelope.id and not self._remember(self._interrupts, envelope):
+            return
         await self._write(dpb.ConverseRequest(interrupt=dpb.Interrupt(turn_id=turn_id)))
-        if envelope.id:
+        if envelope.id and not turn_id:
             self._out(Outbound(env.ok(envelope, turn_id)))
 
-    async def _user_audio(self, envelope: gw.Envelope) -> None:
+    async def _user_audio(self, envelope: gw.Envelope, params: dict[str, str]) -> None:
         stream = envelope.stream
-        match = _RATE.search(stream.content_type)
-        rate = int(match.group(1)) if match else 16000
-        if stream.is_end:
-            self._pending.append(envelope)
+        try:
+            rate = pcm_rate(params)
+            check_pcm16(stream.data, rate)
+        except PcmFormatError as exc:
+            self._error(envelope.id, "INVALID_ARGUMENT", f"audio stream {stream.stream_id[:64]!r}: {exc}")
+            return
+        if stream.is_end and not self._remember(self._pending, envelope):
+            return
         await self._write(dpb.ConverseRequest(user_audio=dpb.UserAudio(
             pcm=stream.data, is_end=stream.is_end, sample_rate_hertz=rate)))
+
+    def _remember(self, waiting: collections.deque[gw.Envelope], envelope: gw.Envelope) -> bool:
+        """Queue an input for its answer; False (and the client told) when MAX_PENDING already wait."""
+        if len(waiting) >= MAX_PENDING:
+            self._error(envelope.id, "RESOURCE_EXHAUSTED",
+                        f"{MAX_PENDING} inputs are already waiting for the dialog; this one was dropped")
+            return False
+        waiting.append(envelope)
+        return True
 
     async def _user_wav(self, envelope: gw.Envelope) -> None:
         """A WAV file in pieces (stream_id keeps them apart): decoded to PCM16 mono as it comes."""
@@ -129,7 +166,8 @@ class DialogLink:
             return
         if stream.is_end:
             self._wav_streams.pop(stream.stream_id, None)
-            self._pending.append(envelope)
+            if not self._remember(self._pending, envelope):
+                return
         if pcm or stream.is_end:
             await self._write(dpb.ConverseRequest(user_audio=dpb.UserAudio(
                 pcm=pcm, is_end=stream.is_end, sample_rate_hertz=decoder.sample_rate_hertz)))
@@ -177,7 +215,11 @@ class DialogLink:
 
     def _on_event(self, event: dpb.ConverseResponse) -> None:
         turn = event.turn_id
-        if turn and turn not in self._seen_turns:
+        if turn and self._interrupts and self._interrupt_answered(event):
+            return
+        if turn and event.HasField("error") and turn not in self._seen_turns:
+            pass  # about a turn id the client named (e.g. interrupting an unknown turn): no turn starts
+        elif turn and turn not in self._seen_turns:
             self._seen_turns.append(turn)
             self._answer_pending(turn)
         elif not turn and event.HasField("error") and self._pending:
@@ -203,6 +245,21 @@ class DialogLink:
                 for item in self.translator.user_message(turn, params.get("text") or params.get("content", "")):
                     self._out(item)
 
+    def _interrupt_answered(self, event: dpb.ConverseResponse) -> bool:
+        """Answer the oldest interrupt naming this turn: ok at its audio_cancel, else the dialog's
+        error. True when the event was that error (the answer replaces it)."""
+        if not (event.HasField("error") or event.HasField("audio_cancel")):
+            return False
+        request = next((r for r in self._interrupts if r.request.params.get("turn_id") == event.turn_id), None)
+        if request is None:
+            return False
+        self._interrupts.remove(request)
+        if event.HasField("audio_cancel"):
+            self._out(Outbound(env.ok(request, event.turn_id)))
+            return False
+        self._error(request.id, event.error.code, event.error.message)
+        return True
+
     def _forget_utterance(self) -> None:
         for pending in self._pending:
             if pending.HasField("stream"):
@@ -211,3 +268,30 @@ class DialogLink:
 
     def _error(self, request_id: str, code: str, message: str) -> None:
         self._out(Outbound(env.error(request_id, self.node_id, code, message)))
+
+
+def media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    """`"audio/pcm; rate=16000"` → ("audio/pcm", {"rate": "16000"}): the media type lower-cased,
+    parameter names lower-cased, values as given."""
+    media, *parameters = content_type.split(";")
+    params: dict[str, str] = {}
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        params[name.strip().lower()] = value.strip()
+    return media.strip().lower(), params
+
+
+def pcm_rate(params: dict[str, str]) -> int:
+    """The sample rate of an `audio/pcm` stream (16 kHz when not given); PcmFormatError for a rate
+    that is no number or out of range, or for more than one channel."""
+    channels = params.get("channels", "1")
+    if channels != "1":
+        raise PcmFormatError(f"audio/pcm must be mono (channels=1), not channels={channels[:16]!r}")
+    raw = params.get("rate", "")
+    if not raw:
+        return DEFAULT_RATE_HZ
+    if not _DIGITS.fullmatch(raw):
+        raise PcmFormatError(f"rate {raw[:16]!r} is not a whole number of Hz")
+    rate = int(raw)
+    check_rate(rate)
+    return rate
