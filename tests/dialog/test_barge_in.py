@@ -11,6 +11,8 @@ import pytest
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from server.dialog import events
+from server.dialog.gate import OutboundGate
 from server.llm.scripted import DEFAULT_TEXT
 from server.mesh.runner import Mesh
 from server.rpc.channels import open_channel
@@ -36,7 +38,7 @@ def assert_no_leak_after_cancel(events: list[pb.ConverseResponse], turn_id: str)
 
 async def test_random_interrupts_never_leak_events_of_the_cut_turn(mesh: Mesh) -> None:
     rng = random.Random(20261121)
-    async with open_channel(mesh.addresses["core"]) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="barge")
         await talk.next()
@@ -76,7 +78,7 @@ async def test_random_interrupts_never_leak_events_of_the_cut_turn(mesh: Mesh) -
 async def test_interrupt_stops_the_model_within_a_token(mesh: Mesh) -> None:
     provider = mesh.context.shared["dialog_deps"].llm
     provider.delay_s = 0.05
-    async with open_channel(mesh.addresses["core"]) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="stop", text_only=True)
         await talk.next()
@@ -95,7 +97,7 @@ async def test_interrupt_stops_the_model_within_a_token(mesh: Mesh) -> None:
 
 
 async def test_new_user_text_barges_in(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"]) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="over")
         await talk.next()
@@ -111,7 +113,7 @@ async def test_new_user_text_barges_in(mesh: Mesh) -> None:
 
 
 async def test_interrupted_turn_is_stored_with_what_was_heard(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"]) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="heard")
         await talk.next()
@@ -126,3 +128,44 @@ async def test_interrupted_turn_is_stored_with_what_was_heard(mesh: Mesh) -> Non
     heard = next(e.assistant_final.heard_text for e in events if e.HasField("assistant_final"))
     messages = mesh.context.shared["dialog_deps"].llm.calls[-1].messages
     assert messages[2].role == "assistant" and messages[2].content == heard + " …"
+
+
+def test_gate_lets_only_terminal_states_of_a_closed_turn_through() -> None:
+    gate = OutboundGate()
+    gate.close_turn("t#1")
+    assert not gate.allows(events.state("t#1", pb.STATE_SPEAKING))
+    assert not gate.allows(events.state("t#1", pb.STATE_THINKING))
+    assert gate.allows(events.state("t#1", pb.STATE_INTERRUPTED)) and gate.allows(events.state("t#1", pb.STATE_IDLE))
+    assert gate.allows(events.state("t#2", pb.STATE_SPEAKING))
+
+
+async def test_no_speaking_state_after_audio_cancel_when_cut_around_the_first_audio(mesh: Mesh) -> None:
+    """Interrupts aimed at the moment speech starts: the SPEAKING of a turn being torn down never leaks."""
+    rng = random.Random(20261201)
+    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        talk = Conversation(channel)
+        talk.config(session_id="speaking")
+        await talk.next()
+        talk.say("warm up")
+        warm = await talk.until_state(pb.STATE_IDLE)
+        first_audio_s = next(e.metrics for e in warm if e.HasField("metrics")).t_first_audio_ms / 1000
+        cut_near_start = 0
+        for turn in range(2, 32):
+            turn_id = f"speaking#{turn}"
+            talk.say(f"turn {turn}")
+            seen = await talk.until("state_update", turn_id=turn_id)
+            await asyncio.sleep(rng.uniform(0.5, 1.5) * first_audio_s)
+            talk.interrupt(turn_id)
+            while not (seen[-1].turn_id == turn_id and seen[-1].HasField("state_update")
+                       and seen[-1].state_update.state in (pb.STATE_INTERRUPTED, pb.STATE_IDLE)):
+                seen += await talk.until("state_update", turn_id=turn_id, timeout=30)
+            mine = [e for e in seen if e.turn_id == turn_id]
+            names = kinds(mine)
+            if "audio_cancel" not in names:
+                continue  # it had ended before the interrupt
+            after = mine[names.index("audio_cancel") + 1:]
+            states = [e.state_update.state for e in after if e.HasField("state_update")]
+            assert states == [pb.STATE_INTERRUPTED], f"{turn_id}: {kinds(after)} {states}"
+            cut_near_start += "audio_chunk" not in names[:names.index("audio_cancel")]
+        await talk.close()
+    assert cut_near_start >= 3, "too few interrupts landed before the first chunk to test anything"
