@@ -119,6 +119,7 @@ async def _life(core: CoreProcess, turns: int, received: dict[str, str], report:
     except (EOFError, grpc.aio.AioRpcError, TimeoutError):
         pass  # the process died under the stream
     finally:
+        talk.half_close()  # ends the request iterator too
         await talk.close()
         await channel.close()
     return last
@@ -169,6 +170,7 @@ async def run_turn_campaign(data_dir: Path, kills: int, turns_per_life: int, see
     try:
         async with open_channel(core.address, TOKEN) as channel:
             talk = await _open(core, channel, report)  # opening the session recovers what the deaths left
+            talk.half_close()
             await talk.close()
         rows = await _read_rows(data_dir)
     finally:
