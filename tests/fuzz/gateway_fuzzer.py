@@ -9,9 +9,11 @@ A `Case` is one frame and what the bridge owes it (bridge/README.md):
 - otherwise any answer or none (a late response, a broadcast to nobody, a heartbeat's echo).
 
 After every case a heartbeat probe (a seq no case uses) must come back within `answer_s`: a
-connection that neither answers nor closes is a stall. Every frame received is judged too: no
-UNKNOWN/INTERNAL code in an answer or an `error` event, no close without a code, no close that
-the case did not call for (1011 is a bridge fault). Whether a frame must be refused is predicted
+connection that neither answers nor closes is a stall. Every frame the mesh sends (source
+"master"; a broadcast case of another fuzz connection arrives as that node's frame and is not
+the mesh's answer) is checked: no UNKNOWN/INTERNAL code in an answer or an `error` event, no
+error without a message; and no close without a code, nor one the case did not call for (1011
+is a bridge fault). Whether a frame must be refused is predicted
 from the frame with the bridge's own codec plus a table of what the protocol refuses, so the
 oracle cannot drift from the decoder. Everything random comes from one `random.Random(seed)`:
 a failure is replayed by its seed.
@@ -400,7 +402,7 @@ class FuzzConnection:
                 while not echoed or (case.must_error and case.error_id not in errors):
                     envelope = self._judge(case, await self.ws.recv())
                     echoed |= envelope.HasField("heartbeat") and envelope.heartbeat.seq == probe
-                    if envelope.HasField("response") and envelope.response.status == 1:
+                    if envelope.source_id == "master" and envelope.HasField("response") and envelope.response.status:
                         errors.add(envelope.response.request_id)
         except TimeoutError:
             what = "no precise error" if echoed else "no answer and no close"
@@ -413,6 +415,8 @@ class FuzzConnection:
     def _judge(self, case: Case, frame: Frame) -> gw.Envelope:
         envelope = codec.decode(frame, 1 << 30)
         code = ""
+        if envelope.source_id != "master":
+            return envelope  # another node's frame routed here (a broadcast): not the mesh's answer
         if envelope.HasField("response") and envelope.response.status == 1:
             code = envelope.response.code
             if not envelope.response.error_msg:
