@@ -227,3 +227,34 @@ def test_a_chunk_before_data_larger_than_the_header_limit_is_refused_at_once() -
     decoder.feed(b"RIFF\0\0\0\0WAVE" + fmt)
     with pytest.raises(WavFormatError, match="no `data` chunk in the first 64 bytes"):
         decoder.feed(b"junk" + struct.pack("<I", 20) + bytes(20) + b"abcde")  # 69 bytes, still no `data`
+
+
+@pytest.mark.slow
+async def test_a_one_shot_wav_over_64_kib_is_transcribed(data_dir: Path) -> None:
+    """The same upload with real speech and Whisper: the whole file, in one frame, is heard."""
+    from server.tts.espeak import EspeakEngine
+
+    speech = b"".join([p async for p in EspeakEngine().synthesize(
+        "I would like a cup of coffee with milk and no sugar.", "en", "", 16000)])
+    samples = np.concatenate([np.frombuffer(speech, "<i2"), np.zeros(16000, "<i2")])  # and a second of silence
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(samples.tobytes())
+    data = out.getvalue()
+    assert 65536 < len(data) < 256 * 1024
+    mesh = await start_test_mesh(data_dir, "--token", TOKEN, "--asr-model", "base", only=("tts", "core", "bridge"))
+    try:
+        client = await GatewayClient.open(url(mesh), "uploader", token=TOKEN, binary=True)
+        await client.send(audio("upload-1", "audio/wav", data, rid="wav", is_end=True))
+        final = ""
+        while not final:
+            got = await client.recv_until(lambda e: action_is("transcription")(e) or e.HasField("response"), 90)
+            assert not got[-1].HasField("response"), got[-1]  # refused
+            if got[-1].request.params["is_final"] == "true":
+                final = got[-1].request.params["text"]
+        assert "cup of coffee" in final.lower(), final
+    finally:
+        await mesh.stop()
