@@ -12,11 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+TOKEN = "bench-token"  # the mesh token of benchmark meshes (unless the flags give another)
 
 
 @contextlib.contextmanager
 def serve(*flags: str, only: str = "tts,core", timeout_s: float = 600) -> Iterator[dict[str, str]]:
-    """Yields the endpoints of a fresh mesh (own data dir, ports chosen by the OS)."""
+    """Yields the endpoints of a fresh mesh (own data dir, ports chosen by the OS); gRPC wants TOKEN."""
+    if "--token" not in flags:
+        flags = (*flags, "--token", TOKEN)
     with tempfile.TemporaryDirectory() as tmp:
         ports = [a for name in only.split(",") for a in (f"--{name}-port", "0")]
         proc = subprocess.Popen(

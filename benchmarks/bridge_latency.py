@@ -37,7 +37,7 @@ class DirectConverse:
     """The same turn over DialogService.Converse directly (no bridge), for the comparison."""
 
     def __init__(self, core: str) -> None:
-        self.channel = open_channel(core)
+        self.channel = open_channel(core, TOKEN)
         self.requests: asyncio.Queue[dpb.ConverseRequest] = asyncio.Queue()
         self.call = dpb_grpc.DialogServiceStub(self.channel).Converse(
             self._iter(), metadata=(("authorization", f"Bearer {TOKEN}"),))

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve import percentile, serve
+from _serve import TOKEN, percentile, serve
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
@@ -54,7 +54,7 @@ class Client:
 
 async def run(turns: int, delay_ms: float, audio_turns: int, gap_s: float) -> None:
     with serve("--llm", "scripted", "--scripted-delay-ms", str(delay_ms)) as endpoints:
-        async with open_channel(endpoints["core"]) as channel:
+        async with open_channel(endpoints["core"], TOKEN) as channel:
             await measure_text(channel, turns, delay_ms, gap_s)
             await measure_audio(channel, audio_turns)
     await measure_floor(turns, delay_ms, gap_s)

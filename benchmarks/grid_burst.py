@@ -36,7 +36,7 @@ def mib(n: float) -> str:
 
 
 async def burst(address: str, token: str, n: int, channels: int, prefix: str) -> tuple[list[Node], list[float], int]:
-    chans = [open_channel(address) for _ in range(channels)]
+    chans = [open_channel(address, token) for _ in range(channels)]
     stubs = [pb_grpc.HubServiceStub(c) for c in chans]
     nodes = [Node(stubs[i % channels], f"{prefix}-{i}", token) for i in range(n)]
     started = time.perf_counter()
@@ -67,7 +67,7 @@ async def main(n: int, channels: int) -> None:
     token = secrets.token_urlsafe(16)
     with hub_process(token) as (address, pid):
         proc = psutil.Process(pid)
-        async with open_channel(address) as control:
+        async with open_channel(address, token) as control:
             stub = pb_grpc.HubServiceStub(control)
             print(f"hub child pid {pid} at {address}; {n} nodes over {channels} channels")
             await asyncio.sleep(1.0)

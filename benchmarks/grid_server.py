@@ -27,7 +27,7 @@ async def main(token: str) -> None:
     await hub.start()
     grid = CapabilityGrid(hub)
     server = await start_server("grid-bench", [ServiceBinding(
-        "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, HubServicer(hub, grid))])
+        "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, HubServicer(hub, grid))], token=token)
     print(server.address, os.getpid(), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
     await hub.close()

@@ -46,7 +46,7 @@ async def main(turns: int, nodes: int) -> None:
             "serve", "--data-dir", tmp, "--only", "core", "--core-port", "0", "--llm", "scripted",
             "--scripted-delay-ms", "0", "--scripted-text", "好的，我知道了。", "--tool-prompt", "on",
             "--asr-model", "none"])
-        ctx = MeshContext(settings=args, data_dir=Path(tmp), token=None)
+        ctx = MeshContext(settings=args, data_dir=Path(tmp), token="bench")
         ctx.shared["gateway_token"] = "bench"
         mesh = await start_mesh(ctx, [p for p in parts if p.name == "core"])
         try:
@@ -58,7 +58,7 @@ async def main(turns: int, nodes: int) -> None:
                 hub.route(link, gw.Envelope(id="r", source_id=f"node-{i}", target_id="master",
                                             register=gw.CapabilityRegister(capabilities=capabilities(i))))
             print(f"{nodes} nodes attached; {len(port.tools())} tools in the list")
-            async with open_channel(mesh.addresses["core"]) as channel:
+            async with open_channel(mesh.addresses["core"], "bench") as channel:
                 samples = await measure(channel, turns, deps, port, grid)
         finally:
             await mesh.stop()

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve import serve
+from _serve import TOKEN, serve
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
@@ -41,7 +41,7 @@ async def one_turn(address: str, session: str, pcm: bytes) -> dict[str, float]:
         while (item := await requests.get()) is not None:
             yield item
 
-    async with open_channel(address) as channel:
+    async with open_channel(address, TOKEN) as channel:
         call = pb_grpc.DialogServiceStub(channel).Converse(iterate())
         requests.put_nowait(pb.ConverseRequest(config=pb.SessionConfig(session_id=session)))
         await call.read()

@@ -22,19 +22,22 @@ from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
 from server.hub import envelopes as env
-from server.hub.hub import Hub, HubError
+from server.hub.hub import Hub
 from server.hub.nodes import Closing, NodeLink
 from server.hub.servicer import PEER_KEY, TRANSPORT_KEY
+from server.rpc.errors import StatusError
 
 
-class HubClosed(Exception):
-    """The hub ended (or refused) the node: the status and its reason."""
+class HubClosed(StatusError):
+    """The hub ended (or refused) the node: the status, its reason, and for a refused hello the error envelope."""
 
     def __init__(self, code: grpc.StatusCode, reason: str, answer: gw.Envelope | None = None) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+        super().__init__(code, reason)
         self.answer = answer  # the hub's error envelope for a refused hello
+
+    @property
+    def reason(self) -> str:
+        return self.message
 
 
 Deliver = Callable[[hpb.AttachResponse], None]
@@ -104,7 +107,7 @@ class LocalHubPort:
     async def open(self, hello: gw.Envelope, peer: str) -> gw.Welcome:
         try:
             self._link = self._hub.join(hello, hpb.TRANSPORT_WEBSOCKET, peer)
-        except HubError as exc:
+        except StatusError as exc:
             answer = env.error(hello.id, hello.source_id, exc.code.name, str(exc))
             raise HubClosed(exc.code, str(exc), answer) from exc
         first = self._link.outbox.get_nowait()  # join queues the welcome first

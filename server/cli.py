@@ -31,7 +31,12 @@ def build_parser(parts: list[Component]) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     serve.add_argument("--data-dir", default=str(Path.home() / ".peromesh"), help="models, databases, token")
     serve.add_argument("--db-url", default=None, help="SQLAlchemy URL for all tables (default SQLite files)")
-    serve.add_argument("--token", default=None, help="shared secret; required when --host is not loopback")
+    serve.add_argument("--token", default=None,
+                       help="the mesh token every gRPC call and gateway hello must carry (default: created "
+                            "once into <data-dir>/token)")
+    serve.add_argument("--allow-unauthenticated-loopback", action="store_true",
+                       help="serve gRPC on loopback without a token unless --token is given (any local "
+                            "process may then call every RPC); health checks are always open")
     serve.add_argument("--telemetry", default="none", choices=["none", "console", "otlp"])
     serve.add_argument("--log-level", default="INFO")
     for part in parts:
@@ -58,7 +63,11 @@ def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
         for opt in action.option_strings:
             if opt.startswith("--"):
                 value = os.environ.get("PEROMESH_" + opt[2:].upper().replace("-", "_"))
-                if value is not None:
+                if value is None:
+                    continue
+                if isinstance(action, argparse._StoreTrueAction):
+                    action.default = value.strip().lower() in ("1", "true", "yes", "on")
+                else:
                     action.default = action.type(value) if callable(action.type) else value
 
 
@@ -78,7 +87,8 @@ async def serve(args: argparse.Namespace, parts: list[Component], data_dir: Path
         print(f"peromesh: created access token {token} (saved in {data_dir / 'token'})", flush=True)
     telemetry.configure(args.telemetry)
     given = {p.name for p in parts if getattr(args, f"{p.name}_addr", None)}
-    ctx = MeshContext(settings=args, data_dir=data_dir, token=args.token)
+    grpc_token = args.token if args.allow_unauthenticated_loopback else token
+    ctx = MeshContext(settings=args, data_dir=data_dir, token=grpc_token)
     ctx.shared["gateway_token"] = token
     mesh = await start_mesh(ctx, selected(parts, args.only, given))
     for name, address in mesh.addresses.items():

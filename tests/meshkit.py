@@ -22,6 +22,7 @@ from server.mesh.runner import Mesh, start_mesh
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_MODELS = REPO / "build" / "test-data"  # converted test models survive between runs
+TEST_TOKEN = "test-token"  # the mesh token of test meshes and harnesses (servers demand it, as in production)
 
 
 async def start_test_mesh(data_dir: Path, *flags: str, only: Sequence[str] = ()) -> Mesh:
@@ -35,8 +36,10 @@ async def start_test_mesh(data_dir: Path, *flags: str, only: Sequence[str] = ())
     if only:
         argv += ["--only", ",".join(only)]
     args = build_parser(parts).parse_args([*argv, *flags])
-    ctx = MeshContext(settings=args, data_dir=data_dir, token=args.token)
-    ctx.shared["gateway_token"] = args.token or "test-token"
+    token = args.token or TEST_TOKEN
+    ctx = MeshContext(settings=args, data_dir=data_dir,
+                      token=args.token if args.allow_unauthenticated_loopback else token)
+    ctx.shared["gateway_token"] = token
     given = {p.name for p in parts if getattr(args, f"{p.name}_addr", None)}
     return await start_mesh(ctx, selected(parts, args.only, given))
 

@@ -13,6 +13,7 @@ from server.aio import cancel_and_wait
 from server.dialog.deps import DialogDeps
 from server.dialog.session import ConverseSession
 from server.dialog.turn_counter import TurnCounter
+from server.rpc.errors import status_errors
 
 
 class DialogServicer(pb_grpc.DialogServiceServicer):
@@ -23,6 +24,7 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
         self.sessions: set[ConverseSession] = set()  # live streams, for announcements
         self._teardowns: set[asyncio.Task[None]] = set()
 
+    @status_errors()
     async def Converse(
         self, request_iterator: AsyncIterator[pb.ConverseRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ConverseResponse]:

@@ -33,6 +33,7 @@ from jsonschema.exceptions import best_match
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from server.hub.nodes import NodeChange, NodeInfo
+from server.rpc.errors import StatusError
 
 if TYPE_CHECKING:
     from server.hub.hub import Hub
@@ -165,15 +166,6 @@ class Offer:
 # ---------------------------------------------------------------- invoking
 
 
-class GridError(Exception):
-    """A refused or failed invocation: the gRPC status and the precise message."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 @dataclass(frozen=True)
 class Invocation:
     node_id: str
@@ -247,17 +239,17 @@ class CapabilityGrid:
     # -- invoking --------------------------------------------------------
     async def invoke(self, name: str, arguments: Mapping[str, Any] | str | None = None,
                      preferred_node_id: str = "", timeout_s: float = DEFAULT_TIMEOUT_S) -> Invocation:
-        """Run capability `name` on its owning node; GridError with a gRPC code when refused or failed."""
+        """Run capability `name` on its owning node; StatusError with a gRPC code when refused or failed."""
         args = _arguments(name, arguments)
         timeout_s = min(max(timeout_s, 0.001), MAX_TIMEOUT_S)
         owners = self.owners(name, preferred_node_id)
         if not owners:
             online = ", ".join(sorted({o.tool_name for o in self.offers()})) or "none"
-            raise GridError(grpc.StatusCode.NOT_FOUND,
+            raise StatusError(grpc.StatusCode.NOT_FOUND,
                             f"no attached node offers {name!r} (online capabilities: {online})")
         first = owners[0]
         if not self.allowed(first):
-            raise GridError(grpc.StatusCode.PERMISSION_DENIED,
+            raise StatusError(grpc.StatusCode.PERMISSION_DENIED,
                             f"{first.tool_name} is marked dangerous and is refused; start the core with "
                             f"--allow-dangerous {first.name} to allow it")
         _validate(first, args)
@@ -269,21 +261,21 @@ class CapabilityGrid:
             except LookupError:
                 continue
             except TimeoutError:
-                raise GridError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                raise StatusError(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"node {offer.node_id!r} did not answer {offer.tool_name} within "
                                 f"{timeout_s:g} s") from None
             except ConnectionError as exc:
-                raise GridError(grpc.StatusCode.UNAVAILABLE,
+                raise StatusError(grpc.StatusCode.UNAVAILABLE,
                                 f"node {offer.node_id!r} left before answering {offer.tool_name}: {exc}") from None
             latency_ms = int((time.perf_counter() - started) * 1000)
             if response.status != 0:
                 code = getattr(grpc.StatusCode, response.code, None) if response.code else None
                 if not isinstance(code, grpc.StatusCode) or code == grpc.StatusCode.OK:
                     code = grpc.StatusCode.UNKNOWN
-                raise GridError(code, f"node {offer.node_id!r} failed {offer.tool_name}: "
+                raise StatusError(code, f"node {offer.node_id!r} failed {offer.tool_name}: "
                                       f"{response.error_msg or 'no reason given'}")
             return Invocation(offer.node_id, offer.name, response.data, latency_ms)
-        raise GridError(grpc.StatusCode.UNAVAILABLE, f"every node offering {name!r} left before the call")
+        raise StatusError(grpc.StatusCode.UNAVAILABLE, f"every node offering {name!r} left before the call")
 
 
 def _arguments(name: str, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
@@ -293,10 +285,10 @@ def _arguments(name: str, arguments: Mapping[str, Any] | str | None) -> dict[str
         try:
             arguments = json.loads(arguments)
         except json.JSONDecodeError as exc:
-            raise GridError(grpc.StatusCode.INVALID_ARGUMENT,
+            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT,
                             f"arguments for {name!r} are not JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(arguments, Mapping):
-        raise GridError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise StatusError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"arguments for {name!r} must be a JSON object, got {type(arguments).__name__}")
     return dict(arguments)
 
@@ -313,7 +305,7 @@ def _validate(offer: Offer, args: dict[str, Any]) -> None:
         return
     error = best_match(_validator(offer.capability.params_schema_json).iter_errors(args))
     if error is not None:
-        raise GridError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise StatusError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"arguments do not match the schema of {offer.tool_name}: at {_pointer(error.path)}: "
                         f"{error.message}")
 

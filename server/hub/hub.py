@@ -30,6 +30,7 @@ from server.hub import envelopes as env
 from server.hub.nodes import NodeChange, NodeInfo, NodeLink
 from server.hub.sessions import SessionDirectory
 from server.rpc.auth import token_matches
+from server.rpc.errors import StatusError
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,6 @@ class HubConfig:
     outbox_capacity: int = 4096
     max_frame_bytes: int = 256 * 1024
     server_version: str = "0.1.0"
-
-
-class HubError(Exception):
-    """A refused hello: the gRPC status and the precise message the node gets."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Hub:
@@ -84,7 +77,7 @@ class Hub:
 
     # -- nodes -----------------------------------------------------------
     def join(self, hello: gw.Envelope, transport: int = pb.TRANSPORT_GRPC, peer: str = "") -> NodeLink:
-        """Authenticate a hello and attach its node; raises HubError with the reason.
+        """Authenticate a hello and attach its node; raises StatusError with the reason.
 
         A node id that is already attached is replaced (the old link ends
         with ABORTED). The welcome is queued as the link's first envelope.
@@ -223,7 +216,7 @@ class Hub:
     async def _run_handler(self, handler: ActionHandler, link: NodeLink, envelope: gw.Envelope) -> None:
         try:
             data = await handler(link.info, envelope)
-        except HubError as exc:  # a refusal with its own code (e.g. NOT_FOUND, INVALID_ARGUMENT)
+        except StatusError as exc:  # a refusal with its own code (e.g. NOT_FOUND, INVALID_ARGUMENT)
             self._reject(link, envelope, exc.code.name, str(exc))
             return
         except Exception as exc:  # a handler failure is the requester's error response
@@ -264,15 +257,15 @@ class Hub:
     def _authenticate(self, hello: gw.Envelope) -> None:
         kind = hello.WhichOneof("payload")
         if kind != "hello":
-            raise HubError(grpc.StatusCode.UNAUTHENTICATED,
+            raise StatusError(grpc.StatusCode.UNAUTHENTICATED,
                            f"the first envelope must be a hello carrying the mesh token (got {kind or 'no payload'})")
         if not hello.hello.token:
-            raise HubError(grpc.StatusCode.UNAUTHENTICATED, "hello.token is missing: send the mesh access token")
+            raise StatusError(grpc.StatusCode.UNAUTHENTICATED, "hello.token is missing: send the mesh access token")
         if not token_matches(self._token, hello.hello.token):
-            raise HubError(grpc.StatusCode.UNAUTHENTICATED, "hello.token is not the mesh access token")
+            raise StatusError(grpc.StatusCode.UNAUTHENTICATED, "hello.token is not the mesh access token")
         node_id = hello.source_id
         if node_id in env.RESERVED_IDS or len(node_id) > MAX_NODE_ID:
-            raise HubError(grpc.StatusCode.INVALID_ARGUMENT,
+            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"source_id must be the device id: 1-{MAX_NODE_ID} characters, not 'master' or "
                            f"'broadcast' (got {node_id!r})")
 

@@ -12,9 +12,10 @@ from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
 from server.aio import TaskOwner
 from server.hub import envelopes as env
-from server.hub.capabilities import DEFAULT_TIMEOUT_S, CapabilityGrid, GridError
-from server.hub.hub import Hub, HubError
+from server.hub.capabilities import DEFAULT_TIMEOUT_S, CapabilityGrid
+from server.hub.hub import Hub
 from server.hub.nodes import Closing, NodeChange, NodeInfo, NodeLink
+from server.rpc.errors import StatusError, status_errors
 
 log = logging.getLogger(__name__)
 HELLO_TIMEOUT_S = 10.0
@@ -27,6 +28,7 @@ class HubServicer(pb_grpc.HubServiceServicer):
         self.hub = hub
         self.grid = grid or CapabilityGrid(hub)
 
+    @status_errors()
     async def Attach(
         self, request_iterator: AsyncIterator[pb.AttachRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.AttachResponse]:
@@ -39,7 +41,7 @@ class HubServicer(pb_grpc.HubServiceServicer):
         transport, peer = _transport_and_peer(context)
         try:
             link = self.hub.join(hello.envelope, transport, peer)
-        except HubError as exc:
+        except StatusError as exc:
             yield pb.AttachResponse(envelope=env.error(hello.envelope.id, hello.envelope.source_id,
                                                        exc.code.name, str(exc)))
             await context.abort(exc.code, str(exc))
@@ -59,15 +61,20 @@ class HubServicer(pb_grpc.HubServiceServicer):
         try:
             async for request in requests:
                 self.hub.route(link, request.envelope)
+        except StatusError as exc:  # e.g. an undecodable message: the stream ends with its status
+            self.hub.leave(link, exc.code, exc.message)
+            return
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
             log.debug("attach reader of %s ended: %r", link.node_id, exc)
         self.hub.leave(link, grpc.StatusCode.OK, "the node closed its stream")
 
+    @status_errors()
     async def ListNodes(
         self, request: pb.ListNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListNodesResponse:
         return pb.ListNodesResponse(nodes=[n.to_proto() for n in self.hub.nodes()])
 
+    @status_errors()
     async def WatchNodes(
         self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchNodesResponse]:
@@ -87,13 +94,15 @@ class HubServicer(pb_grpc.HubServiceServicer):
         finally:
             remove()
 
+    @status_errors()
     async def Broadcast(
         self, request: pb.BroadcastRequest, context: grpc.aio.ServicerContext
     ) -> pb.BroadcastResponse:
         if not request.action_name:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "action_name is required")
+            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, "action_name is required")
         return pb.BroadcastResponse(delivered=self.hub.broadcast(request.action_name, dict(request.params)))
 
+    @status_errors()
     async def ListCapabilities(
         self, request: pb.ListCapabilitiesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCapabilitiesResponse:
@@ -101,15 +110,12 @@ class HubServicer(pb_grpc.HubServiceServicer):
             pb.OfferedCapability(tool_name=o.tool_name, node_id=o.node_id, node_kind=o.node_kind,
                                  capability=o.capability) for o in self.grid.offers()])
 
+    @status_errors()
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
         if not request.name:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name is required (a tool or capability name)")
+            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, "name is required (a tool or capability name)")
         timeout_s = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_TIMEOUT_S
-        try:
-            done = await self.grid.invoke(request.name, request.arguments_json, request.preferred_node_id, timeout_s)
-        except GridError as exc:
-            await context.abort(exc.code, exc.message)
-            raise AssertionError("unreachable: abort raises") from exc
+        done = await self.grid.invoke(request.name, request.arguments_json, request.preferred_node_id, timeout_s)
         return pb.InvokeResponse(node_id=done.node_id, capability=done.capability, result=done.result,
                                  latency_ms=done.latency_ms)
 

@@ -34,4 +34,5 @@ class MemoryComponent:
             sensitive_words=words, secretary_interval_s=s.memory_secretary_interval,
             index_save_interval_s=s.memory_save_interval,
         )
-        return await start_memory_server(config, s.host, ctx.port("memory"), ctx.token)
+        return await start_memory_server(config, s.host, ctx.port("memory"), ctx.token,
+                                         allow_unauthenticated_loopback=ctx.allow_unauthenticated_loopback)

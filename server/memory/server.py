@@ -51,14 +51,15 @@ async def open_engine(config: MemoryConfig, embedders: dict[str, Embedder] | Non
 
 
 async def start_memory_server(config: MemoryConfig, host: str = "127.0.0.1", port: int = 0,
-                              token: str | None = None, embedders: dict[str, Embedder] | None = None
-                              ) -> MemoryServer:
+                              token: str | None = None, embedders: dict[str, Embedder] | None = None,
+                              *, allow_unauthenticated_loopback: bool = False) -> MemoryServer:
     engine, db = await open_engine(config, embedders)
     secretary = Secretary(engine)
     try:
         binding = ServiceBinding(SERVICE, pb_grpc.add_MemoryServiceServicer_to_server,
                                  MemoryServicer(engine, secretary))
-        grpc_server = await start_server("memory", [binding], host, port, token)
+        grpc_server = await start_server("memory", [binding], host, port, token,
+                                         allow_unauthenticated_loopback=allow_unauthenticated_loopback)
     except BaseException:
         await engine.close()
         db.dispose()

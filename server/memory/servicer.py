@@ -20,32 +20,31 @@ from server.memory.errors import Conflict, InvalidInput, NotFound
 from server.memory.models import MemoryRow, RelationRow
 from server.memory.secretary import Secretary
 from server.memory.store import MemoryRecord
+from server.rpc.errors import DomainErrors, status_errors
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
+ENGINE_ERRORS: DomainErrors = {InvalidInput: grpc.StatusCode.INVALID_ARGUMENT, NotFound: grpc.StatusCode.NOT_FOUND,
+                                Conflict: grpc.StatusCode.FAILED_PRECONDITION}
+
+
 def _statuses(
     fn: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]],
 ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]:
-    """Map engine errors to gRPC statuses (anything unexpected is INTERNAL, logged), and run
-    the handler in the caller's trace when the metadata carries a W3C traceparent."""
+    """Map engine errors to gRPC statuses (the shared `status_errors`), and run the handler
+    in the caller's trace when the metadata carries a W3C traceparent."""
+    mapped = status_errors(ENGINE_ERRORS)(fn)
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
         carrier = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         token = otel_context.attach(propagate.extract(carrier))
         try:
-            return await fn(self, request, context)
-        except InvalidInput as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except NotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except Conflict as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            return await mapped(self, request, context)
         finally:
             otel_context.detach(token)
-        raise AssertionError("abort raises")
 
     return wrapper
 

@@ -13,6 +13,7 @@ from peromesh.monitor.v1 import monitor_service_pb2 as pb
 from peromesh.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from server.monitor.sampler import CpuMeter, StatsSample
 from server.monitor.service import MonitorService
+from server.rpc.errors import StatusError, status_errors
 
 
 def stats_pb(s: StatsSample) -> pb.SystemStats:
@@ -31,14 +32,16 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     def __init__(self, service: MonitorService) -> None:
         self.service = service
 
+    @status_errors()
     async def GetSystemStats(self, request: pb.GetSystemStatsRequest,
                              context: grpc.aio.ServicerContext) -> pb.GetSystemStatsResponse:
         return pb.GetSystemStatsResponse(stats=stats_pb(await self.service.sample_now()))
 
+    @status_errors()
     async def WatchSystemStats(self, request: pb.WatchSystemStatsRequest,
                                context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchSystemStatsResponse]:
         if request.interval_ms < 0 or 0 < request.interval_ms < 100:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "interval_ms must be 0 or at least 100")
+            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, "interval_ms must be 0 or at least 100")
         if request.interval_ms == 0:  # the shared stream at the configured interval
             with self.service.stats() as stats:
                 if self.service.latest is not None:

@@ -11,19 +11,17 @@ import asyncio
 import logging
 import signal
 
-from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
 from server.reminders.service import DEFAULT_MISFIRE_GRACE_S, ReminderService, local_timezone
-from server.reminders.servicer import ReminderServicer
-from server.rpc.serving import ServiceBinding, start_server
+from server.reminders.wiring import binding
+from server.rpc.serving import start_server
 
 
 async def serve(args: argparse.Namespace) -> None:
     service = ReminderService()
     await service.open(args.db_url, timezone=args.timezone or local_timezone(),
                        misfire_grace_s=args.misfire_grace)
-    binding = ServiceBinding("peromesh.reminder.v1.ReminderService",
-                             pb_grpc.add_ReminderServiceServicer_to_server, ReminderServicer(service))
-    server = await start_server("reminders", [binding], args.host, args.port, args.token)
+    server = await start_server("reminders", [binding(service)], args.host, args.port, args.token,
+                                allow_unauthenticated_loopback=args.allow_unauthenticated_loopback)
     print(f"listening on {server.address}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -39,7 +37,9 @@ def main() -> None:
     parser.add_argument("--db-url", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--token", default=None)
+    parser.add_argument("--token", default=None, help="the token every call must carry")
+    parser.add_argument("--allow-unauthenticated-loopback", action="store_true",
+                        help="serve loopback without --token (any local process may call)")
     parser.add_argument("--timezone", default=None)
     parser.add_argument("--misfire-grace", type=float, default=DEFAULT_MISFIRE_GRACE_S)
     parser.add_argument("--log-level", default="INFO")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import NoReturn
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -14,6 +13,7 @@ from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
 from server.reminders.service import ReminderNotFound, ReminderService
 from server.reminders.store import CaughtUp, Reminder, Trigger
 from server.reminders.timeparse import CronSpec, TimeParseError, describe
+from server.rpc.errors import StatusError, status_errors
 
 _STATES = {"active": pb.REMINDER_STATE_ACTIVE, "done": pb.REMINDER_STATE_DONE,
            "cancelled": pb.REMINDER_STATE_CANCELLED}
@@ -47,15 +47,12 @@ def trigger_pb(t: Trigger) -> pb.ReminderTrigger:
                               status=_STATUS[t.status], target_devices=list(t.target_devices))
 
 
-async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    await context.abort(code, message)
-    raise AssertionError("abort raises")
-
 
 class ReminderServicer(pb_grpc.ReminderServiceServicer):
     def __init__(self, service: ReminderService) -> None:
         self.service = service
 
+    @status_errors()
     async def CreateReminder(self, request: pb.CreateReminderRequest,
                              context: grpc.aio.ServicerContext) -> pb.CreateReminderResponse:
         kind = request.WhichOneof("schedule")
@@ -74,11 +71,12 @@ class ReminderServicer(pb_grpc.ReminderServiceServicer):
                     content=request.content, cron=CronSpec(c.minute, c.hour, c.day_of_month, c.month, c.day_of_week),
                     target_devices=request.target_devices, timezone=request.timezone or None)
             else:
-                await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "schedule: give due_time, delay or cron")
+                raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, "schedule: give due_time, delay or cron")
         except ValueError as exc:  # TimeParseError included
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         return pb.CreateReminderResponse(reminder=reminder_pb(reminder))
 
+    @status_errors()
     async def CreateReminderFromText(self, request: pb.CreateReminderFromTextRequest,
                                      context: grpc.aio.ServicerContext) -> pb.CreateReminderFromTextResponse:
         try:
@@ -86,30 +84,33 @@ class ReminderServicer(pb_grpc.ReminderServiceServicer):
                 request.text, timezone=request.timezone or None, target_devices=request.target_devices,
                 validate_only=request.validate_only)
         except (TimeParseError, ValueError) as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"cannot read {request.text!r}: {exc}")
+            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, f"cannot read {request.text!r}: {exc}") from None
         return pb.CreateReminderFromTextResponse(reminder=reminder_pb(reminder), time_phrase=parsed.time_phrase,
                                                  confirmation=describe(parsed))
 
+    @status_errors()
     async def ListReminders(self, request: pb.ListRemindersRequest,
                             context: grpc.aio.ServicerContext) -> pb.ListRemindersResponse:
         reminders = await self.service.list_reminders(include_inactive=request.include_inactive)
         return pb.ListRemindersResponse(reminders=[reminder_pb(r) for r in reminders])
 
+    @status_errors()
     async def CancelReminder(self, request: pb.CancelReminderRequest,
                              context: grpc.aio.ServicerContext) -> pb.CancelReminderResponse:
         try:
             reminder = await self.service.cancel(request.id)
         except ReminderNotFound:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"no reminder {request.id!r}")
+            raise StatusError(grpc.StatusCode.NOT_FOUND, f"no reminder {request.id!r}") from None
         except ValueError as exc:
-            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            raise StatusError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         return pb.CancelReminderResponse(reminder=reminder_pb(reminder))
 
+    @status_errors()
     async def WatchReminders(self, request: pb.WatchRemindersRequest,
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchRemindersResponse]:
         after = request.after_cursor if request.HasField("after_cursor") else None
         if after is not None and after < 0:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "after_cursor must be >= 0")
+            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, "after_cursor must be >= 0")
         async for event in self.service.watch(after, request.device_id or None):
             if isinstance(event, CaughtUp):
                 yield pb.WatchRemindersResponse(caught_up=pb.CaughtUp(cursor=event.cursor))

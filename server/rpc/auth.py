@@ -1,8 +1,10 @@
-"""Bearer-token authentication for gRPC servers.
+"""Bearer-token authentication for gRPC servers and the clients that call them.
 
-A server that listens beyond loopback must not be open to its network, so a
-token is required there (and wherever one is configured). Health checks stay
-open so probes work without secrets.
+Every server demands the mesh token (also on loopback, unless explicitly
+opened with --allow-unauthenticated-loopback); health and reflection stay
+open so probes and `grpcurl list/describe` work without secrets. A refused call is answered before its request
+is decoded: the deny handler reads raw bytes. Clients attach the token once,
+on their channel (`open_channel(address, token)` adds `bearer_interceptors`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 
 import grpc
 
-_OPEN_METHODS = ("/grpc.health.v1.Health/",)
+# Open without a token: health (probes carry no secrets) and reflection (the schema is public, and
+# grpcurl looks a method up before it sends the call's headers' token); neither reveals or changes data.
+_OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
+                 "/grpc.reflection.v1.ServerReflection/")
 
 
 def is_loopback(host: str) -> bool:
@@ -69,7 +74,7 @@ def _deny_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandle
 
     if handler is None:
         return grpc.unary_unary_rpc_method_handler(deny)
-    kwargs = {"request_deserializer": handler.request_deserializer,
+    kwargs = {"request_deserializer": None,  # refused unread: bytes are never decoded for a stranger
               "response_serializer": handler.response_serializer}
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(deny_stream, **kwargs)
@@ -78,3 +83,45 @@ def _deny_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandle
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(deny_stream, **kwargs)
     return grpc.unary_unary_rpc_method_handler(deny, **kwargs)
+
+
+def _with_bearer(details: grpc.aio.ClientCallDetails, metadata: tuple[tuple[str, str], ...]) -> Any:
+    """`details` with the token added, unless the call already carries an authorization header."""
+    current = tuple(details.metadata or ())
+    if any(key == "authorization" for key, _ in current):
+        return details
+    return grpc.aio.ClientCallDetails(details.method, details.timeout, grpc.aio.Metadata(*current, *metadata),
+                                      details.credentials, details.wait_for_ready)
+
+
+class _Bearer:
+    def __init__(self, token: str) -> None:
+        self._metadata = bearer_metadata(token)
+
+
+class _BearerUnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_bearer(details, self._metadata), request)
+
+
+class _BearerUnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_bearer(details, self._metadata), request)
+
+
+class _BearerStreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await continuation(_with_bearer(details, self._metadata), request_iterator)
+
+
+class _BearerStreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await continuation(_with_bearer(details, self._metadata), request_iterator)
+
+
+def bearer_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
+    """Client interceptors adding `authorization: Bearer <token>` to every call of a channel.
+
+    One per call shape: grpc files each interceptor under the first shape it implements.
+    """
+    return [kind(token) for kind in (_BearerUnaryUnary, _BearerUnaryStream, _BearerStreamUnary, _BearerStreamStream)]

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.rpc.auth import BearerAuthInterceptor, is_loopback
+from server.rpc.decoding import DecodingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,19 @@ class GrpcServer:
         log.info("%s server stopped", self.name)
 
 
-def auth_token_for(host: str, token: str | None) -> str | None:
-    """The token the server must demand: always off loopback, else if configured."""
+def auth_token_for(host: str, token: str | None, allow_unauthenticated_loopback: bool = False) -> str | None:
+    """The token the server must demand: always, unless explicitly opened on loopback.
+
+    Loopback is no boundary on a shared machine (any local process or a web page's
+    fetch could call `DeleteMemory` or `Invoke`), so a token is the default there too.
+    """
     if token:
         return token
     if not is_loopback(host):
         raise ValueError(f"refusing to listen on {host!r} without a token: set --token / PEROMESH_TOKEN")
+    if not allow_unauthenticated_loopback:
+        raise ValueError(f"refusing to serve gRPC on {host!r} without a token: pass the mesh token, "
+                         "or --allow-unauthenticated-loopback to open loopback to every local process")
     return None
 
 
@@ -71,10 +79,17 @@ async def start_server(
     port: int = 0,
     token: str | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    *,
+    allow_unauthenticated_loopback: bool = False,
 ) -> GrpcServer:
-    """Build, bind and start a server; port 0 picks a free port."""
-    required = auth_token_for(host, token)
-    interceptors = [BearerAuthInterceptor(required)] if required else []
+    """Build, bind and start a server; port 0 picks a free port.
+
+    Interceptors, outermost first: auth (refuses before anything is decoded),
+    then request decoding (undecodable bytes are INVALID_ARGUMENT).
+    """
+    required = auth_token_for(host, token, allow_unauthenticated_loopback)
+    interceptors: list[grpc.aio.ServerInterceptor] = [BearerAuthInterceptor(required)] if required else []
+    interceptors.append(DecodingInterceptor())
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[

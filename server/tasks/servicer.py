@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import NoReturn
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from peromesh.task.v1 import task_service_pb2 as pb
 from peromesh.task.v1 import task_service_pb2_grpc as pb_grpc
+from server.rpc.errors import StatusError, status_errors
 from server.tasks.service import Task, TaskNotFound, TaskService
 
 _OPS = {"snapshot": pb.TASK_OPERATION_SNAPSHOT, "added": pb.TASK_OPERATION_ADDED,
@@ -34,11 +34,6 @@ def task_pb(t: Task) -> pb.Task:
     return out
 
 
-async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    await context.abort(code, message)
-    raise AssertionError("abort raises")
-
-
 class TaskServicer(pb_grpc.TaskServiceServicer):
     def __init__(self, service: TaskService) -> None:
         self.service = service
@@ -48,33 +43,39 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
         try:
             return task_pb(await fn(task_id))
         except TaskNotFound:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}")
+            raise StatusError(grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}") from None
 
+    @status_errors()
     async def AddTask(self, request: pb.AddTaskRequest, context: grpc.aio.ServicerContext) -> pb.AddTaskResponse:
         due = request.due_time.ToDatetime(tzinfo=UTC) if request.HasField("due_time") else None
         try:
             task = await self.service.add(request.title, request.notes, due)
         except ValueError as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         return pb.AddTaskResponse(task=task_pb(task))
 
+    @status_errors()
     async def CompleteTask(self, request: pb.CompleteTaskRequest,
                            context: grpc.aio.ServicerContext) -> pb.CompleteTaskResponse:
         return pb.CompleteTaskResponse(task=await self._by_id(self.service.complete, request.id, context))
 
+    @status_errors()
     async def ReopenTask(self, request: pb.ReopenTaskRequest,
                          context: grpc.aio.ServicerContext) -> pb.ReopenTaskResponse:
         return pb.ReopenTaskResponse(task=await self._by_id(self.service.reopen, request.id, context))
 
+    @status_errors()
     async def DeleteTask(self, request: pb.DeleteTaskRequest,
                          context: grpc.aio.ServicerContext) -> pb.DeleteTaskResponse:
         return pb.DeleteTaskResponse(task=await self._by_id(self.service.delete, request.id, context))
 
+    @status_errors()
     async def ListTasks(self, request: pb.ListTasksRequest,
                         context: grpc.aio.ServicerContext) -> pb.ListTasksResponse:
         tasks = await self.service.list_tasks(include_completed=request.include_completed)
         return pb.ListTasksResponse(tasks=[task_pb(t) for t in tasks])
 
+    @status_errors()
     async def WatchTasks(self, request: pb.WatchTasksRequest,
                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchTasksResponse]:
         with self.service.changes() as changes:  # subscribed before the snapshot: nothing falls between

@@ -19,10 +19,11 @@ from typing import Any
 import grpc
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from server.hub.hub import Hub, HubError
+from server.hub.hub import Hub
 from server.hub.nodes import NodeInfo
 from server.reminders.service import ReminderNotFound, ReminderService
 from server.reminders.timeparse import TimeParseError
+from server.rpc.errors import StatusError
 from server.tasks.service import TaskNotFound, TaskService
 
 Handler = Callable[[NodeInfo, gw.Envelope], Awaitable[str | None]]
@@ -38,7 +39,7 @@ def _dump(value: Any) -> str:
 def _param(envelope: gw.Envelope, name: str) -> str:
     value = envelope.request.params.get(name, "").strip()
     if not value:
-        raise HubError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise StatusError(grpc.StatusCode.INVALID_ARGUMENT,
                        f"{envelope.request.action_name} needs the param {name!r}")
     return value
 
@@ -47,8 +48,8 @@ def _flag(envelope: gw.Envelope, name: str) -> bool:
     return envelope.request.params.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
-def _invalid(exc: Exception) -> HubError:
-    return HubError(grpc.StatusCode.INVALID_ARGUMENT, str(exc).strip("'\""))
+def _invalid(exc: Exception) -> StatusError:
+    return StatusError(grpc.StatusCode.INVALID_ARGUMENT, str(exc).strip("'\""))
 
 
 def task_handlers(tasks: TaskService) -> dict[str, Handler]:
@@ -65,7 +66,7 @@ def task_handlers(tasks: TaskService) -> dict[str, Handler]:
             try:
                 task = await op(task_id)
             except TaskNotFound:
-                raise HubError(grpc.StatusCode.NOT_FOUND, f"no task has id {task_id!r}") from None
+                raise StatusError(grpc.StatusCode.NOT_FOUND, f"no task has id {task_id!r}") from None
             return _dump(task.as_data())
         return handle
 
@@ -98,9 +99,9 @@ def reminder_handlers(reminders: ReminderService) -> dict[str, Handler]:
         try:
             return _dump((await reminders.cancel(reminder_id)).as_data())
         except ReminderNotFound:
-            raise HubError(grpc.StatusCode.NOT_FOUND, f"no reminder has id {reminder_id!r}") from None
+            raise StatusError(grpc.StatusCode.NOT_FOUND, f"no reminder has id {reminder_id!r}") from None
         except ValueError as exc:
-            raise HubError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+            raise StatusError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
 
     return {"reminder:add": add, "reminder:list": list_, "reminder:cancel": cancel}
 

@@ -19,10 +19,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from server.dialog.tool_port import IntentReply, ToolCallRecord, TurnRequest
-from server.hub.capabilities import CapabilityGrid, GridError
+from server.hub.capabilities import CapabilityGrid
 from server.llm.base import LlmProvider, LlmRequest
 from server.reminders.service import ReminderService
 from server.reminders.timeparse import TimeParseError
+from server.rpc.errors import StatusError
 from server.tasks.service import TaskService
 from server.tools import intents, replies
 from server.tools.catalog import ToolCatalog, ToolSpec, builtin_specs
@@ -104,7 +105,7 @@ class GridToolPort:
             raise ToolError(f"no tool named {name!r} is available now (tools: {known})")
         try:  # (an offer left out of the list — dangerous, not allowed — is refused by the grid with the reason)
             done = await self.grid.invoke(spec.name if spec else name, arguments, device_id, self.timeout_s)
-        except GridError as exc:
+        except StatusError as exc:
             raise ToolError(f"{exc.code.name}: {exc.message}") from exc
         return _decoded(done.result)
 

@@ -76,5 +76,6 @@ class TtsComponent:
         await router.start()
         binding = ServiceBinding("peromesh.tts.v1.TtsService", pb_grpc.add_TtsServiceServicer_to_server,
                                  TtsServicer(router))
-        server = await start_server("tts", [binding], ctx.settings.host, ctx.port("tts"), ctx.token)
+        server = await start_server("tts", [binding], ctx.settings.host, ctx.port("tts"), ctx.token,
+                                    allow_unauthenticated_loopback=ctx.allow_unauthenticated_loopback)
         return RunningTts(server, router)

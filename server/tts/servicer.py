@@ -18,6 +18,7 @@ import grpc
 from peromesh.tts.v1 import tts_service_pb2 as pb
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
 from server.aio import TaskOwner, cancel_and_wait
+from server.rpc.errors import StatusError, status_errors
 from server.tts.router import EngineRouter
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class TtsServicer(pb_grpc.TtsServiceServicer):
     def __init__(self, router: EngineRouter) -> None:
         self.router = router
 
+    @status_errors()
     async def Synthesize(
         self, request_iterator: AsyncIterator[pb.SynthesizeRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SynthesizeResponse]:
@@ -38,8 +40,6 @@ class TtsServicer(pb_grpc.TtsServiceServicer):
         try:
             async for response in stream.run(request_iterator):
                 yield response
-        except _StatusError as exc:
-            await context.abort(exc.code, str(exc))
         finally:
             await stream.close()
 
@@ -73,7 +73,7 @@ class _SynthesisStream:
         self._speaker = self._tasks.spawn(self._speak_all(), "speaker")
         self._tasks.spawn(self._read(requests), "reader")
         while (item := await self._out.get()) is not _END:
-            if isinstance(item, _StatusError):
+            if isinstance(item, StatusError):
                 raise item
             assert isinstance(item, pb.SynthesizeResponse)
             yield item
@@ -89,14 +89,14 @@ class _SynthesisStream:
                     await self._cancel()
                     return
                 if kind != "segment":
-                    raise _StatusError(grpc.StatusCode.INVALID_ARGUMENT, f"unexpected `{kind}` after config")
+                    raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, f"unexpected `{kind}` after config")
                 text = request.segment.text.strip()
                 if not text or len(text) > MAX_SEGMENT_CHARS:
-                    raise _StatusError(grpc.StatusCode.INVALID_ARGUMENT,
+                    raise StatusError(grpc.StatusCode.INVALID_ARGUMENT,
                                        f"segment {request.segment.seq}: text must be 1..{MAX_SEGMENT_CHARS} chars")
                 self._segments.put_nowait(request.segment)
             self._segments.put_nowait(None)
-        except _StatusError as exc:
+        except StatusError as exc:
             await cancel_and_wait(self._speaker)
             self._out.put_nowait(exc)
 
@@ -122,13 +122,8 @@ class _SynthesisStream:
                 self._out.put_nowait(pb.SynthesizeResponse(chunk=chunk))
         except Exception as exc:
             log.exception("segment %d failed", segment.seq)
-            self._out.put_nowait(_StatusError(grpc.StatusCode.INTERNAL, f"segment {segment.seq}: {exc}"))
+            self._out.put_nowait(StatusError(grpc.StatusCode.INTERNAL, f"segment {segment.seq}: {exc}"))
             return
         done = pb.SegmentDone(segment_seq=segment.seq, duration_ms=samples * 1000 / self._rate, engine=engine)
         self._out.put_nowait(pb.SynthesizeResponse(segment_done=done))
 
-
-class _StatusError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code

@@ -195,7 +195,7 @@ async def test_broadcast_and_unicast_among_three_clients_and_a_native_node(eithe
     a = await GatewayClient.open(url(mesh), "a")
     b = await GatewayClient.open(url(mesh), "b", binary=True)
     c = await GatewayClient.open(url(mesh), "c")
-    channel = open_channel(mesh.addresses["core"])
+    channel = open_channel(mesh.addresses["core"], mesh.context.token)
     native = hpb_grpc.HubServiceStub(channel).Attach()
     await native.write(hpb.AttachRequest(envelope=gw.Envelope(source_id="n", hello=gw.Hello(token="test-token"))))
     assert (await native.read()).envelope.HasField("welcome")

@@ -41,8 +41,9 @@ async def grid(hub_config: HubConfig) -> AsyncIterator[Grid]:
     await hub.start()
     capabilities = CapabilityGrid(hub, allow_dangerous=["power.reboot"])
     server = await start_server("grid-test", [ServiceBinding(
-        "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, HubServicer(hub, capabilities))])
-    channel = open_channel(server.address)
+        "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, HubServicer(hub, capabilities))],
+        token=TOKEN)
+    channel = open_channel(server.address, TOKEN)
     g = Grid(hub, capabilities, pb_grpc.HubServiceStub(channel))
     try:
         yield g

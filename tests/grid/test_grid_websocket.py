@@ -42,7 +42,7 @@ async def offered(stub: pb_grpc.HubServiceStub) -> list[tuple[str, str]]:
 
 async def test_websocket_node_capabilities_are_screened_routed_and_dropped(mesh: Mesh) -> None:
     browser = await GatewayClient.open(f"ws://{mesh.addresses['bridge']}/ws", "browser-1")
-    async with open_channel(mesh.addresses["core"]) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
         stub = pb_grpc.HubServiceStub(channel)
         native = GridNode(stub, "qq-bot", "qq")
         await native.attach()

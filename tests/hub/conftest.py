@@ -24,7 +24,8 @@ async def harness(hub_config: HubConfig) -> AsyncIterator[HubHarness]:
     hub = Hub(TOKEN, hub_config)
     await hub.start()
     server = await start_server("hub-test", [ServiceBinding(
-        "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, HubServicer(hub))])
+        "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, HubServicer(hub))],
+        token=TOKEN)
     h = HubHarness(hub, server)
     try:
         yield h

@@ -57,7 +57,7 @@ class HubHarness:
     def __init__(self, hub: Hub, server: GrpcServer) -> None:
         self.hub = hub
         self.server = server
-        self.channel = open_channel(server.address)
+        self.channel = open_channel(server.address, TOKEN)
         self.stub = pb_grpc.HubServiceStub(self.channel)
         self.nodes: list[NativeNode] = []
 

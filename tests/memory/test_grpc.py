@@ -150,7 +150,7 @@ async def test_serve_only_memory_starts_the_component(data_dir: Path) -> None:
     mesh = await start_test_mesh(data_dir, "--memory-embedder", "use-m3", only=["memory"])
     try:
         assert set(mesh.addresses) == {"memory"}
-        channel = open_channel(mesh.addresses["memory"])
+        channel = open_channel(mesh.addresses["memory"], mesh.context.token)
         stub = pb_grpc.MemoryServiceStub(channel)
         await stub.AddMemory(pb.AddMemoryRequest(text="我的血型是AB型。"))
         hits = await stub.Recall(pb.RecallRequest(text="我是什么血型？", top_k=1))

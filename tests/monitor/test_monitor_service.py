@@ -19,6 +19,7 @@ from server.monitor.service import MonitorService
 from server.monitor.servicer import MonitorServicer
 from server.rpc.channels import open_channel
 from server.rpc.serving import ServiceBinding, start_server
+from tests.meshkit import TEST_TOKEN
 
 HAS_NVIDIA = os.path.exists("/dev/nvidia0") and shutil.which("nvidia-smi") is not None
 
@@ -29,8 +30,8 @@ async def monitor_server(interval_s: float) -> AsyncIterator[tuple[MonitorServic
     await service.open(interval_s)
     binding = ServiceBinding("peromesh.monitor.v1.MonitorService", pb_grpc.add_MonitorServiceServicer_to_server,
                              MonitorServicer(service))
-    server = await start_server("monitor-test", [binding], "127.0.0.1", 0)
-    channel = open_channel(server.address)
+    server = await start_server("monitor-test", [binding], "127.0.0.1", 0, TEST_TOKEN)
+    channel = open_channel(server.address, TEST_TOKEN)
     try:
         yield service, pb_grpc.MonitorServiceStub(channel)
     finally:

@@ -18,6 +18,7 @@ from server.reminders.service import ReminderService
 from server.reminders.servicer import ReminderServicer
 from server.rpc.channels import open_channel
 from server.rpc.serving import ServiceBinding, start_server
+from tests.meshkit import TEST_TOKEN
 
 
 @dataclass
@@ -34,8 +35,8 @@ async def reminder_server(db_url: str, misfire_grace_s: float = 600.0,
     await service.open(db_url, timezone=timezone, misfire_grace_s=misfire_grace_s)
     binding = ServiceBinding("peromesh.reminder.v1.ReminderService",
                              pb_grpc.add_ReminderServiceServicer_to_server, ReminderServicer(service))
-    server = await start_server("reminders-test", [binding], "127.0.0.1", 0)
-    channel = open_channel(server.address)
+    server = await start_server("reminders-test", [binding], "127.0.0.1", 0, TEST_TOKEN)
+    channel = open_channel(server.address, TEST_TOKEN)
     try:
         yield Running(service, pb_grpc.ReminderServiceStub(channel), server.address)
     finally:
@@ -55,7 +56,7 @@ class Relay:
     async def session(self, until_caught_up_and: float = 0.0) -> list[pb.ReminderTrigger]:
         """Connect (resuming from the cursor), read the backlog, then live events for a while."""
         got: list[pb.ReminderTrigger] = []
-        async with open_channel(self.address) as channel:
+        async with open_channel(self.address, TEST_TOKEN) as channel:
             stub = pb_grpc.ReminderServiceStub(channel)
             request = pb.WatchRemindersRequest()
             if self.cursor is not None:
@@ -96,13 +97,13 @@ class ChildServer:
     async def start(self) -> str:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server.reminders.runner", "--db-url", self.db_url,
-            "--timezone", "Asia/Shanghai", "--log-level", "WARNING", *self.extra,
+            "--timezone", "Asia/Shanghai", "--log-level", "WARNING", "--token", TEST_TOKEN, *self.extra,
             stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         assert self.proc.stdout is not None
         line = (await asyncio.wait_for(self.proc.stdout.readline(), 60)).decode()
         assert line.startswith("listening on "), line
         self.address = line.split()[-1]
-        async with open_channel(self.address) as channel:
+        async with open_channel(self.address, TEST_TOKEN) as channel:
             await asyncio.wait_for(channel.channel_ready(), 10)
         return self.address
 

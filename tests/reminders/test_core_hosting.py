@@ -19,6 +19,7 @@ from server.monitor.service import MonitorService
 from server.reminders.service import ReminderService
 from server.rpc.channels import open_channel
 from server.rpc.serving import start_server
+from tests.meshkit import TEST_TOKEN
 
 MINE = ("reminders", "tasks", "monitor")
 
@@ -38,9 +39,9 @@ async def test_core_services_share_one_port(tmp_path: Path) -> None:
     try:
         for service in services:
             bindings += await service.start(ctx)
-        server = await start_server("core-test", bindings, "127.0.0.1", 0)
+        server = await start_server("core-test", bindings, "127.0.0.1", 0, TEST_TOKEN)
         try:
-            async with open_channel(server.address) as channel:
+            async with open_channel(server.address, TEST_TOKEN) as channel:
                 health = health_pb2_grpc.HealthStub(channel)
                 for b in bindings:
                     reply = await health.Check(health_pb2.HealthCheckRequest(service=b.full_name))

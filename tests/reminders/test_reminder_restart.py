@@ -20,20 +20,21 @@ from peromesh.reminder.v1 import reminder_service_pb2 as pb
 from peromesh.reminder.v1 import reminder_service_pb2_grpc as pb_grpc
 from server.rpc.channels import open_channel
 from server.storage.db import sqlite_url
+from tests.meshkit import TEST_TOKEN
 from tests.reminders.harness import ChildServer, Relay
 
 
 async def _create(address: str, seconds: float, content: str) -> pb.Reminder:
     d = Duration()
     d.FromTimedelta(timedelta(seconds=seconds))
-    async with open_channel(address) as channel:
+    async with open_channel(address, TEST_TOKEN) as channel:
         stub = pb_grpc.ReminderServiceStub(channel)
         return (await stub.CreateReminder(pb.CreateReminderRequest(delay=d, content=content))).reminder
 
 
 async def _wait_for_trigger(address: str, reminder_id: str, timeout: float) -> None:
     """Returns as soon as the trigger is in the log (an observer sees it live)."""
-    async with open_channel(address) as channel:
+    async with open_channel(address, TEST_TOKEN) as channel:
         stub = pb_grpc.ReminderServiceStub(channel)
         call = stub.WatchReminders(pb.WatchRemindersRequest(after_cursor=0))
         async with asyncio.timeout(timeout):

@@ -17,6 +17,7 @@ from server.rpc.serving import ServiceBinding, start_server
 from server.storage.db import sqlite_url
 from server.tasks.service import TaskService
 from server.tasks.servicer import TaskServicer
+from tests.meshkit import TEST_TOKEN
 
 
 @asynccontextmanager
@@ -25,8 +26,8 @@ async def task_server(db_url: str) -> AsyncIterator[tuple[TaskService, pb_grpc.T
     await service.open(db_url)
     binding = ServiceBinding("peromesh.task.v1.TaskService", pb_grpc.add_TaskServiceServicer_to_server,
                              TaskServicer(service))
-    server = await start_server("tasks-test", [binding], "127.0.0.1", 0)
-    channel = open_channel(server.address)
+    server = await start_server("tasks-test", [binding], "127.0.0.1", 0, TEST_TOKEN)
+    channel = open_channel(server.address, TEST_TOKEN)
     try:
         yield service, pb_grpc.TaskServiceStub(channel)
     finally:

@@ -71,7 +71,7 @@ async def devices_factory(data_dir: Path) -> AsyncIterator[Callable[..., object]
     async def make(*flags: str) -> Devices:
         mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "1", "--reminder-timezone", "UTC", *flags,
                                      only=["core"])
-        devices = Devices(mesh, open_channel(mesh.addresses["core"]))
+        devices = Devices(mesh, open_channel(mesh.addresses["core"], mesh.context.token))
         made.append((mesh, devices))
         return devices
 

@@ -42,7 +42,7 @@ def router_of(mesh: Mesh) -> EngineRouter:
 
 async def synthesize(mesh: Mesh, segments: list[str], rate: int = 24000,
                      on_chunk: object = None) -> list[pb.SynthesizeResponse]:
-    async with open_channel(mesh.addresses["tts"]) as channel:
+    async with open_channel(mesh.addresses["tts"], mesh.context.token) as channel:
         async def requests() -> AsyncIterator[pb.SynthesizeRequest]:
             yield pb.SynthesizeRequest(config=pb.SynthesisConfig(sample_rate_hertz=rate))
             for seq, text in enumerate(segments):
@@ -121,7 +121,7 @@ async def test_cancel_discards_the_rest_of_a_neural_segment_at_once(neural_tts: 
             yield item
 
     long_text = " ".join(["This sentence keeps the neural voice busy for a while."] * 8)
-    async with open_channel(neural_tts.addresses["tts"]) as channel:
+    async with open_channel(neural_tts.addresses["tts"], neural_tts.context.token) as channel:
         call = pb_grpc.TtsServiceStub(channel).Synthesize(requests())
         queue.put_nowait(pb.SynthesizeRequest(config=pb.SynthesisConfig(sample_rate_hertz=24000)))
         queue.put_nowait(pb.SynthesizeRequest(segment=pb.TextSegment(seq=0, text=long_text)))
