@@ -10,12 +10,18 @@ plus one beat). Firing stays exact even if two leaders overlap for a moment:
 an occurrence is logged under the reminder's row lock and the log's unique
 (reminder, due time) constraint, so a second firing of it logs nothing.
 
-Both statements are single conditional UPDATEs (or an INSERT for the first
-holder), atomic on SQLite and PostgreSQL alike.
+A holder names its host and process (`holder_id`). A lease held by a process
+of this host that no longer exists (kill -9, then a restart on the same data)
+is taken at once instead of after its term, so a restarted core catches up
+immediately. Both statements are single conditional UPDATEs (or an INSERT for
+the first holder), atomic on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
@@ -27,6 +33,25 @@ from server.reminders.store import LeaseRow, to_db
 SCHEDULER_LEASE = "scheduler"
 
 
+def holder_id() -> str:
+    """host:pid:random, so a dead process of this host can be recognised (`_dead_here`)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_here(holder: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 def try_hold(s: Session, holder: str, now: datetime, term: timedelta, name: str = SCHEDULER_LEASE) -> bool:
     """Renew the lease when `holder` has it, take it when it has expired; True when `holder` holds it now."""
     taken = s.execute(update(LeaseRow)
@@ -34,8 +59,13 @@ def try_hold(s: Session, holder: str, now: datetime, term: timedelta, name: str 
                       .values(holder=holder, expires_at=to_db(now + term)))
     if taken.rowcount:  # type: ignore[attr-defined]
         return True
-    if s.get(LeaseRow, name) is not None:
-        return False  # another instance holds it
+    row = s.get(LeaseRow, name)
+    if row is not None:
+        if not _dead_here(row.holder):
+            return False  # another instance holds it
+        taken = s.execute(update(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == row.holder)
+                          .values(holder=holder, expires_at=to_db(now + term)))
+        return bool(taken.rowcount)  # type: ignore[attr-defined]
     try:
         with s.begin_nested():
             s.add(LeaseRow(name=name, holder=holder, expires_at=to_db(now + term)))

@@ -49,6 +49,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -94,6 +95,20 @@ def fire_job(key: str, reminder_id: str) -> None:
         log.warning("reminder %s is due but its service (%s) is not leading here", reminder_id, key)
         return
     service._wake_from_thread(reminder_id)
+
+
+class _Clock(BackgroundScheduler):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """APScheduler's background scheduler, minus one pass over the jobs after shutdown.
+
+    `shutdown` wakes the loop thread, which then processes due jobs once more
+    with the executor already closed (and dies on the job it cannot remove).
+    """
+
+    def _process_jobs(self) -> float | None:
+        if self.state == STATE_STOPPED:
+            return None
+        wait: float | None = super()._process_jobs()
+        return wait
 
 
 class _SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler 3 is untyped
@@ -147,7 +162,7 @@ class ReminderService:
         self.misfire_grace = timedelta(seconds=DEFAULT_MISFIRE_GRACE_S)
         self.lease_term = timedelta(seconds=DEFAULT_LEASE_S)
         self.is_leader = False
-        self.instance_id = uuid.uuid4().hex
+        self.instance_id = lease.holder_id()
         self._lease_name = lease.SCHEDULER_LEASE
         self._scheduler: BackgroundScheduler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,7 +187,7 @@ class ReminderService:
         # Jobs name their service by a digest (the job table must not hold database credentials).
         self._key = hashlib.sha256(f"{db_url}#{jobs_table}".encode()).hexdigest()[:24]
         self._lease_name = f"{lease.SCHEDULER_LEASE}:{jobs_table}"  # one clock per job table
-        self._scheduler = BackgroundScheduler(
+        self._scheduler = _Clock(
             jobstores={"default": _SharedJobStore(engine=db.engine, tablename=jobs_table)},
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},

@@ -90,7 +90,7 @@ class LeaseRow(Base):
     __tablename__ = "reminder_lease"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(64))
+    holder: Mapped[str] = mapped_column(String(300))
     expires_at: Mapped[datetime] = mapped_column(DateTime)
 
 

@@ -27,6 +27,7 @@ class Device:
         self.acks = acks
         self.shown: list[dict[str, str]] = []  # one per distinct cursor, in arrival order
         self.raw: Counter[int] = Counter()  # cursor → times it came on the wire
+        self.acked: set[int] = set()  # cursors whose reminder_ack the mesh has answered (recorded)
         self.withhold_acks = False  # receive but do not acknowledge (a client that dies before acking)
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
@@ -48,6 +49,10 @@ class Device:
         assert self._call is not None
         with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
             while (answer := await self._call.read()) is not grpc.aio.EOF:
+                if answer.envelope.response.request_id.startswith("ack-"):
+                    self.acked.add(int(answer.envelope.response.request_id[4:]))
+                    self._arrived.set()
+                    continue
                 request = answer.envelope.request
                 if request.action_name != "reminder_trigger":
                     continue
@@ -57,7 +62,7 @@ class Device:
                     self.shown.append(dict(request.params))
                 if self.acks and not self.withhold_acks:
                     await self._call.write(hpb.AttachRequest(envelope=gw.Envelope(
-                        source_id=self.node_id, target_id="master",
+                        id=f"ack-{cursor}", source_id=self.node_id, target_id="master",
                         request=gw.ActionRequest(action_name="reminder_ack", params={"cursor": str(cursor)}))))
                 self._arrived.set()
 
@@ -68,6 +73,13 @@ class Device:
                 self._arrived.clear()
                 await self._arrived.wait()
         return self.shown
+
+    async def wait_acked(self, cursor: int, wait_s: float = 10.0) -> None:
+        """Until the mesh has answered (so recorded) the device's ack of `cursor`."""
+        async with asyncio.timeout(wait_s):
+            while cursor not in self.acked:
+                self._arrived.clear()
+                await self._arrived.wait()
 
     async def wait_raw(self, cursor: int, times: int, wait_s: float = 10.0) -> None:
         """Until `cursor` has come on the wire `times` times."""

@@ -75,8 +75,10 @@ async def test_offline_device_gets_each_missed_reminder_once_on_reconnect(
     mesh: Mesh = await make_mesh()  # type: ignore[operator]
     phone = Device("phone", acks=acks)
     await phone.connect(mesh.addresses["core"])
-    await fire(mesh, "one")
+    one = await fire(mesh, "one")
     await phone.wait_for(1)
+    if acks:
+        await phone.wait_acked(one.cursor)
     await phone.disconnect()
     await detached(mesh, "phone")
     await fire(mesh, "two")
@@ -104,6 +106,7 @@ async def test_unacknowledged_trigger_is_sent_again_and_shown_once(make_mesh: Ca
     phone.withhold_acks = False
     await phone.connect(mesh.addresses["core"])
     await phone.wait_raw(first.cursor, 2)  # the replay of what it never acknowledged
+    await phone.wait_acked(first.cursor)
     await phone.disconnect()
     await detached(mesh, "phone")
     await phone.connect(mesh.addresses["core"])
