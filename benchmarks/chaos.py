@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import tempfile
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the campaigns live with the tests that run them short
 
+from tests.chaos.reminder_campaign import run_campaign as run_reminder_campaign  # noqa: E402
 from tests.chaos.turn_campaign import run_turn_campaign  # noqa: E402
 
 Campaign = Callable[[argparse.Namespace, Path], Awaitable[dict[str, object]]]
@@ -35,7 +37,19 @@ async def turns(args: argparse.Namespace, data_dir: Path) -> dict[str, object]:
             "duplicate_ids": report.duplicates[:20]}
 
 
-CAMPAIGNS: dict[str, Campaign] = {"turns": turns}
+async def reminders(args: argparse.Namespace, data_dir: Path) -> dict[str, object]:
+    """Kill at reminder.after_fire / reminder.before_ack (in turn, at a seeded hit 1-3) while --reminders
+    occurrences fall due, "phone" offline every other life; lost/duplicated per device."""
+    rng = random.Random(args.seed)
+    points = ("reminder.after_fire", "reminder.before_ack")
+    kills = tuple(f"{points[i % 2]}={rng.randint(1, 3)}" for i in range(args.reminder_kills))
+    report = await run_reminder_campaign(data_dir, kills, reminders=args.reminders, spacing_s=args.reminder_spacing)
+    return {"kills": report.kills, "sigkills": report.sigkills, "occurrences": report.occurrences,
+            "lost": report.lost(), "duplicates": report.duplicates(),
+            "devices": {name: vars(d) for name, d in report.devices.items()}}
+
+
+CAMPAIGNS: dict[str, Campaign] = {"turns": turns, "reminders": reminders}
 
 
 def main() -> None:
@@ -44,6 +58,9 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10, help="process deaths per campaign")
     parser.add_argument("--turns", type=int, default=300, help="turns per life, at most (the kill comes before)")
     parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--reminder-kills", type=int, default=7, help="process deaths in the reminders campaign")
+    parser.add_argument("--reminders", type=int, default=40, help="occurrences scheduled in the reminders campaign")
+    parser.add_argument("--reminder-spacing", type=float, default=1.5, help="seconds between their due times")
     args = parser.parse_args()
     unknown = set(args.campaigns) - set(CAMPAIGNS)
     if unknown:
