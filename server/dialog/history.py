@@ -9,7 +9,7 @@ An answer is committed before its `assistant_final` goes out (`add_assistant`),
 and what the user turns out to have heard is corrected on the same row later
 (`correct_assistant`). A user row whose answer never came (the process died
 mid-turn, or the turn failed) is marked `abandoned`: by the failed turn
-itself, or when a later process first opens the session (`open_session`).
+itself, or when a later start of the core opens the session (`open_session`).
 Abandoned questions stay on disk but are not fed to the model, and
 `answered_turns` counts only turns that have an answer.
 
@@ -65,9 +65,6 @@ class DialogTurnRow(Base):
                                                  default=lambda: datetime.now(UTC))
 
 
-PROCESS_STARTED = datetime.now(UTC)  # rows older than this belong to an earlier process
-
-
 def upgrade_schema(engine: Engine) -> None:
     """Add the columns a table created by an older version lacks (create_all adds only tables)."""
     columns = {c["name"] for c in inspect(engine).get_columns(DialogTurnRow.__tablename__)}
@@ -105,13 +102,14 @@ class HistoryStore:
         self.db = db
         self.max_context_turns = max_context_turns
         self.max_sessions = max_sessions
+        self.opened_at = datetime.now(UTC)  # rows older than this were written by an earlier life of the core
         self._cache: OrderedDict[str, list[_Cached]] = OrderedDict()
 
     async def open_session(self, session_id: str) -> int:
-        """Mark questions an earlier process never answered as abandoned; return `answered_turns`.
+        """Mark questions an earlier life of the core never answered as abandoned; return `answered_turns`.
 
-        Only rows created before this process started are touched: a turn of
-        this process may be between its question and its answer right now."""
+        Only rows created before this store was opened are touched: a turn of
+        this core may be between its question and its answer right now."""
         def work(s: Session) -> int:
             answer = aliased(DialogTurnRow)
             unanswered = ~select(answer.id).where(
@@ -119,7 +117,7 @@ class HistoryStore:
                 answer.role == "assistant").exists()
             marked = s.execute(update(DialogTurnRow).where(
                 DialogTurnRow.session_id == session_id, DialogTurnRow.role == "user",
-                DialogTurnRow.abandoned == false(), DialogTurnRow.created_at < PROCESS_STARTED, unanswered,
+                DialogTurnRow.abandoned == false(), DialogTurnRow.created_at < self.opened_at, unanswered,
             ).values(abandoned=True).execution_options(synchronize_session=False))
             return int(getattr(marked, "rowcount", 0) or 0)
 

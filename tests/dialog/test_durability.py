@@ -16,7 +16,7 @@ from meshkit import Conversation, start_test_mesh
 from sqlalchemy import select
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from server.dialog.history import PROCESS_STARTED, DialogTurnRow, HistoryStore
+from server.dialog.history import DialogTurnRow, HistoryStore
 from server.events.outbox import OutboxEvent
 from server.mesh.runner import Mesh
 from server.rpc.channels import open_channel
@@ -115,7 +115,7 @@ async def test_a_question_an_earlier_process_never_answered_is_abandoned(data_di
     mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "1", only=["core"])
     try:
         store = history(mesh)
-        before = PROCESS_STARTED - timedelta(minutes=5)  # written by the process that died
+        before = store.opened_at - timedelta(minutes=5)  # written by the process that died
         await store.db.run(lambda s: s.add_all([
             DialogTurnRow(session_id="crashed", turn_index=1, role="user", text="What is my cat called?",
                           created_at=before),
