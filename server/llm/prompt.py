@@ -1,20 +1,74 @@
 """Build the model's messages for a turn: persona, history, recalled memories, the new input.
 
+Written for the smallest model we ship (Qwen2.5-Coder-0.5B), which fails in
+three ways when the prompt is loose, each answered here:
+
+- Identity: it takes on whatever role the prompt describes most vividly (an
+  earlier prompt said "living on the user's desktop and phone" and it answered
+  "I'm a user on the user's desktop…"). The system message states who is who
+  in plain words: it is Pero, the person writing is the user.
+- Echo: asked "who are you?", it recites its description word for word. The
+  system message holds rules, not a description worth reciting (no adjectives,
+  no tagline), and says not to repeat instructions.
+- Attribution: a memory is the user's own words ("my sister lives in Lyon").
+  Shown as a bare line, the model cannot tell whose "my" that is and pins the
+  fact on itself or on "the AI". The note says who said it, in the user's
+  voice ("Earlier I told you: …"), because it rides on the user's message.
+
 The system message is fixed and recalled memories ride on the newest user
 message, so the rendered prompt of turn N is a prefix of turn N+1's up to the
-last exchange: the local provider's per-session KV cache stays reusable.
+last exchange: the local provider's per-session KV cache stays reusable. The
+note goes before the question: the last thing the model reads is what it must
+answer, which a 0.5B model needs. Note and question are in the question's
+language, which keeps the answer's language right.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from server.llm.base import ChatMessage
 
 SYSTEM_PROMPT = (
-    "You are Pero, a warm, concise AI companion living on the user's desktop and phone. "
-    "Answer in the user's language. Keep spoken answers short: two to four sentences."
+    "You are Pero, an AI companion by PeroMesh. The user is the person you are talking with. "
+    "Reply with one to three short sentences of your own, and never copy the user's words. "
+    "Text in brackets at the start of a message is a note for you, not the user's words: follow it and "
+    "do not mention it. Facts in it are about the user and the user's people, not about you."
 )
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_DATED = re.compile(r"^\[(\d{4}-\d{2}-\d{2})\]\s*(.*)$", re.DOTALL)  # server/memory/client.py's line shape
+
+# The note's fixed words, per language (benchmarks/answer_eval.py checks that answers do not parrot them).
+NOTE_LANGUAGE = {"en": "Reply in English.", "zh": "用中文回答。"}
+NOTE_MEMORIES = {"en": " The user told you before:", "zh": "用户以前告诉过你："}
+NOTE_BRACKETS = {"en": ("[", "]"), "zh": ("［", "］")}
+_QUOTES = {"en": ('"', '"'), "zh": ("「", "」")}
+
+
+def language_of(text: str) -> str:
+    """"zh" when the text has any Chinese character, else "en" (the two languages we answer in)."""
+    return "zh" if _CJK.search(text) else "en"
+
+
+def turn_note(memories: Sequence[str], language: str) -> str:
+    """The bracketed note on the newest user message: the answer's language, then what the user said before.
+
+    e.g. '[Reply in English. The user told you before:\n- (2026-11-20) "my sister lives in Lyon"]'.
+    """
+    opening, closing = NOTE_BRACKETS[language]
+    note = NOTE_LANGUAGE[language]
+    if memories:
+        note += NOTE_MEMORIES[language] + "".join("\n- " + _quoted(m, language) for m in memories)
+    return f"{opening}{note}{closing}"
+
+
+def _quoted(memory: str, language: str) -> str:
+    dated = _DATED.match(memory.strip())
+    when, said = (dated.group(1), dated.group(2)) if dated else ("", memory.strip())
+    left, right = _QUOTES[language]
+    return f"{f'({when}) ' if when else ''}{left}{said}{right}"
 
 
 def build_messages(
@@ -23,8 +77,5 @@ def build_messages(
     memories: Sequence[str] = (),
     system_prompt: str = SYSTEM_PROMPT,
 ) -> list[ChatMessage]:
-    content = user_text
-    if memories:
-        recalled = "\n".join(f"- {m}" for m in memories)
-        content = f"(What you remember that may help:\n{recalled})\n{user_text}"
-    return [ChatMessage("system", system_prompt), *history, ChatMessage("user", content)]
+    note = turn_note(memories, language_of(user_text))
+    return [ChatMessage("system", system_prompt), *history, ChatMessage("user", f"{note}\n{user_text}")]
