@@ -106,7 +106,7 @@ async def test_reminder_phrase_becomes_a_tool_call_a_confirmation_and_a_reminder
     assert result.call_id == call.call_id and not result.error
     made = json.loads(result.result_json)
     assert made["content"] == "吃饭" and made["next_due_time"].endswith("T12:00:00+00:00")
-    assert re.fullmatch(r"好的，我会在 (今天|明天) 12:00 提醒你吃饭。", text_of(events))
+    assert re.fullmatch(r"好的，我会在(今天|明天) 12:00 提醒你吃饭。", text_of(events))
     [reminder] = await devices.reminders.list_reminders()
     assert reminder.id == made["id"] and reminder.content == "吃饭"
 

@@ -94,9 +94,9 @@ NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # a Monday
 
 
 @pytest.mark.parametrize(("text", "zone", "reply"), [
-    ("提醒我12点吃饭", "UTC", "好的，我会在 今天 12:00 提醒你吃饭。"),
-    ("明天早上八点提醒我开会", "Asia/Shanghai", "好的，我会在 明天 08:00 提醒你开会。"),
-    ("3月5号下午两点提醒我交报告", "UTC", "好的，我会在 3月5日（周四） 14:00 提醒你交报告。"),
+    ("提醒我12点吃饭", "UTC", "好的，我会在今天 12:00 提醒你吃饭。"),
+    ("明天早上八点提醒我开会", "Asia/Shanghai", "好的，我会在明天 08:00 提醒你开会。"),
+    ("3月5号下午两点提醒我交报告", "UTC", "好的，我会在3月5日（周四）14:00 提醒你交报告。"),
     ("每个工作日早上9点提醒我站起来", "UTC", "好的，我会每个工作日 09:00 提醒你站起来。"),
     ("remind me in 40 minutes to stretch", "UTC", "OK, I'll remind you to stretch at 10:10."),
     ("remind me to call mom tomorrow at 8pm", "UTC", "OK, I'll remind you to call mom tomorrow at 20:00."),
