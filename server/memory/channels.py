@@ -3,11 +3,15 @@
 `auto` (the default) runs two packaged models side by side, because neither is
 good at everything: MiniLM (384-d) is the stronger model for English but
 useless for Chinese; the multilingual Universal Sentence Encoder (512-d)
-handles Chinese. A memory is embedded and indexed once, by the channel that
-*stores* its language (CJK text → use-m3, anything else → MiniLM); a query is
-searched in every channel that *understands* it (English: both, so an English
-question can still find a Chinese memory; Chinese: use-m3 only). A single-model
-setting (`minilm`, `use-m3`) is one channel storing everything.
+handles Chinese and maps both languages into one space. So MiniLM stores the
+non-CJK memories and use-m3 stores *every* memory (the cross-language
+channel): a memory's own vector is on its row (MiniLM for English, use-m3 for
+CJK text), an English memory's use-m3 vector is in `memory_vectors`. A query is
+searched in every channel that *understands* it: an English question in both
+(MiniLM finds English facts best, use-m3 the Chinese ones), a Chinese question
+in use-m3, where it meets the English facts too (hit@5 across languages went
+from 48% to the figure in the memory README). A single-model setting
+(`minilm`, `use-m3`) is one channel storing everything.
 
 The first channel is the primary: QueryVector requests are in its space.
 """
@@ -28,7 +32,7 @@ from server.memory.tokenize import is_cjk
 from server.memory.vector_index import VectorIndex, VectorSource
 
 
-@dataclass
+@dataclass(eq=False)  # identity: channels key the per-channel vectors of a memory
 class Channel:
     embedder: AsyncEmbedder
     index: VectorIndex
@@ -48,7 +52,7 @@ class Channel:
 def embedder_kinds(setting: str) -> list[tuple[str, bool | None]]:
     """(embedder kind, stores_cjk) per channel for a config setting."""
     if setting == "auto":
-        return [("minilm", False), ("use-m3", True)]
+        return [("minilm", False), ("use-m3", None)]
     return [(setting, None)]
 
 

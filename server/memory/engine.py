@@ -45,6 +45,7 @@ from server.memory.models import ACTIVE, REQUESTED, MemoryRow, RelationRow, Turn
 from server.memory.rerank import Scores, combine, recency
 from server.memory.schema import upgrade_to_head
 from server.memory.scoring import ScoringCache
+from server.memory.tokenize import is_cjk
 from server.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ TEMPORAL_WEIGHT = 0.3  # consecutive memories of a session: a weak association
 CO_RECALL_TOP = 5  # the top results of one recall count as "recalled together"
 FETCH_MARGIN = 5  # extra winners read from SQL in case the scoring cache is stale
 CO_RECALL_PAIRS_MAX = 100_000
+BACKFILL_BATCH = 256  # memories embedded per step when a channel catches up
 
 
 @dataclass
@@ -115,6 +117,8 @@ class MemoryEngine:
         self._tasks = TaskOwner("memory-engine")
         self._touches: set[asyncio.Task[None]] = set()  # access-count writes, finished (not cancelled) at close
         self._started = False
+        self._backfill: asyncio.Task[None] | None = None
+        self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -122,7 +126,36 @@ class MemoryEngine:
         """Migrate the schema and load the lexical index and the graph (the HNSW index stays lazy)."""
         await asyncio.to_thread(upgrade_to_head, self.db.engine)
         await asyncio.to_thread(self._load_caches)
+        self._backfill = self._tasks.spawn(self._backfill_channels(), "backfill")
         self._started = True
+
+    async def backfilled(self) -> None:
+        """Wait until every stored memory has a vector in every channel that stores it."""
+        if self._backfill is not None:
+            await asyncio.shield(self._backfill)
+
+    async def _backfill_channels(self) -> None:
+        """Embed memories stored before a channel indexed them (e.g. English facts, before the
+        cross-language channel existed), a batch at a time, in the background: recall works
+        meanwhile, and a Chinese question finds each English fact as soon as its batch lands."""
+        for ch in self.channels:
+            after, done = 0, 0
+            while not self._closing and (rows := await self.db.run(lambda s, a=after, m=ch.model: store.without_vector(  # type: ignore[misc]
+                    s, m, a, BACKFILL_BATCH))):
+                after = rows[-1][0]
+                todo = [(i, t) for i, t in rows if ch.stores(t)]
+                if not todo:
+                    continue
+                vecs = await ch.embedder.embed([t for _, t in todo])
+                async with self.write_lock:
+                    live = await self.db.run(lambda s, t=todo, v=vecs, m=ch.model: _add_live_vectors(  # type: ignore[misc]
+                        s, m, t, v))
+                    if live:
+                        await asyncio.to_thread(ch.index.add, np.asarray([i for i, _ in live], dtype=np.int64),
+                                                np.stack([v for _, v in live]))
+                done += len(live)
+            if done:
+                log.info("memory: %d stored memories embedded for the %s channel", done, ch.model)
 
     def _load_caches(self) -> None:
         with self.db.sessions() as s:
@@ -155,6 +188,11 @@ class MemoryEngine:
             self.graph.load(store.all_edges(s), int(max_id))
 
     async def close(self) -> None:
+        # The backfill stops between batches (cancelling it could strand a database call in
+        # its worker thread past the engine's disposal).
+        self._closing = True
+        if self._backfill is not None:
+            await asyncio.wait([self._backfill])
         if self._touches:
             await asyncio.wait(list(self._touches), timeout=5.0)
         await self._tasks.close()
@@ -228,19 +266,32 @@ class MemoryEngine:
             imp = importance_mod.score(cleaned) if importance is None else importance
             channel = self.channel_for(cleaned)
             with tracer.start_as_current_span("memory.embed"):
-                vec = (await channel.embedder.embed([cleaned]))[0]
+                placed = await self._embed_for_storing(cleaned)
+            vec = placed[channel]
+            more = {ch.model: v for ch, v in placed.items() if ch is not channel}
             new = store.NewMemory(text=cleaned, embedding=vec, model=channel.model, importance=imp,
                                   occurred_at=occurred_at or utcnow(), session_id=session_id,
-                                  source=source or "user", tags=tags, turn_id=turn_id, reply=reply)
+                                  source=source or "user", tags=tags, turn_id=turn_id, reply=reply,
+                                  more_vectors=more)
             async with self.write_lock:
                 row = await self.db.run(lambda s: store.insert_memory(s, new))
-                await asyncio.to_thread(self._index_new, channel, row, vec)
+                await asyncio.to_thread(self._index_new, row, placed)
                 await self._link_new(channel, row, vec)
             span.set_attribute("memory.id", row.id)
             return MemoryView(row)
 
-    def _index_new(self, channel: Channel, row: MemoryRow, vec: np.ndarray) -> None:
-        channel.index.add(np.asarray([row.id], dtype=np.int64), vec[None, :])
+    def storing(self, text: str) -> list[Channel]:
+        """Every channel that indexes `text`: its own, plus the cross-language one where configured."""
+        return [ch for ch in self.channels if ch.stores(text)] or [self.primary]
+
+    async def _embed_for_storing(self, text: str) -> dict[Channel, np.ndarray]:
+        chans = self.storing(text)
+        vecs = await asyncio.gather(*(ch.embedder.embed([text]) for ch in chans))
+        return {ch: v[0] for ch, v in zip(chans, vecs, strict=True)}
+
+    def _index_new(self, row: MemoryRow, placed: dict[Channel, np.ndarray]) -> None:
+        for channel, vec in placed.items():
+            channel.index.add(np.asarray([row.id], dtype=np.int64), vec[None, :])
         self.lexical.add(row.id, row.text)
         self.scoring.set(row.id, row.importance, row.occurred_at.timestamp())
 
@@ -361,10 +412,10 @@ class MemoryEngine:
         t = time.perf_counter()
         semantic: dict[int, float] = {}
         with tracer.start_as_current_span("memory.vector"):
-            for ch, qvec in qvecs:
+            for ch, qvec in qvecs:  # a memory indexed by two channels keeps its better score
                 ids, sims = ch.index.search(qvec, max(cfg.vector_candidates, top_k * 2))
-                factor = self._channel_factor(ch, query)
-                semantic.update((int(i), float(s) * factor) for i, s in zip(ids, sims, strict=True))
+                for i, sim in zip(ids.tolist(), sims.tolist(), strict=True):
+                    semantic[i] = max(semantic.get(i, -1.0), sim * self._hit_factor(ch, query, i))
         timings.vector_ms = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
@@ -391,8 +442,8 @@ class MemoryEngine:
         missing_sem = [i for i in candidates if i not in semantic]
         for ch, qvec in qvecs:
             if missing_sem:
-                factor = self._channel_factor(ch, query)
-                semantic.update((i, v * factor) for i, v in ch.index.similarities(qvec, missing_sem).items())
+                semantic.update((i, v * self._hit_factor(ch, query, i))
+                                for i, v in ch.index.similarities(qvec, missing_sem).items())
                 missing_sem = [i for i in missing_sem if i not in semantic]
         if query is not None:
             missing_lex = [i for i in candidates if i not in lexical]
@@ -444,11 +495,25 @@ class MemoryEngine:
             out.append(Recalled(row, sc, prev, nxt))
         return out
 
-    def _channel_factor(self, channel: Channel, query: str | None) -> float:
-        """1, or `cross_lingual_factor` when `channel` holds the other language than the query's."""
-        if query is None or channel.stores(query):
+    def _hit_factor(self, channel: Channel, query: str | None, memory_id: int) -> float:
+        """1, or `cross_lingual_factor` when the hit is in the other language than the query's.
+
+        Cross-lingual cosine runs high, so a same-language fact should win a near tie. A
+        memory's language is that of the dedicated channel indexing it (MiniLM: non-CJK);
+        in the cross-language channel, a memory no dedicated channel holds is of the other
+        language. A single-channel setting has no notion of language here: always 1.
+        """
+        if query is None:
             return 1.0
-        return self.config.cross_lingual_factor
+        query_cjk = is_cjk(query)
+        if channel.stores_cjk is not None:
+            return 1.0 if channel.stores_cjk == query_cjk else self.config.cross_lingual_factor
+        dedicated = [ch for ch in self.channels if ch.stores_cjk is not None]
+        if not dedicated:
+            return 1.0
+        memory_cjk = next((ch.stores_cjk for ch in dedicated if ch.index.contains(memory_id)),
+                          not dedicated[0].stores_cjk)
+        return 1.0 if memory_cjk == query_cjk else self.config.cross_lingual_factor
 
     def _note_co_recall(self, ids: list[int]) -> None:
         if len(self.co_recalled) >= CO_RECALL_PAIRS_MAX:
@@ -513,13 +578,17 @@ class MemoryEngine:
             row = await self.db.run(lambda s: store.restore(s, memory_id))
             vec = np.frombuffer(row.embedding, dtype="<f4")
             channel = self.channel_of_model(row.embedding_model)
-            if channel is not None and len(vec) == channel.embedder.dim:
-                await asyncio.to_thread(self._index_new, channel, row, vec)
-            else:  # stored under a model not configured now: embed again
-                channel = self.channel_for(row.text)
-                vec = (await channel.embedder.embed([row.text]))[0]
-                await self.db.run(lambda s: _set_embedding(s, memory_id, vec, channel.model))
-                await asyncio.to_thread(self._index_new, channel, row, vec)
+            if channel is None or len(vec) != channel.embedder.dim:  # stored under a model not configured now
+                placed = await self._embed_for_storing(row.text)
+                own = self.channel_for(row.text)
+                await self.db.run(lambda s: _set_embedding(s, memory_id, placed[own], own.model))
+            else:  # its own vector is on the row; the further channels' are embedded again (cheap, rare)
+                own = channel
+                placed = {ch: v for ch, v in (await self._embed_for_storing(row.text)).items() if ch is not own}
+                placed[own] = vec
+            more = {ch.model: v for ch, v in placed.items() if ch is not own}
+            await self.db.run(lambda s: store.add_vectors(s, memory_id, more))
+            await asyncio.to_thread(self._index_new, row, placed)
             return MemoryView(row)
 
     async def stats(self) -> Stats:
@@ -533,6 +602,16 @@ class MemoryEngine:
                      min(saved) if saved else None,
                      native.BACKEND == "native", datetime.fromisoformat(consolidated) if consolidated else None,
                      self.lexical.term_count)
+
+
+def _add_live_vectors(s: Session, model: str, todo: list[tuple[int, str]],
+                      vecs: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Store `model` vectors for the memories of `todo` that are still active; returns those."""
+    active = store.active_records(s, [i for i, _ in todo])
+    live = [(i, v) for (i, _), v in zip(todo, vecs, strict=True) if i in active]
+    for i, v in live:
+        store.add_vectors(s, i, {model: v})
+    return live
 
 
 def _set_embedding(s: Session, memory_id: int, vec: np.ndarray, model: str) -> None:

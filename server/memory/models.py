@@ -1,7 +1,8 @@
 """SQL tables of the memory server. The rows are the truth: every index is rebuilt from them.
 
 Tables carry a `memory_` prefix because several servers may share one
-database (`--db-url`). Embeddings are stored with the row (float32 bytes), so
+database (`--db-url`). Embeddings are stored with the row (float32 bytes; a
+memory indexed by a further channel has that vector in `memory_vectors`), so
 the HNSW index can be rebuilt without re-running the model.
 """
 
@@ -97,6 +98,21 @@ class MemoryRow(MemoryBase):
     merged_into_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     embedding_model: Mapped[str] = mapped_column(String(64))
+
+
+class VectorRow(MemoryBase):
+    """A memory's embedding in a further channel's space (its own is on the row).
+
+    The cross-language channel stores every memory, so a Chinese question finds an
+    English fact: an English memory has its MiniLM vector on the row and its
+    multilingual (use-m3) vector here. Rows go with their memory (erase deletes them).
+    """
+
+    __tablename__ = "memory_vectors"
+
+    memory_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RelationRow(MemoryBase):

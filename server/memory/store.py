@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Subquery, delete, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, defer
 
 from server.memory.errors import NotFound
@@ -22,6 +22,7 @@ from server.memory.models import (
     RelationRow,
     StateRow,
     TurnRow,
+    VectorRow,
     utcnow,
 )
 
@@ -40,6 +41,8 @@ class NewMemory:
     tags: list[str] = field(default_factory=list)
     turn_id: str = ""
     reply: str = ""
+    # The memory's vectors in further channels (model -> vector): memory_vectors rows.
+    more_vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def insert_memory(s: Session, new: NewMemory) -> MemoryRow:
@@ -60,7 +63,14 @@ def insert_memory(s: Session, new: NewMemory) -> MemoryRow:
     if prev is not None:
         row.prev_id = prev.id
         prev.next_id = row.id
+    add_vectors(s, row.id, new.more_vectors)
     return row
+
+
+def add_vectors(s: Session, memory_id: int, by_model: dict[str, np.ndarray]) -> None:
+    """Store (or replace) a memory's vectors in further channels."""
+    for model, vec in by_model.items():
+        s.merge(VectorRow(memory_id=memory_id, model=model, embedding=np.asarray(vec, dtype="<f4").tobytes()))
 
 
 def get_memory(s: Session, memory_id: int) -> MemoryRow:
@@ -191,6 +201,7 @@ def erase(s: Session, memory_id: int) -> None:
     if row.next_id is not None:
         s.execute(update(MemoryRow).where(MemoryRow.id == row.next_id).values(prev_id=row.prev_id))
     s.execute(delete(RelationRow).where(or_(RelationRow.a_id == memory_id, RelationRow.b_id == memory_id)))
+    s.execute(delete(VectorRow).where(VectorRow.memory_id == memory_id))
     s.execute(update(TurnRow).where(TurnRow.memory_id == memory_id).values(memory_id=None))
     s.execute(update(MemoryRow).where(MemoryRow.merged_into_id == memory_id).values(merged_into_id=None))
     s.delete(row)
@@ -215,10 +226,27 @@ def find_turn(s: Session, session_id: str, turn_id: str) -> TurnRow | None:
                                            TurnRow.turn_id == turn_id)).first()
 
 
+def _vectors_of(model: str) -> Subquery:
+    """(id, embedding) of the active memories with a vector in `model`'s space: on the row or in memory_vectors."""
+    own = select(MemoryRow.id, MemoryRow.embedding).where(MemoryRow.delete_reason == ACTIVE,
+                                                          MemoryRow.embedding_model == model)
+    more = (select(VectorRow.memory_id, VectorRow.embedding).join(MemoryRow, MemoryRow.id == VectorRow.memory_id)
+            .where(MemoryRow.delete_reason == ACTIVE, VectorRow.model == model, MemoryRow.embedding_model != model))
+    return union_all(own, more).subquery()
+
+
 def active_ids(s: Session, model: str) -> np.ndarray:
-    ids = s.scalars(select(MemoryRow.id).where(MemoryRow.delete_reason == ACTIVE,
-                                               MemoryRow.embedding_model == model)).all()
+    ids = s.scalars(select(_vectors_of(model).c.id)).all()
     return np.asarray(sorted(ids), dtype=np.int64)
+
+
+def without_vector(s: Session, model: str, after: int, limit: int) -> list[tuple[int, str]]:
+    """(id, text) of active memories with no vector in `model`'s space, by id after `after`."""
+    has_more = select(VectorRow.memory_id).where(VectorRow.memory_id == MemoryRow.id, VectorRow.model == model)
+    q = (select(MemoryRow.id, MemoryRow.text).where(MemoryRow.delete_reason == ACTIVE, MemoryRow.id > after,
+                                                    MemoryRow.embedding_model != model, ~has_more.exists())
+         .order_by(MemoryRow.id).limit(limit))
+    return [(int(i), str(t)) for i, t in s.execute(q)]
 
 
 def vectors(s: Session, model: str, ids: np.ndarray | None, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -230,14 +258,14 @@ def vectors(s: Session, model: str, ids: np.ndarray | None, dim: int) -> Iterato
             for i in range(0, len(ids), CHUNK):
                 yield [int(x) for x in ids[i : i + CHUNK]]
 
+    both = _vectors_of(model)
     for part in chunks():
-        q = select(MemoryRow.id, MemoryRow.embedding).where(MemoryRow.delete_reason == ACTIVE,
-                                                           MemoryRow.embedding_model == model)
+        q = select(both.c.id, both.c.embedding)
         if part is not None:
-            q = q.where(MemoryRow.id.in_(part))
+            q = q.where(both.c.id.in_(part))
         batch_ids: list[int] = []
         blobs: list[bytes] = []
-        for mid, blob in s.execute(q.order_by(MemoryRow.id)).yield_per(CHUNK):
+        for mid, blob in s.execute(q.order_by(both.c.id)).yield_per(CHUNK):
             batch_ids.append(mid)
             blobs.append(blob)
             if len(batch_ids) >= CHUNK:

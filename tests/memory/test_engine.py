@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import inspect
+from sqlalchemy.orm import Session
 
 from server.memory import store
 from server.memory.embedder import Embedder
@@ -197,7 +198,8 @@ async def test_stats(engine: MemoryEngine) -> None:
     await engine.add_memory("I prefer tea over coffee.")
     await engine.add_memory("我喜欢喝绿茶。")
     stats = await engine.stats()
-    assert stats.counts.active == 2 and stats.indexed == 2 and stats.dim == 384
+    # Three vectors: the English memory is in MiniLM and in the cross-language channel.
+    assert stats.counts.active == 2 and stats.indexed == 3 and stats.dim == 384
     assert stats.model == "all-MiniLM-L6-v2+universal-sentence-encoder-multilingual-3"
     assert stats.lexical_terms > 0
 
@@ -221,3 +223,35 @@ async def test_a_turn_logged_without_its_memory_is_completed_on_retry(engine: Me
     again, dup = await engine.ingest_turn("s5", "t1", "I'm vegetarian since 2018.", "Noted!")
     assert dup and again is not None and again.row.id == view.row.id
     assert (await engine.stats()).counts.turns == 1
+
+
+async def test_memories_stored_before_the_cross_language_channel_are_embedded_for_it(
+        data_dir: Path, db_url: str, embedders: dict[str, Embedder]) -> None:
+    """A store written when English facts lived only in MiniLM's space (no use-m3 vector):
+    on open, the engine embeds them for the cross-language channel in the background, and a
+    Chinese question then finds the English fact; a deleted memory is not brought back."""
+    config = make_config(data_dir, db_url)
+    eng, db = await open_engine(config, embedders)
+    fact, gone = "My sister Clara lives in Lyon with her two kids.", "My old car was a red Fiat."
+    vecs = embedders["minilm"].encode([fact, gone])
+
+    def old_style(s: Session) -> list[int]:  # as the previous version stored them: one vector each
+        return [store.insert_memory(s, store.NewMemory(text=t, embedding=v, model=eng.primary.model,
+                                                       importance=0.5, occurred_at=utcnow())).id
+                for t, v in zip((fact, gone), vecs, strict=True)]
+
+    fact_id, gone_id = await eng.db.run(old_style)
+    await eng.db.run(lambda s: store.soft_delete(s, gone_id, REQUESTED))
+    await eng.close()
+    db.dispose()
+
+    eng, db = await open_engine(config, embedders)
+    try:
+        await eng.backfilled()
+        cross = eng.channel_of_model("universal-sentence-encoder-multilingual-3")
+        assert cross is not None and cross.index.contains(fact_id) and not cross.index.contains(gone_id)
+        hits, _ = await eng.recall("我姐姐住在哪个城市？", None, top_k=3)
+        assert hits and hits[0].row.id == fact_id
+    finally:
+        await eng.close()
+        db.dispose()

@@ -17,7 +17,7 @@ def test_upgrade_to_head_is_idempotent_and_matches_the_models(db_url: str) -> No
         upgrade_to_head(db.engine)
         upgrade_to_head(db.engine)  # a second start changes nothing
         with db.engine.connect() as conn:
-            assert conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == "0001"
+            assert conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == "0002"
             context = MigrationContext.configure(conn, opts={
                 "version_table": VERSION_TABLE,
                 "include_name": lambda name, kind, _parent: kind != "table" or name.startswith("memory_"),

@@ -57,3 +57,27 @@ async def test_right_memory_in_top5_for_90_percent_per_language(data_dir: Path,
     finally:
         await eng.close()
         db.dispose()
+
+
+async def test_a_fact_told_in_one_language_is_recalled_by_a_question_in_the_other(
+        data_dir: Path, embedders: dict[str, Embedder]) -> None:
+    """40 questions (tests/memory/data/recall_cross.tsv) in the other language than their fact,
+    against all 200 facts: at least 85% must find their fact in the top 5 (separate embedding
+    spaces per language found 48%)."""
+    eng, db = await open_engine(make_config(data_dir, f"sqlite:///{data_dir / 'memory.db'}"), embedders)
+    try:
+        facts = [fact for name in ("recall_en.tsv", "recall_zh.tsv") for fact, _ in load(name)]
+        views = await asyncio.gather(*(eng.add_memory(fact, session_id=f"s{i % 7}") for i, fact in enumerate(facts)))
+        ids = {v.row.text: v.row.id for v in views}
+        cross = load("recall_cross.tsv")
+        assert len(cross) == 40 and all(fact in ids for fact, _ in cross)
+        answers = await asyncio.gather(*(eng.recall(q, None, top_k=5, peek=True) for _, q in cross))
+        misses = [f"{q} -> {found[0].row.text if found else None} (want {fact})"
+                  for (fact, q), (found, _) in zip(cross, answers, strict=True)
+                  if ids[fact] not in [r.row.id for r in found]]
+        rate = 1 - len(misses) / len(cross)
+        print(f"across languages: top-5 {rate:.0%}; misses: {misses}")
+        assert rate >= 0.85, f"across languages the right memory is in the top 5 for only {rate:.0%}: {misses}"
+    finally:
+        await eng.close()
+        db.dispose()
