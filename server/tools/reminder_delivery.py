@@ -79,7 +79,6 @@ class ReminderDelivery:
         self.window = timedelta(seconds=window_s)
         self.announcer = announcer
         self.poll_s = poll_s
-        self.delivered: collections.Counter[str] = collections.Counter()  # node → envelopes sent (tests, logs)
         self._owner = TaskOwner("reminder-delivery")
         self._pumps: dict[str, asyncio.Task[None]] = {}
         self._remove_listener: Callable[[], None] | None = None
@@ -153,7 +152,6 @@ class ReminderDelivery:
         params = {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in payload.items()}
         if not self.hub.send_action(node.node_id, REMINDER_TRIGGER, params):
             return False
-        self.delivered[node.node_id] += 1
         if not node.reminder_acks:  # PeroLink v1: delivered counts as acknowledged
             self._owner.spawn(self._auto_ack(node.node_id, trigger.cursor), f"ack:{node.node_id}")
         return True
