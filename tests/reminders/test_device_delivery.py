@@ -31,8 +31,8 @@ FLAGS = ("--reminder-timezone", "UTC", "--scripted-delay-ms", "1")
 async def make_mesh(data_dir: Path) -> AsyncIterator[Callable[..., object]]:
     running: list[Mesh] = []
 
-    async def make(*only: str) -> Mesh:
-        mesh = await start_test_mesh(data_dir, *FLAGS, only=list(only or ["core"]))
+    async def make(*only: str, flags: tuple[str, ...] = ()) -> Mesh:
+        mesh = await start_test_mesh(data_dir, *FLAGS, *flags, only=list(only or ["core"]))
         running.append(mesh)
         return mesh
 
@@ -164,8 +164,11 @@ async def test_reminders_due_while_the_core_was_down_reach_devices_and_are_spoke
     assert finals == ["Reminder: stretch"]
 
 
-async def test_reminder_is_spoken_on_a_console_that_has_not_talked_yet(make_mesh: Callable[..., object]) -> None:
-    mesh: Mesh = await make_mesh("core", "bridge")  # type: ignore[operator]
+@pytest.mark.parametrize("hub_port", ["in-process", "grpc"])
+async def test_reminder_is_spoken_on_a_console_that_has_not_talked_yet(
+        make_mesh: Callable[..., object], hub_port: str) -> None:
+    flags = ("--bridge-hub", "grpc") if hub_port == "grpc" else ()
+    mesh: Mesh = await make_mesh("core", "bridge", flags=flags)  # type: ignore[operator]
     console = await GatewayClient.open(f"ws://{mesh.addresses['bridge']}/ws", "console")
     try:
         made = await reminders_of(mesh).create(content="drink water", delay=timedelta(seconds=0.3))
