@@ -140,7 +140,11 @@ def test_gate_lets_only_terminal_states_of_a_closed_turn_through() -> None:
 
 
 async def test_no_speaking_state_after_audio_cancel_when_cut_around_the_first_audio(mesh: Mesh) -> None:
-    """Interrupts aimed at the moment speech starts: the SPEAKING of a turn being torn down never leaks."""
+    """Interrupts aimed at the moment speech starts: the SPEAKING of a turn being torn down never leaks.
+
+    The delay adapts (shorter after a cut that came after the first chunk, longer otherwise) so the
+    interrupts cluster at the boundary where the first chunk is in flight. That race window is
+    narrow; the gate's rule that makes the outcome certain is pinned by the unit test above."""
     rng = random.Random(20261201)
     async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
         talk = Conversation(channel)
@@ -154,7 +158,7 @@ async def test_no_speaking_state_after_audio_cancel_when_cut_around_the_first_au
             turn_id = f"speaking#{turn}"
             talk.say(f"turn {turn}")
             seen = await talk.until("state_update", turn_id=turn_id)
-            await asyncio.sleep(rng.uniform(0.5, 1.5) * first_audio_s)
+            await asyncio.sleep(rng.uniform(0.9, 1.1) * first_audio_s)
             talk.interrupt(turn_id)
             while not (seen[-1].turn_id == turn_id and seen[-1].HasField("state_update")
                        and seen[-1].state_update.state in (pb.STATE_INTERRUPTED, pb.STATE_IDLE)):
@@ -162,10 +166,13 @@ async def test_no_speaking_state_after_audio_cancel_when_cut_around_the_first_au
             mine = [e for e in seen if e.turn_id == turn_id]
             names = kinds(mine)
             if "audio_cancel" not in names:
-                continue  # it had ended before the interrupt
+                first_audio_s *= 0.8  # it had ended before the interrupt
+                continue
             after = mine[names.index("audio_cancel") + 1:]
             states = [e.state_update.state for e in after if e.HasField("state_update")]
             assert states == [pb.STATE_INTERRUPTED], f"{turn_id}: {kinds(after)} {states}"
-            cut_near_start += "audio_chunk" not in names[:names.index("audio_cancel")]
+            early = "audio_chunk" not in names[:names.index("audio_cancel")]
+            cut_near_start += early
+            first_audio_s *= 1.15 if early else 0.8
         await talk.close()
     assert cut_near_start >= 3, "too few interrupts landed before the first chunk to test anything"
