@@ -190,7 +190,8 @@ async def main() -> None:
                 if args.verbose:
                     print(json.dumps({"voice": name, "text": text, "label": complete,
                                       "p": round(verdict.probability, 3), "text_evidence": verdict.text_evidence,
-                                      "verdict": verdict.complete, "judge_ms": round(judge_s * 1000)},
+                                      "verdict": verdict.complete, "judge_ms": round(judge_s * 1000),
+                                      "heard": verdict.transcript},
                                      ensure_ascii=False), flush=True)
     groups = {"en": [d for d in decisions if d.language == "en"], "zh": [d for d in decisions if d.language == "zh"],
               "all": decisions}

@@ -26,12 +26,16 @@ _ZH_HANGING = ("因为", "所以", "然后", "但是", "可是", "而且", "还�
                "不过", "就是", "那个", "这个", "的话", "比如", "嗯", "呃", "额", "和", "跟", "与", "把", "被")
 # Sentence-final particles: a Mandarin utterance that ends with one is usually finished.
 _ZH_FINAL_PARTICLES = ("吗", "呢", "吧", "啊", "呀", "了", "嘛")
+# Two-word endings whose last word alone could end a sentence ("see you then", "I think so").
+_EN_HANGING_PAIRS = frozenset(("and then", "but then", "so then", "and so", "such as", "as well", "rather than"))
 _TERMINAL = ".!。！"
 _QUESTION = ("?", "？")
 _TRAILING_OFF = ("...", "…", ",", "，", "、", "-", "—", ":", "：")
-_WORD = re.compile(r"[A-Za-z']+$")
+_WORDS = re.compile(r"([A-Za-z']+\s+)?([A-Za-z']+)$")
 
-HANGING = -3.5  # a last word that cannot end a sentence outweighs a confident model
+# A last word that cannot end a sentence outweighs a confident model: holding a finished turn
+# costs the long limit (2.5 s), ending an unfinished one answers half a sentence.
+HANGING = -4.5
 TRAILING_OFF = -2.0
 QUESTION = 2.5
 TERMINAL = 2.0
@@ -45,11 +49,12 @@ def text_evidence(text: str) -> float:
         return 0.0
     if text.endswith(_QUESTION):  # a question may end with "about", "for": it is finished
         return QUESTION + (PARTICLE if text[:-1].rstrip().endswith(_ZH_FINAL_PARTICLES) else 0.0)
-    if text.endswith(_TRAILING_OFF):
-        return TRAILING_OFF
-    bare = text.rstrip(_TERMINAL + " ")
+    trailing_off = text.endswith(_TRAILING_OFF)
+    bare = text.rstrip(_TERMINAL + "".join(_TRAILING_OFF) + " ")
     if hanging_word(bare):
         return HANGING
+    if trailing_off:
+        return TRAILING_OFF
     if bare.endswith(_ZH_FINAL_PARTICLES):
         return PARTICLE + (TERMINAL if bare != text else 0.0)
     return TERMINAL if bare != text else 0.0
@@ -59,5 +64,9 @@ def hanging_word(text: str) -> bool:
     """True when `text` (without its final punctuation) ends with a word that leaves it unfinished."""
     if text.endswith(_ZH_HANGING):
         return True
-    match = _WORD.search(text)
-    return match is not None and match.group(0).lower() in _EN_HANGING
+    match = _WORDS.search(text)
+    if match is None:
+        return False
+    last = match.group(2).lower()
+    pair = f"{match.group(1).strip().lower()} {last}" if match.group(1) else ""
+    return last in _EN_HANGING or pair in _EN_HANGING_PAIRS

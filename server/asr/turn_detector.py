@@ -59,6 +59,7 @@ class TurnVerdict:
     probability: float  # the model's P(complete); 0.5 when there is no model
     text_evidence: float  # log-odds added by the transcript
     model_s: float  # time the model took (0 without one)
+    transcript: str = ""  # the text the verdict was judged with
 
 
 class SmartTurnModel:
@@ -116,7 +117,7 @@ class TurnDetector:
         evidence = text_evidence(transcript) if self.use_transcript else 0.0
         p = min(max(probability, 1e-4), 1 - 1e-4)
         score = math.log(p / (1 - p)) + evidence
-        return TurnVerdict(score > 0, probability, evidence, model_s)
+        return TurnVerdict(score > 0, probability, evidence, model_s, transcript)
 
 
 _detectors: dict[str, TurnDetector] = {}

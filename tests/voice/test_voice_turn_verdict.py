@@ -17,7 +17,8 @@ from server.asr.turn_detector import SmartTurnModel, TurnDetector, bundled_model
 
 @pytest.mark.parametrize("text", [
     "I want to tell you about", "I want to tell you about.", "So what I was thinking is that maybe we could...",
-    "I went there and", "Well, um", "我想跟你说，因为", "然后", "我觉得那个", "他说如果你有空的话。", "嗯",
+    "I went there and", "Well, um", "I need to buy some milk and...", "It was so much fun, and then.",
+    "我想跟你说，因为", "然后", "我觉得那个", "他说如果你有空的话。", "嗯",
 ])
 def test_unfinished_endings(text: str) -> None:
     assert text_evidence(text) < 0, text
@@ -32,12 +33,13 @@ def test_finished_endings(text: str) -> None:
 
 
 def test_no_cue_leaves_the_model_alone() -> None:
-    assert text_evidence("") == 0.0 and text_evidence("I like it") == 0.0
+    assert text_evidence("") == 0.0 and text_evidence("I like it") == 0.0 and text_evidence("See you then") == 0.0
 
 
 @pytest.mark.parametrize(("probability", "text", "complete"), [
     (0.16, "I went to Paris last summer and it was wonderful.", True),  # a full stop lifts a doubtful model
     (0.96, "Can you remind me to call my mother and", False),  # a trailing "and" overrules a sure one
+    (0.98, "We should probably talk to.", False),
     (0.04, "I want to tell you about.", False),
     (0.02, "So what I was thinking is that maybe we could...", False),
     (0.70, "I like it", True),  # no cue: the model decides
