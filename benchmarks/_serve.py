@@ -46,7 +46,9 @@ def serve(*flags: str, only: str = "tts,core", timeout_s: float = 600) -> Iterat
             if "peromesh: ready" in line or not line:
                 break
         try:
-            yield json.loads((Path(tmp) / "endpoints.json").read_text())
+            endpoints = json.loads((Path(tmp) / "endpoints.json").read_text())
+            endpoints["pid"] = str(proc.pid)  # for benchmarks that watch the server's RSS and files
+            yield endpoints
         finally:
             proc.terminate()
             proc.wait(30)
