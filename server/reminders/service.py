@@ -80,7 +80,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MISFIRE_GRACE_S = 600.0
 MAX_CATCH_UP = 500  # per reminder and wake-up; older ones are logged as skipped (not silently)
 _PAGE = 500
-POLL_S = 5.0  # watchers re-read the log this often (triggers logged by another core)
+POLL_S = 5.0  # the log tailer re-reads the log this often (triggers logged by another core)
+WATCH_POLL_S = 60.0  # a watcher's own safety net (the tailer already feeds it what other cores log)
 DEFAULT_LEASE_S = 10.0  # the scheduler lease's term: a dead leader is replaced within it (plus a beat)
 
 # Services alive in this process, by job-store key (the job's pickled args name it); several
@@ -171,6 +172,9 @@ class ReminderService:
         self._triggers: Fanout[Trigger] = Fanout("reminder triggers")
         self._updates: Fanout[ScheduleUpdate] = Fanout("schedule updates")
         self._tasks = TaskOwner("reminders")
+        self._published = 0  # the highest cursor published to live subscribers
+        self._tail_wake = asyncio.Event()
+        self.poll_s = POLL_S
 
     async def open(self, db_url: str, *, timezone: str = "UTC", misfire_grace_s: float = DEFAULT_MISFIRE_GRACE_S,
                    jobs_table: str = "reminder_jobs", lease_s: float = DEFAULT_LEASE_S) -> None:
@@ -194,6 +198,8 @@ class ReminderService:
             timezone=UTC)
         await asyncio.to_thread(self._scheduler.start, paused=True)
         _LIVE.setdefault(self._key, []).append(self)
+        self._published = await self.last_cursor()
+        self._tasks.spawn(self._tail(), "log-tail")
         await self._hold_lease()
         self._tasks.spawn(self._keep_lease(), "scheduler-lease")
         log.info("reminders: timezone %s, misfire grace %.0fs, %s", timezone, misfire_grace_s,
@@ -363,11 +369,11 @@ class ReminderService:
         return reminder
 
     async def watch(self, after_cursor: int | None = None, device_id: str | None = None,
-                    poll_s: float = POLL_S) -> AsyncIterator[Trigger | CaughtUp]:
+                    poll_s: float = WATCH_POLL_S) -> AsyncIterator[Trigger | CaughtUp]:
         """Replay the log after `after_cursor` (None: nothing), yield CaughtUp, then live triggers.
 
-        Live triggers come from this process at once; the log is also re-read every `poll_s`
-        seconds, so triggers logged by another core sharing the database arrive too.
+        Live triggers are every logged trigger in cursor order (`_tail`: this core's at once,
+        other cores' within POLL_S); the log is also re-read every `poll_s` seconds.
         A live trigger right after the last cursor is yielded at once; one further ahead means
         something in between was logged elsewhere (another core), so the log is read first:
         cursors become visible in order (store.serialize_appends), so nothing is skipped.
@@ -481,9 +487,25 @@ class ReminderService:
         for trigger in new:
             log.info("reminder %s %s (due %s): %s", trigger.reminder_id, trigger.status,
                      trigger.due_time.isoformat(), trigger.content)
-            self._triggers.publish(trigger)
+        if new:
+            self._tail_wake.set()
         if finished is not None:
             self._updates.publish(ScheduleUpdate("done", finished.as_data()))
+
+    async def _tail(self) -> None:
+        """Publish every logged trigger once, in cursor order, to live subscribers: this core's at
+        once (`_wake` wakes it), other cores' within POLL_S. One reader of the log per core, not
+        one per watcher (a thousand attached devices must not poll the database each)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tail_wake.wait(), self.poll_s)
+            self._tail_wake.clear()
+            try:
+                async for trigger in self._replay(self._published):
+                    self._published = trigger.cursor
+                    self._triggers.publish(trigger)
+            except Exception:  # the database is away: the next wake-up or poll reads on
+                log.exception("reminders: reading the trigger log failed")
 
     def _log_due(self, s: Session, reminder_id: str, now: datetime) -> tuple[list[Trigger], Reminder | None]:
         row = s.get(ReminderRow, reminder_id, with_for_update=True)

@@ -51,7 +51,7 @@ REMINDER_TRIGGER = "reminder_trigger"
 REMINDER_ACK = "reminder_ack"
 DEFAULT_WINDOW_S = 24 * 3600.0
 MAX_BACKLOG = 500  # triggers replayed per attach at most (the newest; a year-long absence is not a flood)
-DEVICE_POLL_S = 15.0  # how often a device's pump re-reads the log for triggers logged by another core
+DEVICE_POLL_S = 60.0  # a pump's own re-read of the log: a safety net (the service's tailer feeds it)
 SPEAK_WAIT_S = 5.0  # how long a reminder waits for the device's dialog session to open
 MAX_UNSPOKEN = 32  # per device; older ones are dropped (the trigger itself was delivered)
 
