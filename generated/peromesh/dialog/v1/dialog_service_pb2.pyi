@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -728,3 +729,129 @@ class ErrorEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ErrorEvent: _TypeAlias = ErrorEvent  # noqa: Y015
+
+@_typing.final
+class ListTurnsRequest(_message.Message):
+    """ListTurnsRequest asks for one page of a session's history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """Required. The session whose turns to list."""
+    page_size: _builtins.int
+    """Optional. At most this many turns; 0 means 20; larger than 100 means 100."""
+    page_token: _builtins.str
+    """Optional. A next_page_token of an earlier response for the same session;
+    empty: start with the most recent turn.
+    """
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTurnsRequest: _TypeAlias = ListTurnsRequest  # noqa: Y015
+
+@_typing.final
+class ListTurnsResponse(_message.Message):
+    """ListTurnsResponse is one page of a session's history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURNS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Output only. Pass as page_token for the older turns; empty when there are
+    none.
+    """
+    @_builtins.property
+    def turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredTurn]:
+        """Output only. The page's turns, oldest first (ready to be shown in order);
+        every turn of this page is older than every turn of the page before.
+        """
+
+    def __init__(
+        self,
+        *,
+        turns: _abc.Iterable[Global___StoredTurn] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "turns", b"turns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTurnsResponse: _TypeAlias = ListTurnsResponse  # noqa: Y015
+
+@_typing.final
+class StoredTurn(_message.Message):
+    """StoredTurn is one turn as the history keeps it: the user's words and the
+    assistant's answer.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURN_ID_FIELD_NUMBER: _builtins.int
+    TURN_INDEX_FIELD_NUMBER: _builtins.int
+    USER_TEXT_FIELD_NUMBER: _builtins.int
+    ASSISTANT_TEXT_FIELD_NUMBER: _builtins.int
+    INTERRUPTED_FIELD_NUMBER: _builtins.int
+    HEARD_TEXT_FIELD_NUMBER: _builtins.int
+    ABANDONED_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    turn_id: _builtins.str
+    """Output only. The turn id, as Converse events carry it ("<session>#<n>")."""
+    turn_index: _builtins.int
+    """Output only. The turn's number in the session, from 1."""
+    user_text: _builtins.str
+    """Output only. What the user said (typed, or the final transcript); empty
+    for a turn the assistant started itself (e.g. a spoken reminder).
+    """
+    assistant_text: _builtins.str
+    """Output only. Everything the assistant generated; empty when there is no
+    answer (yet, or ever: see abandoned).
+    """
+    interrupted: _builtins.bool
+    """Output only. True when the answer was cut (barge-in, or the next message)."""
+    heard_text: _builtins.str
+    """Output only. The part of assistant_text the user heard before the cut;
+    equals assistant_text for an answer that was not interrupted.
+    """
+    abandoned: _builtins.bool
+    """Output only. True when the question will never get an answer (the core
+    stopped mid-turn or the turn failed).
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the turn started (its first stored message)."""
+
+    def __init__(
+        self,
+        *,
+        turn_id: _builtins.str = ...,
+        turn_index: _builtins.int = ...,
+        user_text: _builtins.str = ...,
+        assistant_text: _builtins.str = ...,
+        interrupted: _builtins.bool = ...,
+        heard_text: _builtins.str = ...,
+        abandoned: _builtins.bool = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned", "assistant_text", b"assistant_text", "create_time", b"create_time", "heard_text", b"heard_text", "interrupted", b"interrupted", "turn_id", b"turn_id", "turn_index", b"turn_index", "user_text", b"user_text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoredTurn: _TypeAlias = StoredTurn  # noqa: Y015

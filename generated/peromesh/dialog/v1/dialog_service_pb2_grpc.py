@@ -40,6 +40,11 @@ class DialogServiceStub:
                 request_serializer=peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ConverseRequest.SerializeToString,
                 response_deserializer=peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ConverseResponse.FromString,
                 _registered_method=True)
+        self.ListTurns = channel.unary_unary(
+                '/peromesh.dialog.v1.DialogService/ListTurns',
+                request_serializer=peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ListTurnsRequest.SerializeToString,
+                response_deserializer=peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ListTurnsResponse.FromString,
+                _registered_method=True)
 
 
 class DialogServiceServicer:
@@ -66,6 +71,18 @@ class DialogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTurns(self, request, context):
+        """ListTurns reads a session's stored conversation, newest turns first, one
+        page at a time (so a client that reloads can show it again). Pages are
+        stable while the session goes on: a page token names the oldest turn
+        already returned, and the next page holds the turns before it.
+        Errors: INVALID_ARGUMENT for an empty session_id, a negative page_size, or
+        a page_token that is malformed or belongs to another session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DialogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +90,11 @@ def add_DialogServiceServicer_to_server(servicer, server):
                     servicer.Converse,
                     request_deserializer=peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ConverseRequest.FromString,
                     response_serializer=peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ConverseResponse.SerializeToString,
+            ),
+            'ListTurns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTurns,
+                    request_deserializer=peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ListTurnsRequest.FromString,
+                    response_serializer=peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ListTurnsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -103,6 +125,33 @@ class DialogService:
             '/peromesh.dialog.v1.DialogService/Converse',
             peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ConverseRequest.SerializeToString,
             peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ConverseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTurns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/peromesh.dialog.v1.DialogService/ListTurns',
+            peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ListTurnsRequest.SerializeToString,
+            peromesh_dot_dialog_dot_v1_dot_dialog__service__pb2.ListTurnsResponse.FromString,
             options,
             channel_credentials,
             insecure,

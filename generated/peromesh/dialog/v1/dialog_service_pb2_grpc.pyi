@@ -49,6 +49,14 @@ class DialogServiceStub:
     When the client half-closes, the server finishes the turn in progress and
     then ends the stream.
     """
+    ListTurns: _grpc.UnaryUnaryMultiCallable[_dialog_service_pb2.ListTurnsRequest, _dialog_service_pb2.ListTurnsResponse]
+    """ListTurns reads a session's stored conversation, newest turns first, one
+    page at a time (so a client that reloads can show it again). Pages are
+    stable while the session goes on: a page token names the oldest turn
+    already returned, and the next page holds the turns before it.
+    Errors: INVALID_ARGUMENT for an empty session_id, a negative page_size, or
+    a page_token that is malformed or belongs to another session.
+    """
 
 @_typing.type_check_only
 class DialogServiceAsyncStub(DialogServiceStub):
@@ -70,6 +78,14 @@ class DialogServiceAsyncStub(DialogServiceStub):
     assistant_delta or audio_chunk of that turn is ever sent.
     When the client half-closes, the server finishes the turn in progress and
     then ends the stream.
+    """
+    ListTurns: _aio.UnaryUnaryMultiCallable[_dialog_service_pb2.ListTurnsRequest, _dialog_service_pb2.ListTurnsResponse]  # type: ignore[assignment]
+    """ListTurns reads a session's stored conversation, newest turns first, one
+    page at a time (so a client that reloads can show it again). Pages are
+    stable while the session goes on: a page token names the oldest turn
+    already returned, and the next page holds the turns before it.
+    Errors: INVALID_ARGUMENT for an empty session_id, a negative page_size, or
+    a page_token that is malformed or belongs to another session.
     """
 
 class DialogServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -95,6 +111,20 @@ class DialogServiceServicer(metaclass=_abc_1.ABCMeta):
         assistant_delta or audio_chunk of that turn is ever sent.
         When the client half-closes, the server finishes the turn in progress and
         then ends the stream.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTurns(
+        self,
+        request: _dialog_service_pb2.ListTurnsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dialog_service_pb2.ListTurnsResponse, _abc.Awaitable[_dialog_service_pb2.ListTurnsResponse]]:
+        """ListTurns reads a session's stored conversation, newest turns first, one
+        page at a time (so a client that reloads can show it again). Pages are
+        stable while the session goes on: a page token names the oldest turn
+        already returned, and the next page holds the turns before it.
+        Errors: INVALID_ARGUMENT for an empty session_id, a negative page_size, or
+        a page_token that is malformed or belongs to another session.
         """
 
 def add_DialogServiceServicer_to_server(servicer: DialogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

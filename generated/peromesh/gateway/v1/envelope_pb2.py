@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"peromesh/gateway/v1/envelope.proto\x12\x13peromesh.gateway.v1\"\xdf\x03\n\x08\x45nvelope\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x12\x33\n\theartbeat\x18\n \x01(\x0b\x32\x1e.peromesh.gateway.v1.HeartbeatH\x00\x12+\n\x05hello\x18\x0b \x01(\x0b\x32\x1a.peromesh.gateway.v1.HelloH\x00\x12;\n\x08register\x18\x0c \x01(\x0b\x32\'.peromesh.gateway.v1.CapabilityRegisterH\x00\x12/\n\x07welcome\x18\r \x01(\x0b\x32\x1c.peromesh.gateway.v1.WelcomeH\x00\x12\x35\n\x07request\x18\x14 \x01(\x0b\x32\".peromesh.gateway.v1.ActionRequestH\x00\x12\x37\n\x08response\x18\x15 \x01(\x0b\x32#.peromesh.gateway.v1.ActionResponseH\x00\x12\x31\n\x06stream\x18\x1e \x01(\x0b\x32\x1f.peromesh.gateway.v1.DataStreamH\x00\x42\t\n\x07payload\"\x18\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x03\"\x9c\x01\n\x05Hello\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x02 \x01(\t\x12\x16\n\x0e\x63lient_version\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12\x18\n\x10protocol_version\x18\x06 \x01(\x05\x12\x15\n\rreminder_acks\x18\x07 \x01(\x08\"n\n\nCapability\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06params\x18\x03 \x03(\t\x12\x1a\n\x12params_schema_json\x18\x04 \x01(\t\x12\x11\n\tdangerous\x18\x05 \x01(\x08\"K\n\x12\x43\x61pabilityRegister\x12\x35\n\x0c\x63\x61pabilities\x18\x01 \x03(\x0b\x32\x1f.peromesh.gateway.v1.Capability\"\x93\x01\n\rActionRequest\x12\x13\n\x0b\x61\x63tion_name\x18\x01 \x01(\t\x12>\n\x06params\x18\x02 \x03(\x0b\x32..peromesh.gateway.v1.ActionRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x0e\x41\x63tionResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\x12\x11\n\terror_msg\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\"q\n\nDataStream\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06is_end\x18\x03 \x01(\x08\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x03\x12\x0f\n\x07turn_id\x18\x06 \x01(\t\"\xf7\x01\n\x07Welcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\x05\x12\x0f\n\x07resumed\x18\x03 \x01(\x08\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x05 \x01(\x05\x12\x1c\n\x14heartbeat_timeout_ms\x18\x06 \x01(\x05\x12\x17\n\x0fresume_grace_ms\x18\x07 \x01(\x05\x12\x15\n\rhistory_turns\x18\x08 \x01(\x05\x12\x17\n\x0fmax_frame_bytes\x18\t \x01(\x05\x12\x16\n\x0eserver_version\x18\n \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"peromesh/gateway/v1/envelope.proto\x12\x13peromesh.gateway.v1\"\xdf\x03\n\x08\x45nvelope\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x12\x33\n\theartbeat\x18\n \x01(\x0b\x32\x1e.peromesh.gateway.v1.HeartbeatH\x00\x12+\n\x05hello\x18\x0b \x01(\x0b\x32\x1a.peromesh.gateway.v1.HelloH\x00\x12;\n\x08register\x18\x0c \x01(\x0b\x32\'.peromesh.gateway.v1.CapabilityRegisterH\x00\x12/\n\x07welcome\x18\r \x01(\x0b\x32\x1c.peromesh.gateway.v1.WelcomeH\x00\x12\x35\n\x07request\x18\x14 \x01(\x0b\x32\".peromesh.gateway.v1.ActionRequestH\x00\x12\x37\n\x08response\x18\x15 \x01(\x0b\x32#.peromesh.gateway.v1.ActionResponseH\x00\x12\x31\n\x06stream\x18\x1e \x01(\x0b\x32\x1f.peromesh.gateway.v1.DataStreamH\x00\x42\t\n\x07payload\"\x18\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x03\"\xab\x01\n\x05Hello\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x02 \x01(\t\x12\x16\n\x0e\x63lient_version\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12\x18\n\x10protocol_version\x18\x06 \x01(\x05\x12\x15\n\rreminder_acks\x18\x07 \x01(\x08\x12\r\n\x05voice\x18\x08 \x01(\t\"n\n\nCapability\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06params\x18\x03 \x03(\t\x12\x1a\n\x12params_schema_json\x18\x04 \x01(\t\x12\x11\n\tdangerous\x18\x05 \x01(\x08\"K\n\x12\x43\x61pabilityRegister\x12\x35\n\x0c\x63\x61pabilities\x18\x01 \x03(\x0b\x32\x1f.peromesh.gateway.v1.Capability\"\x93\x01\n\rActionRequest\x12\x13\n\x0b\x61\x63tion_name\x18\x01 \x01(\t\x12>\n\x06params\x18\x02 \x03(\x0b\x32..peromesh.gateway.v1.ActionRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x0e\x41\x63tionResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\x12\x11\n\terror_msg\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\"q\n\nDataStream\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06is_end\x18\x03 \x01(\x08\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x03\x12\x0f\n\x07turn_id\x18\x06 \x01(\t\"\xf7\x01\n\x07Welcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\x05\x12\x0f\n\x07resumed\x18\x03 \x01(\x08\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x05 \x01(\x05\x12\x1c\n\x14heartbeat_timeout_ms\x18\x06 \x01(\x05\x12\x17\n\x0fresume_grace_ms\x18\x07 \x01(\x05\x12\x15\n\rhistory_turns\x18\x08 \x01(\x05\x12\x17\n\x0fmax_frame_bytes\x18\t \x01(\x05\x12\x16\n\x0eserver_version\x18\n \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,19 +38,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEAT']._serialized_start=541
   _globals['_HEARTBEAT']._serialized_end=565
   _globals['_HELLO']._serialized_start=568
-  _globals['_HELLO']._serialized_end=724
-  _globals['_CAPABILITY']._serialized_start=726
-  _globals['_CAPABILITY']._serialized_end=836
-  _globals['_CAPABILITYREGISTER']._serialized_start=838
-  _globals['_CAPABILITYREGISTER']._serialized_end=913
-  _globals['_ACTIONREQUEST']._serialized_start=916
-  _globals['_ACTIONREQUEST']._serialized_end=1063
-  _globals['_ACTIONREQUEST_PARAMSENTRY']._serialized_start=1018
-  _globals['_ACTIONREQUEST_PARAMSENTRY']._serialized_end=1063
-  _globals['_ACTIONRESPONSE']._serialized_start=1065
-  _globals['_ACTIONRESPONSE']._serialized_end=1164
-  _globals['_DATASTREAM']._serialized_start=1166
-  _globals['_DATASTREAM']._serialized_end=1279
-  _globals['_WELCOME']._serialized_start=1282
-  _globals['_WELCOME']._serialized_end=1529
+  _globals['_HELLO']._serialized_end=739
+  _globals['_CAPABILITY']._serialized_start=741
+  _globals['_CAPABILITY']._serialized_end=851
+  _globals['_CAPABILITYREGISTER']._serialized_start=853
+  _globals['_CAPABILITYREGISTER']._serialized_end=928
+  _globals['_ACTIONREQUEST']._serialized_start=931
+  _globals['_ACTIONREQUEST']._serialized_end=1078
+  _globals['_ACTIONREQUEST_PARAMSENTRY']._serialized_start=1033
+  _globals['_ACTIONREQUEST_PARAMSENTRY']._serialized_end=1078
+  _globals['_ACTIONRESPONSE']._serialized_start=1080
+  _globals['_ACTIONRESPONSE']._serialized_end=1179
+  _globals['_DATASTREAM']._serialized_start=1181
+  _globals['_DATASTREAM']._serialized_end=1294
+  _globals['_WELCOME']._serialized_start=1297
+  _globals['_WELCOME']._serialized_end=1544
 # @@protoc_insertion_point(module_scope)

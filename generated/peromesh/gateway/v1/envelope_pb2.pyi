@@ -155,6 +155,7 @@ class Hello(_message.Message):
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
     REMINDER_ACKS_FIELD_NUMBER: _builtins.int
+    VOICE_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     """Required. The mesh's access token."""
     device_name: _builtins.str
@@ -177,6 +178,12 @@ class Hello(_message.Message):
     one (a client drops a cursor it has already seen). Clients that leave it
     false (PeroLink v1) are treated as acknowledging on delivery.
     """
+    voice: _builtins.str
+    """Extension (PeroMesh). Optional. The voice the device's answers are
+    spoken in (DialogService SessionConfig.voice, e.g. "en-gb", "cmn");
+    empty: the mesh picks one by language. It applies to the dialog session
+    this connection opens; to change it, connect again.
+    """
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Optional. Names of the capabilities the node offers."""
@@ -191,10 +198,11 @@ class Hello(_message.Message):
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         protocol_version: _builtins.int = ...,
         reminder_acks: _builtins.bool = ...,
+        voice: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "client_version", b"client_version", "device_name", b"device_name", "platform", b"platform", "protocol_version", b"protocol_version", "reminder_acks", b"reminder_acks", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "client_version", b"client_version", "device_name", b"device_name", "platform", b"platform", "protocol_version", b"protocol_version", "reminder_acks", b"reminder_acks", "token", b"token", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
