@@ -13,6 +13,8 @@ it (see `_DecodedStream`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -25,6 +27,8 @@ from server.rpc.errors import StatusError, abort_with, as_status_error
 
 log = logging.getLogger(__name__)
 LOG_INTERVAL_S = 10.0  # at most one "undecodable request" line per method this often
+DRAIN_S = 0.5  # how long a request stream's end waits for the client to finish sending
+DRAIN_MESSAGES = 256
 
 
 class RateLimitedLog:
@@ -63,11 +67,20 @@ class _Decoder:
 
 
 class _DecodedStream:
-    """A request stream decoded message by message; the first failure is kept for the call's status."""
+    """A request stream decoded message by message; the first failure is kept for the call's status.
+
+    `drain()` reads (and drops) what the client is still sending before the call ends: grpc
+    answers a client whose messages are still in flight when the status goes out with
+    INTERNAL "Internal error from Core" instead of the status (seen on Converse and
+    Synthesize). Draining is bounded (DRAIN_S, DRAIN_MESSAGES): a client that keeps sending
+    gets its status anyway.
+    """
 
     def __init__(self, raw: AsyncIterator[bytes], decode: _Decoder) -> None:
         self._raw = raw
         self._decode = decode
+        self._lock = asyncio.Lock()  # one raw read at a time: the servicer's, or the drain's
+        self._ended = False
         self.error: StatusError | None = None
 
     def __aiter__(self) -> _DecodedStream:
@@ -76,12 +89,39 @@ class _DecodedStream:
     async def __anext__(self) -> Any:
         if self.error is not None:
             raise self.error
-        raw = await self._raw.__anext__()
+        if self._ended:
+            raise StopAsyncIteration
+        async with self._lock:
+            raw = await self._raw.__anext__()
         try:
             return self._decode(raw)
         except StatusError as exc:
             self.error = exc
             raise
+
+    async def drain(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        with contextlib.suppress(Exception, TimeoutError):
+            async with asyncio.timeout(DRAIN_S), self._lock:
+                for _ in range(DRAIN_MESSAGES):
+                    await self._raw.__anext__()
+
+
+class _DrainingContext:
+    """The servicer's context, except that `abort` lets the client finish sending first."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, stream: _DecodedStream) -> None:
+        self._context = context
+        self._stream = stream
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
+        await self._stream.drain()
+        await self._context.abort(code, details, trailing_metadata)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
 
 
 async def _finish(context: grpc.aio.ServicerContext, stream: _DecodedStream | None, exc: Exception | None) -> None:
@@ -94,7 +134,11 @@ async def _finish(context: grpc.aio.ServicerContext, stream: _DecodedStream | No
     if error is None:
         if exc is not None:
             raise exc
+        if stream is not None:
+            await stream.drain()
         return
+    if stream is not None:
+        await stream.drain()
     await abort_with(context, error)
 
 
@@ -123,7 +167,7 @@ def _stream_request(behavior: Any, decode: _Decoder, streaming_out: bool) -> Any
         async def stream_stream(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             stream = _DecodedStream(raw, decode)
             try:
-                async for response in _responses(behavior(stream, context)):
+                async for response in _responses(behavior(stream, _DrainingContext(context, stream))):
                     yield response
             except Exception as exc:
                 await _finish(context, stream, exc)
@@ -134,7 +178,7 @@ def _stream_request(behavior: Any, decode: _Decoder, streaming_out: bool) -> Any
     async def stream_unary(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
         stream = _DecodedStream(raw, decode)
         try:
-            response = await behavior(stream, context)
+            response = await behavior(stream, _DrainingContext(context, stream))
         except Exception as exc:
             await _finish(context, stream, exc)
             raise AssertionError("unreachable: _finish aborts or raises") from exc
