@@ -65,7 +65,13 @@ def reminder_confirmation(parsed: ParsedReminder, now: datetime | None = None) -
 def _en_what(content: str) -> str:
     if not content or content == "Reminder":
         return ""
+    content = _YOURS.sub(lambda m: _SPOKEN_BACK[m.group(0).lower()], content)
     return f"to {content} " if not content.lower().startswith(("to ", "about ", "that ")) else f"{content} "
+
+
+# The user's words said back to them: "remind me to take my medicine" → "to take your medicine".
+_SPOKEN_BACK = {"my": "your", "mine": "yours", "myself": "yourself"}
+_YOURS = re.compile(r"\b(?:my|mine|myself)\b", re.IGNORECASE)
 
 
 def task_confirmation(title: str, language: str) -> str:

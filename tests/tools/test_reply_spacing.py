@@ -1,10 +1,13 @@
-"""Chinese confirmations follow one spacing rule (server/tools/replies.py): no stray spaces."""
+"""Confirmations read cleanly: one Chinese spacing rule, the user's words said back as theirs."""
 
 from __future__ import annotations
 
 import pytest
 
-from server.tools.replies import failed, task_confirmation, tool_done, zh_spaced
+from datetime import UTC, datetime
+
+from server.reminders.timeparse import parse_reminder
+from server.tools.replies import failed, reminder_confirmation, task_confirmation, tool_done, zh_spaced
 
 
 @pytest.mark.parametrize(("text", "spaced"), [
@@ -26,3 +29,11 @@ def test_every_chinese_reply_is_spaced_but_results_stay_verbatim() -> None:
     assert tool_done("desktop.notify", "已 显示", "zh") == "desktop.notify 已完成：已 显示"
     assert failed("设置提醒", "时间 已过", "zh") == "抱歉，设置提醒没有成功：时间 已过"
     assert task_confirmation("call  Bob", "en") == "OK, I added the task: call  Bob."
+
+
+def test_the_users_words_are_said_back_as_theirs() -> None:
+    now = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    parsed = parse_reminder("every day at 9pm remind me to take my medicine", now, "UTC")
+    assert reminder_confirmation(parsed, now) == "OK, I'll remind you to take your medicine every day at 21:00."
+    parsed = parse_reminder("remind me in 10 minutes to call Myra about My car", now, "UTC")
+    assert reminder_confirmation(parsed, now) == "OK, I'll remind you to call Myra about your car at 09:40."
