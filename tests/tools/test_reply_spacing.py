@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import UTC, datetime
+
+import pytest
 
 from server.reminders.timeparse import parse_reminder
 from server.tools.replies import failed, reminder_confirmation, task_confirmation, tool_done, zh_spaced
