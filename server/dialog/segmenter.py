@@ -2,8 +2,11 @@
 
 Speech starts when the first clause is complete, so the first cut happens at
 the first comma-like pause once a few characters exist — or, when the model
-has produced several words without any punctuation, at a word boundary (a
-slow local model may take seconds to reach its first comma); later clauses
+has produced a few words without any punctuation, at a word boundary (a slow
+local model may take seconds to reach its first comma, and every word waited
+for is a token interval of silence). How many is language-aware: three
+English words ("I think that") or six Chinese characters ("我觉得我们明")
+are already a phrase a voice can say with natural prosody; later clauses
 wait for a sentence end (or a comma after a longer run) so prosody stays
 natural.
 Chinese and English punctuation are both understood; a '.' only ends a
@@ -15,8 +18,8 @@ from __future__ import annotations
 SENTENCE_END = set("。！？!?；;…\n")
 PAUSE = set("，、,：:")
 FIRST_MIN_CHARS = 6
-FIRST_MAX_WORDS = 6  # English: first clause cut at a space after this many words without punctuation
-FIRST_MAX_HAN = 10  # Chinese: ... after this many characters without punctuation
+FIRST_MAX_WORDS = 3  # English: first clause cut at a space after this many words without punctuation
+FIRST_MAX_HAN = 6  # Chinese: ... after this many characters without punctuation
 PAUSE_MIN_CHARS = 24
 MAX_CHARS = 160
 

@@ -23,10 +23,10 @@ def test_sentences_and_clauses_in_both_languages() -> None:
 
 
 @pytest.mark.parametrize("text, first", [
-    ("Sure, here is the plan.", "Sure, here is the plan."),  # a comma this early is not a pause worth cutting at
-    ("Well, let me think about it, then answer.", "Well, let me think about it,"),
+    ("Sure, here is the plan.", "Sure, here is"),  # a comma this early is no cut; three words are
+    ("Well, let me think about it, then answer.", "Well, let me"),
     ("Pi is 3.14, e is 2.71. Next", "Pi is 3.14,"),  # no cut inside the number
-    ("好的，我来帮你看看。", "好的，我来帮你看看。"),  # two characters are too short to say alone
+    ("好的，我来帮你看看。", "好的，我来帮你"),  # two characters are too short to say alone; six are
 ])
 def test_first_clause(text: str, first: str) -> None:
     clauses, rest = segment(list(text))
@@ -34,10 +34,18 @@ def test_first_clause(text: str, first: str) -> None:
 
 
 def test_a_long_first_run_without_punctuation_is_cut_at_a_word_boundary() -> None:
-    clauses, _ = segment(tokenize("I think that we could go to the park tomorrow morning if it does not rain"))
-    assert clauses[0] == "I think that we could go"  # six words, said while the model goes on
+    clauses, rest = segment(tokenize("I think that we could go to the park tomorrow morning if it does not rain"))
+    assert clauses == ["I think that"]  # three words, said while the model goes on
+    assert rest.startswith("we could go")  # later clauses wait for real pauses: nothing lost
     zh, _ = segment(list("我觉得我们明天早上可以去公园散步如果不下雨的话"))
-    assert zh[0] == "我觉得我们明天早上可"
+    assert zh[0] == "我觉得我们明"
+
+
+def test_the_first_word_may_still_be_growing() -> None:
+    seg = ClauseSegmenter()
+    assert seg.feed("I think tha") == []  # three words, but the last may become "thank"
+    assert seg.feed("t") == []
+    assert seg.feed(" we") == ["I think that"]
 
 
 def test_later_clauses_wait_for_real_pauses() -> None:
