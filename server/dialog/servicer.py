@@ -11,6 +11,7 @@ from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
 from server.aio import cancel_and_wait
 from server.dialog.deps import DialogDeps
+from server.dialog.list_turns import list_turns
 from server.dialog.session import ConverseSession
 from server.dialog.turn_counter import TurnCounter
 from server.rpc.errors import status_errors
@@ -42,6 +43,13 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
             self._teardowns.add(teardown)
             teardown.add_done_callback(self._teardowns.discard)
             await asyncio.shield(teardown)
+
+    @status_errors()
+    async def ListTurns(self, request: pb.ListTurnsRequest,
+                        context: grpc.aio.ServicerContext) -> pb.ListTurnsResponse:
+        """One page of a session's stored turns, read from the database (never the context cache,
+        which holds only what the model sees)."""
+        return await list_turns(self.deps.history.db, request)
 
     async def _teardown(self, session: ConverseSession, reader: asyncio.Task[None]) -> None:
         try:
