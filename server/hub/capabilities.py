@@ -135,6 +135,37 @@ def tool_name(kind: str, capability: str) -> str:
     return f"{kind}.{capability}"
 
 
+@dataclass(frozen=True)
+class DangerPolicy:
+    """Which capabilities marked dangerous may run (--allow-dangerous, by capability or tool name).
+
+    The one decision for every path into a capability: HubService.Invoke and the model's tools
+    (CapabilityGrid), and envelopes a node sends to another node's id or to "broadcast" (Hub).
+    """
+
+    allowed: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> DangerPolicy:
+        return cls(frozenset(n.strip() for n in names if n.strip()))
+
+    def permits(self, capability: gw.Capability, tool: str) -> bool:
+        return not capability.dangerous or capability.name in self.allowed or tool in self.allowed
+
+    def refusal(self, node: NodeInfo, action: str) -> str | None:
+        """Why `action` may not reach `node` (a dangerous capability it declares), or None."""
+        kind = node_kind(node)
+        for capability in node.capabilities.values():
+            tool = tool_name(kind, capability.name)
+            if action in (capability.name, tool) and not self.permits(capability, tool):
+                return dangerous_refusal(tool, capability.name)
+        return None
+
+
+def dangerous_refusal(tool: str, capability: str) -> str:
+    return f"{tool} is marked dangerous and is refused; start the core with --allow-dangerous {capability} to allow it"
+
+
 def parameters_of(capability: gw.Capability) -> dict[str, Any]:
     """The capability's parameter schema (declared, or built from PeroLink `params` names)."""
     if capability.params_schema_json:
@@ -184,9 +215,11 @@ class CapabilityGrid:
     cache what they derive from the offers (the dialog's tool list).
     """
 
-    def __init__(self, hub: Hub, allow_dangerous: Iterable[str] = ()) -> None:
+    def __init__(self, hub: Hub, allow_dangerous: Iterable[str] | None = None) -> None:
+        """`allow_dangerous` replaces the hub's policy (tests); by default the grid and the hub's
+        routing decide with the same one."""
         self.hub = hub
-        self.allow_dangerous = frozenset(n.strip() for n in allow_dangerous if n.strip())
+        self.danger = hub.danger if allow_dangerous is None else DangerPolicy.of(allow_dangerous)
         self.revision = 0
         self._listeners: list[ChangeListener] = []
         self._remove = hub.add_listener(self._on_node_change)
@@ -226,7 +259,7 @@ class CapabilityGrid:
         return self.permits(offer.capability, offer.tool_name)
 
     def permits(self, capability: gw.Capability, tool: str) -> bool:
-        return not capability.dangerous or capability.name in self.allow_dangerous or tool in self.allow_dangerous
+        return self.danger.permits(capability, tool)
 
     def owners(self, name: str, preferred_node_id: str = "") -> list[Offer]:
         """Offers matching a tool name (else a bare capability name): the preferred node first, then the
@@ -249,9 +282,7 @@ class CapabilityGrid:
                             f"no attached node offers {name!r} (online capabilities: {online})")
         first = owners[0]
         if not self.allowed(first):
-            raise StatusError(grpc.StatusCode.PERMISSION_DENIED,
-                            f"{first.tool_name} is marked dangerous and is refused; start the core with "
-                            f"--allow-dangerous {first.name} to allow it")
+            raise StatusError(grpc.StatusCode.PERMISSION_DENIED, dangerous_refusal(first.tool_name, first.name))
         _validate(first, args)
         params = _params(args)
         for offer in owners:  # the next owner only when the message could not even be sent

@@ -52,8 +52,10 @@ class HubConfig:
 
 
 class Hub:
-    def __init__(self, token: str, config: HubConfig | None = None) -> None:
+    def __init__(self, token: str, config: HubConfig | None = None,
+                 danger: capabilities.DangerPolicy | None = None) -> None:
         self.config = config or HubConfig()
+        self.danger = danger or capabilities.DangerPolicy()  # what node-to-node requests may not carry
         self._token = token
         self._links: dict[str, NodeLink] = {}
         self._sessions = SessionDirectory(self.config.resume_grace_s)
@@ -181,7 +183,9 @@ class Hub:
 
     def _route_by_target(self, link: NodeLink, envelope: gw.Envelope) -> None:
         target = envelope.target_id
-        if target == env.BROADCAST:
+        if envelope.HasField("request") and (refusal := self._refusal(link, target, envelope.request)):
+            self._reject(link, envelope, "PERMISSION_DENIED", refusal)  # no recipient sees it
+        elif target == env.BROADCAST:
             response = pb.AttachResponse(envelope=envelope)
             for peer in list(self._links.values()):
                 if peer is not link and peer.deliver(response) and envelope.HasField("request"):
@@ -193,6 +197,20 @@ class Hub:
                 self._remember(target, envelope.id, link.node_id)
         elif not envelope.HasField("response"):
             self._reject(link, envelope, "NOT_FOUND", f"target node {target!r} is not attached")
+
+    def _refusal(self, link: NodeLink, target: str, request: gw.ActionRequest) -> str | None:
+        """Why a node's request to `target` (a node id, or every other node) is refused: a dangerous
+        capability of a recipient that the policy does not allow (the same one Invoke obeys)."""
+        if target == env.BROADCAST:
+            recipients = [peer for peer in self._links.values() if peer is not link]
+        elif target in (env.MASTER, ""):
+            return None
+        else:
+            recipients = [peer] if (peer := self._links.get(target)) is not None else []
+        for peer in recipients:
+            if (refusal := self.danger.refusal(peer.info, request.action_name)) is not None:
+                return f"{refusal} (to {peer.node_id!r})"
+        return None
 
     def _to_master(self, link: NodeLink, envelope: gw.Envelope) -> None:
         if envelope.HasField("response"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from server.hub.capabilities import CapabilityGrid
+from server.hub.capabilities import CapabilityGrid, DangerPolicy
 from server.hub.hub import Hub, HubConfig
 from server.hub.servicer import HubServicer
 from server.mesh.component import MeshContext
@@ -44,11 +44,11 @@ class HubService:
         config = HubConfig(heartbeat_interval_s=getattr(settings, "hub_heartbeat_interval", 10.0),
                            heartbeat_timeout_s=getattr(settings, "hub_heartbeat_timeout", 30.0),
                            resume_grace_s=getattr(settings, "hub_resume_grace", 60.0))
-        self.hub = Hub(token, config)
+        allowed = str(getattr(settings, "allow_dangerous", "") or "").split(",")
+        self.hub = Hub(token, config, DangerPolicy.of(allowed))  # routing and the grid share it
         await self.hub.start()
         ctx.shared["hub"] = self.hub
-        allowed = str(getattr(settings, "allow_dangerous", "") or "").split(",")
-        self.grid = CapabilityGrid(self.hub, allowed)
+        self.grid = CapabilityGrid(self.hub)
         ctx.shared["grid"] = self.grid  # capabilities of the attached nodes, and invoking them
         return [ServiceBinding("peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server,
                                HubServicer(self.hub, self.grid))]

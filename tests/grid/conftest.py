@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from server.hub.capabilities import CapabilityGrid
+from server.hub.capabilities import CapabilityGrid, DangerPolicy
 from server.hub.hub import Hub, HubConfig
 from server.hub.servicer import HubServicer
 from server.rpc.channels import open_channel
@@ -36,10 +36,16 @@ def hub_config() -> HubConfig:
 
 
 @pytest.fixture
-async def grid(hub_config: HubConfig) -> AsyncIterator[Grid]:
-    hub = Hub(TOKEN, hub_config)
+def allowed_dangerous() -> tuple[str, ...]:
+    """--allow-dangerous of the grid under test (a test module may override this fixture)."""
+    return ("power.reboot",)
+
+
+@pytest.fixture
+async def grid(hub_config: HubConfig, allowed_dangerous: tuple[str, ...]) -> AsyncIterator[Grid]:
+    hub = Hub(TOKEN, hub_config, DangerPolicy.of(allowed_dangerous))
     await hub.start()
-    capabilities = CapabilityGrid(hub, allow_dangerous=["power.reboot"])
+    capabilities = CapabilityGrid(hub)  # the hub's policy: Invoke, tools and node-to-node routing agree
     server = await start_server("grid-test", [ServiceBinding(
         "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, HubServicer(hub, capabilities))],
         token=TOKEN)
