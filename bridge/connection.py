@@ -48,8 +48,9 @@ from server.aio import TaskOwner
 from server.hub import envelopes as env
 
 from . import codec
-from .dialog_link import DialogClosed, DialogLink
+from .dialog_link import VOICE_NAME, DialogClosed, DialogLink
 from .frames import FrameCache
+from .history_reads import HistoryReads
 from .hub_port import HubClosed, HubPort
 from .limits import Limits, RateLimiter
 from .outbound import Outbound, OutboundQueue, SlowClientError
@@ -105,6 +106,7 @@ class GatewayConnection:
         self._ended: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
         self._last_rate_error = 0.0
         self._tasks = TaskOwner("bridge-conn")
+        self.history = HistoryReads(stubs.dialog, stubs.metadata, self._out, self._tasks.spawn)
 
     async def run(self) -> None:
         """Serve the client until it leaves or must be closed.
@@ -136,9 +138,14 @@ class GatewayConnection:
     # -- set-up ----------------------------------------------------------
     async def _serve(self) -> None:
         hello = await self._read_hello()
+        if not VOICE_NAME.fullmatch(hello.hello.voice):
+            await self._refuse(hello.id, "INVALID_ARGUMENT", "hello.voice must be a voice name: at most 64 "
+                                                             "letters, digits and - _ + (e.g. en-gb, cmn)", 4400)
         welcome = await self._attach_to_hub(hello)
         self.node_id = welcome.node_id
-        self.dialog.configure(welcome.node_id, welcome.session_id, perocore_twins=hello.hello.protocol_version < 1)
+        self.dialog.configure(welcome.node_id, welcome.session_id, perocore_twins=hello.hello.protocol_version < 1,
+                              voice=hello.hello.voice)
+        self.history.configure(welcome.node_id, welcome.session_id)
         welcome.max_frame_bytes = self.limits.max_frame_bytes  # the bridge's limit is the one that applies
         self._out(Outbound(env.welcome(self.node_id, welcome)))
         await self._pump()
@@ -239,6 +246,8 @@ class GatewayConnection:
         kind = envelope.WhichOneof("payload")
         if kind in ("hello", "welcome"):
             self._error(envelope.id, "FAILED_PRECONDITION", f"unexpected {kind}: this connection is authenticated")
+        elif self.history.wants(envelope):
+            self.history.handle(envelope)
         elif self.dialog.wants(envelope):
             await self.dialog.handle(envelope)
         else:

@@ -50,6 +50,7 @@ OPEN_TIMEOUT_S = 10.0
 MAX_PENDING = 64  # inputs waiting for their turn (or their interrupt's outcome) per connection
 PCM_TYPE = "audio/pcm"
 _DIGITS = re.compile(r"[0-9]{1,12}")  # longer is no rate (and int() of a huge string is costly)
+VOICE_NAME = re.compile(r"[A-Za-z0-9_+-]{0,64}")  # hello.voice: an espeak-ng name such as en-gb or en-us+f3
 
 
 class DialogClosed(Exception):
@@ -65,7 +66,7 @@ class DialogLink:
         self._out = out
         self._cancel_turn = cancel_turn
         self._spawn = spawn
-        self.node_id = self.session_id = ""
+        self.node_id = self.session_id = self.voice = ""
         self.translator = EventTranslator("")
         self._call: grpc.aio.StreamStreamCall | None = None
         self._opening = asyncio.Lock()  # the first use and an early open (open_now) open one stream
@@ -74,8 +75,9 @@ class DialogLink:
         self._seen_turns: collections.deque[str] = collections.deque(maxlen=64)
         self._wav_streams: dict[str, WavStreamDecoder] = {}  # WAV uploads being decoded, by stream id
 
-    def configure(self, node_id: str, session_id: str, perocore_twins: bool = True) -> None:
-        self.node_id, self.session_id = node_id, session_id
+    def configure(self, node_id: str, session_id: str, perocore_twins: bool = True, voice: str = "") -> None:
+        """Who the stream is for; `voice` (the hello's) goes into the SessionConfig when it opens."""
+        self.node_id, self.session_id, self.voice = node_id, session_id, voice
         self.translator = EventTranslator(node_id, perocore_twins)
 
     @staticmethod
@@ -194,7 +196,7 @@ class DialogLink:
             if self._call is None:
                 self._call = self._stub.Converse(metadata=self._metadata)
                 config = dpb.SessionConfig(session_id=self.session_id, device_id=self.node_id,
-                                           sample_rate_hertz=24000)
+                                           sample_rate_hertz=24000, voice=self.voice)
                 await self._call.write(dpb.ConverseRequest(config=config))
                 first = await asyncio.wait_for(self._call.read(), OPEN_TIMEOUT_S)
                 if first is grpc.aio.EOF or not first.HasField("session_started"):

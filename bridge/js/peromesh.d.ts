@@ -12,7 +12,7 @@ export interface Envelope {
   traceId?: string;
   heartbeat?: { seq?: number };
   hello?: { token?: string; deviceName?: string; clientVersion?: string; platform?: string; capabilities?: string[];
-    protocolVersion?: number };
+    protocolVersion?: number; reminderAcks?: boolean; voice?: string };
   register?: { capabilities?: Capability[] };
   welcome?: Welcome;
   request?: { actionName?: string; params?: Record<string, string> };
@@ -60,9 +60,18 @@ export interface ClientOptions {
   platform?: string;
   capabilities?: string[];
   requestTimeoutMs?: number;
+  /** The voice answers are spoken in (hello.voice: an espeak-ng name such as "en-gb"); empty: by language. */
+  voice?: string;
   backoff?: { initialMs: number; maxMs: number; factor: number };
   WebSocket?: typeof WebSocket;
 }
+
+export interface StoredTurn {
+  turn_id: string; turn_index: number; user_text: string; assistant_text: string;
+  interrupted: boolean; heard_text: string; abandoned: boolean; create_time: string;
+}
+
+export interface HistoryPage { turns: StoredTurn[]; next_page_token: string }
 
 export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
@@ -114,12 +123,16 @@ export class PeroMeshClient {
   off(event: string, handler: (...args: never[]) => void): void;
   /** Resolves with the first welcome; keeps reconnecting afterwards until close(). */
   connect(): Promise<Welcome>;
+  /** Connect again at once (after changing options.voice); the session resumes. */
+  reconnect(): Promise<Welcome>;
   close(): void;
   /** An action with a response; rejects on status 1 (error.code set), timeout or disconnect. */
   request(target: string, action: string, params?: Record<string, unknown>,
           options?: { timeoutMs?: number }): Promise<ActionResponse>;
   send(target: string, action: string, params?: Record<string, unknown>): void;
   sendText(text: string): Promise<{ turnId: string }>;
+  /** One page of this device's stored conversation (history:list), turns oldest first. */
+  history(options?: { pageSize?: number; pageToken?: string }): Promise<HistoryPage>;
   interrupt(turnId?: string): Promise<ActionResponse | void>;
   sendAudio(source: MediaStream | AsyncIterable<Int16Array | ArrayBuffer>,
             options?: { sampleRate?: number; chunkBytes?: number }): { streamId: string; stop(): Promise<void> };

@@ -88,6 +88,27 @@ export class PeroMeshClient {
     });
   }
 
+  /**
+   * Drop the connection and connect again at once, e.g. after changing `options.voice` (a hello
+   * setting, so it takes a new connection). The same device id inside the mesh's grace window
+   * resumes the same session. Pending requests are rejected; resolves with the new welcome.
+   */
+  async reconnect() {
+    const old = this._ws;
+    this._ws = null; // its close event is no longer ours (see _onClose)
+    this._clearTimers();
+    this._failPending(new Error("reconnecting"));
+    this.attempt = 0;
+    if (old && old.readyState < 2) {
+      await new Promise((resolve) => {
+        old.addEventListener("close", resolve, { once: true });
+        setTimeout(resolve, 2000); // the bridge replaces a connection that is slow to close anyway
+        old.close(1000, "reconnecting");
+      });
+    }
+    return this.connect();
+  }
+
   /** Close for good (no reconnect); pending requests are rejected. */
   close() {
     this._userClosed = true;
@@ -104,7 +125,8 @@ export class PeroMeshClient {
     ws.onopen = () => this._sendFrame({
       id: newId("hello"), sourceId: this.options.deviceId, targetId: "master", timestamp: Date.now(),
       hello: { token: this.options.token, deviceName: this.options.deviceName, clientVersion: SDK_VERSION,
-        platform: this.options.platform, capabilities: this.options.capabilities, protocolVersion: PROTOCOL_VERSION },
+        platform: this.options.platform, capabilities: this.options.capabilities, protocolVersion: PROTOCOL_VERSION,
+        voice: this.options.voice || "" },
     });
     ws.onmessage = (message) => this._onFrame(message.data);
     ws.onclose = (event) => this._onClose(ws, event.code, event.reason);
@@ -168,6 +190,17 @@ export class PeroMeshClient {
     const turnId = JSON.parse(response.data || "{}").turn_id ?? "";
     if (turnId && !this._finished.has(turnId)) this._adoptTurn(turnId);
     return { turnId };
+  }
+
+  /**
+   * One page of this device's conversation as the mesh stored it (the `history:list` action):
+   * `{ turns: [{ turn_id, user_text, assistant_text, interrupted, heard_text, abandoned, create_time }],
+   * next_page_token }`, turns oldest first; pass `pageToken` (a previous next_page_token) for older ones.
+   */
+  async history({ pageSize = 20, pageToken = "" } = {}) {
+    const response = await this.request("master", "history:list",
+      pageToken ? { page_size: pageSize, page_token: pageToken } : { page_size: pageSize });
+    return JSON.parse(response.data || "{}");
   }
 
   /** Barge in: end the current (or the given) turn; its audio and text stop at once on this side too. */

@@ -18,7 +18,7 @@ const SCHEMA = {
   Heartbeat: { 1: ["seq", INT] },
   Hello: {
     1: ["token", STR], 2: ["deviceName", STR], 3: ["clientVersion", STR], 4: ["platform", STR],
-    5: ["capabilities", STR, true], 6: ["protocolVersion", INT],
+    5: ["capabilities", STR, true], 6: ["protocolVersion", INT], 7: ["reminderAcks", BOOL], 8: ["voice", STR],
   },
   Capability: { 1: ["name", STR], 2: ["description", STR], 3: ["params", STR, true], 4: ["paramsSchemaJson", STR],
     5: ["dangerous", BOOL] },
