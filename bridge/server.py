@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import grpc
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
@@ -14,9 +16,11 @@ from server.hub.hub import Hub
 from server.rpc.auth import bearer_metadata
 from server.rpc.channels import open_channel
 
+from . import core_targets
 from .connection import GatewayConnection, MeshStubs
 from .hub_port import GrpcHubPort, HubPort, LocalHubPort
 from .limits import Limits
+from .origins import OriginPolicy
 from .static_files import StaticSite
 
 log = logging.getLogger(__name__)
@@ -50,14 +54,16 @@ class BridgeServer:
 
 
 async def start_bridge(core_address: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                       limits: Limits | None = None, local_hub: Hub | None = None) -> BridgeServer:
+                       limits: Limits | None = None, local_hub: Hub | None = None,
+                       origins: OriginPolicy | None = None) -> BridgeServer:
     """Serve the Gateway protocol on ws://host:port/ws in front of the core at `core_address`.
 
     With `local_hub` (the core runs in this process) nodes attach to it directly;
-    otherwise each node gets a HubService.Attach stream to the core.
+    otherwise each node gets a HubService.Attach stream to the core. `origins` says which web
+    pages may open /ws (default: this bridge's own and native clients; see bridge/origins.py).
     """
     limits = limits or Limits()
-    channel = open_channel(core_address)
+    channel = open_channel(await core_targets.channel_target(core_address))  # "A,B": failover in order
     metadata = bearer_metadata(token)
     hub_stub = hpb_grpc.HubServiceStub(channel)
 
@@ -75,7 +81,15 @@ async def start_bridge(core_address: str, host: str = "127.0.0.1", port: int = 0
         finally:
             connections.discard(connection)
 
-    server = await serve(handle, host, port, process_request=StaticSite().process_request,
+    site, policy = StaticSite(), origins or OriginPolicy()
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] == site.ws_path and (refusal := policy.refusal(request)) is not None:
+            log.info("refused a WebSocket handshake: %s", refusal)
+            return connection.respond(HTTPStatus.FORBIDDEN, refusal + "\n")
+        return site.process_request(connection, request)
+
+    server = await serve(handle, host, port, process_request=process_request,
                          max_size=limits.hard_frame_bytes, max_queue=32, write_limit=WRITE_LIMIT,
                          compression=None, close_timeout=5, ping_interval=20, ping_timeout=20)
     bound = next(iter(server.sockets)).getsockname()[1]

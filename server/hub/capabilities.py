@@ -223,9 +223,19 @@ class CapabilityGrid:
         self.revision = 0
         self._listeners: list[ChangeListener] = []
         self._remove = hub.add_listener(self._on_node_change)
+        self._remove_remote = hub.add_remote_listener(self._on_remote_change)
 
     def close(self) -> None:
         self._remove()
+        self._remove_remote()
+
+    def nodes(self) -> list[NodeInfo]:
+        """The nodes whose capabilities are offered: this core's, then those of the cluster's other cores."""
+        return self.hub.nodes() + self.hub.remote_nodes()
+
+    def _on_remote_change(self) -> None:
+        self.revision += 1
+        self._notify()
 
     def add_listener(self, listener: ChangeListener) -> Callable[[], None]:
         """Call `listener(revision)` whenever the set of offers may have changed."""
@@ -237,6 +247,9 @@ class CapabilityGrid:
         if node.capabilities:
             verb = {NodeChange.JOINED: "offers", NodeChange.UPDATED: "now offers", NodeChange.LEFT: "left; gone"}
             log.debug("node %s %s: %s", node.node_id, verb[change], ", ".join(sorted(node.capabilities)))
+        self._notify()
+
+    def _notify(self) -> None:
         for listener in list(self._listeners):
             try:
                 listener(self.revision)
@@ -247,7 +260,7 @@ class CapabilityGrid:
     def offers(self) -> list[Offer]:
         """Every capability of every attached node, by tool name then node id."""
         out = []
-        for node in self.hub.nodes():
+        for node in self.nodes():
             kind = node_kind(node)
             for capability in node.capabilities.values():
                 out.append(Offer(tool_name(kind, capability.name), node.node_id, kind, capability, node.last_seen))

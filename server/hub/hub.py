@@ -28,6 +28,7 @@ from server.aio import TaskOwner, cancel_and_wait
 from server.hub import capabilities
 from server.hub import envelopes as env
 from server.hub.nodes import NodeChange, NodeInfo, NodeLink
+from server.hub.remote import ClusterPort
 from server.hub.sessions import SessionDirectory
 from server.rpc.auth import token_matches
 from server.rpc.errors import StatusError
@@ -65,6 +66,8 @@ class Hub:
         self._waiting: dict[tuple[str, str], asyncio.Future[gw.ActionResponse]] = {}
         self._tasks = TaskOwner("hub")
         self._sweeper: asyncio.Task[None] | None = None
+        self.cluster: ClusterPort | None = None  # the other cores (--cluster-url); None: this process only
+        self._remote_listeners: list[Callable[[], None]] = []
 
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
@@ -121,6 +124,40 @@ class Hub:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
+    # -- the other cores (see server/hub/remote.py) ------------------------
+    def attach_cluster(self, cluster: ClusterPort) -> None:
+        self.cluster = cluster
+
+    def remote_nodes(self) -> list[NodeInfo]:
+        """Nodes attached to other cores of the cluster (empty without one)."""
+        return self.cluster.remote_nodes() if self.cluster is not None else []
+
+    def add_remote_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener()` whenever the set of remote nodes (or their capabilities) changed."""
+        self._remote_listeners.append(listener)
+        return lambda: self._remote_listeners.remove(listener) if listener in self._remote_listeners else None
+
+    def remote_changed(self) -> None:
+        for listener in list(self._remote_listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("remote node listener failed")
+
+    def local_link(self, node_id: str) -> NodeLink | None:
+        return self._links.get(node_id)
+
+    def local_links(self) -> list[NodeLink]:
+        return list(self._links.values())
+
+    def settle(self, responder: str, response: gw.ActionResponse) -> bool:
+        """Complete a `request` waiting for `responder`'s answer (one that came from another core)."""
+        future = self._waiting.pop((responder, response.request_id), None)
+        if future is None or future.done():
+            return False
+        future.set_result(response)
+        return True
+
     # -- in-process API for the core's services ---------------------------
     def on_action(self, name: str, handler: ActionHandler) -> None:
         """Handle action `name` sent to "master"; the handler's return value is the response data."""
@@ -151,7 +188,7 @@ class Hub:
         future: asyncio.Future[gw.ActionResponse] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
         try:
-            if not self.send(node_id, envelope):
+            if not self.send(node_id, envelope) and not (self.cluster is not None and self.cluster.forward(envelope)):
                 raise LookupError(f"node {node_id!r} is not attached")
             return await asyncio.wait_for(future, timeout_s)
         finally:
@@ -190,11 +227,15 @@ class Hub:
             for peer in list(self._links.values()):
                 if peer is not link and peer.deliver(response) and envelope.HasField("request"):
                     self._remember(peer.node_id, envelope.id, link.node_id)
+            if self.cluster is not None:
+                self.cluster.broadcast(envelope)
         elif target in (env.MASTER, ""):
             self._to_master(link, envelope)
         elif (other := self._links.get(target)) is not None:
             if other.send(envelope) and envelope.HasField("request"):
                 self._remember(target, envelope.id, link.node_id)
+        elif self.cluster is not None and self.cluster.forward(envelope):
+            return  # attached to another core, which remembers where the answer goes
         elif not envelope.HasField("response"):
             self._reject(link, envelope, "NOT_FOUND", f"target node {target!r} is not attached")
 
@@ -207,9 +248,13 @@ class Hub:
             return None
         else:
             recipients = [peer] if (peer := self._links.get(target)) is not None else []
-        for peer in recipients:
-            if (refusal := self.danger.refusal(peer.info, request.action_name)) is not None:
-                return f"{refusal} (to {peer.node_id!r})"
+        infos = [peer.info for peer in recipients]
+        if self.cluster is not None:  # the same policy for nodes of other cores (which check again)
+            remote = self.cluster.remote_node(target)
+            infos += self.cluster.remote_nodes() if target == env.BROADCAST else [remote] if remote else []
+        for info in infos:
+            if (refusal := self.danger.refusal(info, request.action_name)) is not None:
+                return f"{refusal} (to {info.node_id!r})"
         return None
 
     def _to_master(self, link: NodeLink, envelope: gw.Envelope) -> None:
@@ -252,8 +297,8 @@ class Hub:
                 future.set_result(envelope.response)
             return True
         route = self._routes.pop(key, None)
-        if route is None:
-            return False
+        if route is None:  # not a request of this core's nodes: maybe one of another core's
+            return self.cluster is not None and self.cluster.respond(envelope)
         requester = self._links.get(route[0])
         if requester is not None:
             envelope.target_id = requester.node_id

@@ -52,6 +52,15 @@ class NodeInfo:
         return cls(envelope.source_id, session_id, transport, hello.device_name, hello.platform,
                    hello.client_version, peer, caps, reminder_acks=hello.reminder_acks)
 
+    @classmethod
+    def from_proto(cls, node: pb.Node) -> NodeInfo:
+        """A node of another core, from its presence record (`last_seen` mapped onto this clock)."""
+        age_s = max(0.0, (now_ms() - node.last_seen_at_ms) / 1000)
+        caps = {c.name: c for c in node.capabilities if c.name}
+        return cls(node.node_id, node.session_id, node.transport, node.device_name, node.platform,
+                   node.client_version, node.peer, caps, node.connected_at_ms, node.last_seen_at_ms,
+                   time.monotonic() - age_s)
+
     def touch(self) -> None:
         self.last_seen, self.last_seen_at_ms = time.monotonic(), now_ms()
 

@@ -72,7 +72,8 @@ class HubServicer(pb_grpc.HubServiceServicer):
     async def ListNodes(
         self, request: pb.ListNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListNodesResponse:
-        return pb.ListNodesResponse(nodes=[n.to_proto() for n in self.hub.nodes()])
+        nodes = self.hub.nodes() + self.hub.remote_nodes()  # in a cluster: every core's
+        return pb.ListNodesResponse(nodes=[n.to_proto() for n in nodes])
 
     @status_errors()
     async def WatchNodes(

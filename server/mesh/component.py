@@ -56,6 +56,12 @@ class MeshContext:
         return url or sqlite_url(self.data_dir, name)
 
     @property
+    def cluster_url(self) -> str | None:
+        """--cluster-url: the Redis that joins several cores into one mesh (None: this process alone)."""
+        url: str | None = getattr(self.settings, "cluster_url", None)
+        return url or None
+
+    @property
     def allow_unauthenticated_loopback(self) -> bool:
         """--allow-unauthenticated-loopback: loopback servers without --token answer anyone local."""
         return bool(getattr(self.settings, "allow_unauthenticated_loopback", False))

@@ -102,7 +102,7 @@ class ToolCatalog:
             return []
         groups: dict[str, tuple[gw.Capability, list[str]]] = {}
         seen: dict[str, _NodeEntry] = {}
-        for node in grid.hub.nodes():
+        for node in grid.nodes():  # this core's and, in a cluster, the other cores'
             entry = self._per_node.get(node.node_id)
             if entry is None or entry.capabilities is not node.capabilities or entry.platform != node.platform:
                 kind = node_kind(node)

@@ -1,0 +1,129 @@
+"""Two hubs joined through real Redis (in one process, for speed): presence, routing both ways,
+broadcasts, Invoke, the dangerous-capability policy on forwarded requests, and leaving."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import pytest
+
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from server.cluster.hub_link import HubClusterLink
+from server.hub.capabilities import CapabilityGrid, DangerPolicy
+from server.hub.hub import Hub, HubConfig
+from server.hub.nodes import Closing, NodeLink
+from server.rpc.errors import StatusError
+
+TOKEN = "cluster-token"
+
+
+async def _hub(url: str) -> tuple[Hub, HubClusterLink]:
+    hub = Hub(TOKEN, HubConfig(heartbeat_interval_s=0.5, heartbeat_timeout_s=2.0), DangerPolicy.of(()))
+    await hub.start()
+    link = HubClusterLink(hub, url)
+    await link.start()
+    return hub, link
+
+
+@pytest.fixture
+async def two(cluster_url: str) -> AsyncIterator[tuple[Hub, Hub]]:
+    (h1, c1), (h2, c2) = await _hub(cluster_url), await _hub(cluster_url)
+    yield h1, h2
+    for hub, link in ((h1, c1), (h2, c2)):
+        await link.close()
+        await hub.close()
+
+
+def _join(hub: Hub, node_id: str, *capabilities: gw.Capability) -> NodeLink:
+    link = hub.join(gw.Envelope(id="hello", source_id=node_id, target_id="master",
+                                hello=gw.Hello(token=TOKEN, platform="test")))
+    if capabilities:
+        hub.route(link, gw.Envelope(id="reg", register=gw.CapabilityRegister(capabilities=list(capabilities))))
+    return link
+
+
+async def _next(link: NodeLink, kind: str, wait_s: float = 5.0) -> gw.Envelope:
+    async with asyncio.timeout(wait_s):
+        while True:
+            item = await link.outbox.get()
+            assert not isinstance(item, Closing), item
+            if item.envelope.WhichOneof("payload") == kind and item.envelope.id not in ("", "reg"):
+                if not (kind == "response" and item.envelope.response.request_id == "reg"):
+                    return item.envelope
+
+
+async def _until(check: Callable[[], bool], wait_s: float = 5.0) -> None:
+    async with asyncio.timeout(wait_s):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def test_nodes_of_two_hubs_meet(two: tuple[Hub, Hub]) -> None:
+    h1, h2 = two
+    a = _join(h1, "dev-a")
+    b = _join(h2, "dev-b", gw.Capability(name="echo"), gw.Capability(name="shell", dangerous=True))
+    await _until(lambda: [n.node_id for n in h1.remote_nodes()] == ["dev-b"] and
+                 len(h1.remote_nodes()[0].capabilities) == 2)
+    await _until(lambda: [n.node_id for n in h2.remote_nodes()] == ["dev-a"])
+
+    # a request to a node of the other core, and its answer back
+    h1.route(a, gw.Envelope(id="q1", target_id="dev-b", request=gw.ActionRequest(action_name="echo")))
+    asked = await _next(b, "request")
+    assert (asked.id, asked.source_id) == ("q1", "dev-a")
+    h2.route(b, gw.Envelope(id="r1", target_id="dev-a", response=gw.ActionResponse(request_id="q1", data="hi")))
+    answer = await _next(a, "response")
+    assert (answer.response.request_id, answer.response.data, answer.source_id) == ("q1", "hi", "dev-b")
+
+    # a broadcast reaches the other core's node
+    h1.route(a, gw.Envelope(id="s1", target_id="broadcast", request=gw.ActionRequest(action_name="hello_all")))
+    assert (await _next(b, "request")).request.action_name == "hello_all"
+
+    # the dangerous capability is refused on the forwarded path, and b never sees it
+    h1.route(a, gw.Envelope(id="q2", target_id="dev-b", request=gw.ActionRequest(action_name="shell")))
+    refused = await _next(a, "response")
+    assert refused.response.code == "PERMISSION_DENIED" and "--allow-dangerous shell" in refused.response.error_msg
+    assert b.outbox.empty()
+
+    # Invoke on core 1 runs on core 2's node
+    grid = CapabilityGrid(h1)
+    assert {o.tool_name for o in grid.offers()} == {"test.echo", "test.shell"}
+
+    async def answer_invoke() -> None:
+        asked = await _next(b, "request")
+        h2.route(b, gw.Envelope(id="r2", target_id=asked.source_id,
+                                response=gw.ActionResponse(request_id=asked.id, data="pong:" + asked.request.action_name)))
+
+    answering = asyncio.create_task(answer_invoke())
+    done = await grid.invoke("test.echo", {})
+    await answering
+    assert (done.node_id, done.result) == ("dev-b", "pong:echo")
+    with pytest.raises(StatusError) as denied:
+        await grid.invoke("test.shell", {})
+    assert denied.value.code.name == "PERMISSION_DENIED"
+    grid.close()
+
+    # b leaves: core 1 forgets it at once (announced), long before its record would expire
+    h2.leave(b, grpc.StatusCode.OK, "bye")
+    await _until(lambda: not h1.remote_nodes(), 1.0)
+
+
+async def test_a_dead_cores_nodes_expire(cluster_url: str) -> None:
+    """A core that stops without a word (its link's tasks gone, nothing deleted): its nodes vanish
+    from the other core within the heartbeat timeout."""
+    h1, c1 = await _hub(cluster_url)
+    h2, c2 = await _hub(cluster_url)
+    try:
+        _join(h2, "dev-b")
+        await _until(lambda: bool(h1.remote_nodes()))
+        await c2._tasks.close()  # no more refreshes, no goodbye: what kill -9 leaves behind
+        await c2._bus.close()
+        started = asyncio.get_running_loop().time()
+        await _until(lambda: not h1.remote_nodes(), 3.0)
+        assert asyncio.get_running_loop().time() - started <= h1.config.heartbeat_timeout_s
+    finally:
+        await c1.close()
+        await h1.close()
+        await c2._client.aclose()
+        await h2.close()
