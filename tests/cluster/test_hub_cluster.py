@@ -49,14 +49,14 @@ async def _next(link: NodeLink, kind: str, wait_s: float = 5.0) -> gw.Envelope:
         while True:
             item = await link.outbox.get()
             assert not isinstance(item, Closing), item
-            if item.envelope.WhichOneof("payload") == kind and item.envelope.id not in ("", "reg"):
-                if not (kind == "response" and item.envelope.response.request_id == "reg"):
-                    return item.envelope
+            e = item.envelope
+            if e.WhichOneof("payload") == kind and e.id and not (kind == "response" and e.response.request_id == "reg"):
+                return e
 
 
 async def _until(check: Callable[[], bool], wait_s: float = 5.0) -> None:
     async with asyncio.timeout(wait_s):
-        while not check():
+        while not check():  # noqa: ASYNC110 - the state changes in Redis and another hub: no event here
             await asyncio.sleep(0.02)
 
 
@@ -92,8 +92,9 @@ async def test_nodes_of_two_hubs_meet(two: tuple[Hub, Hub]) -> None:
 
     async def answer_invoke() -> None:
         asked = await _next(b, "request")
+        data = "pong:" + asked.request.action_name
         h2.route(b, gw.Envelope(id="r2", target_id=asked.source_id,
-                                response=gw.ActionResponse(request_id=asked.id, data="pong:" + asked.request.action_name)))
+                                response=gw.ActionResponse(request_id=asked.id, data=data)))
 
     answering = asyncio.create_task(answer_invoke())
     done = await grid.invoke("test.echo", {})

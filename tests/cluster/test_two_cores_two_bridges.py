@@ -1,0 +1,111 @@
+"""Two cores and two bridges as separate processes on one PostgreSQL and one Redis: devices on
+different bridges (and cores) meet, and a kill -9 of a core is survived by its bridge's devices."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.hub.v1 import hub_service_pb2 as hpb
+from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
+from server.rpc.auth import bearer_metadata
+from server.rpc.channels import open_channel as grpc_channel
+from tests.bridge.gateway_client import GatewayClient, action_is
+from tests.cluster.processes import TOKEN, Served, bridge, core
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, pg_url: str, cluster_url: str) -> AsyncIterator[list[Served]]:
+    cores = [core(tmp_path / f"core{i}", pg_url, cluster_url) for i in (1, 2)]
+    started: list[Served] = []
+    try:
+        for c in cores:  # one after the other: both create the same tables in the fresh schema
+            await c.start()
+            started.append(c)
+        a1, a2 = cores[0].address, cores[1].address
+        bridges = [bridge(tmp_path / "bridge1", [a1, a2]), bridge(tmp_path / "bridge2", [a2, a1])]
+        for b in bridges:
+            await b.start()
+            started.append(b)
+        yield started
+    finally:
+        for part in reversed(started):
+            await part.stop()
+
+
+async def _device(bridge_part: Served, name: str, *capabilities: str) -> GatewayClient:
+    client = await GatewayClient.open(f"ws://{bridge_part.address}/ws", name, token=TOKEN)
+    if capabilities:
+        register = gw.CapabilityRegister(capabilities=[gw.Capability(name=c, description=c) for c in capabilities])
+        await client.send(gw.Envelope(id=f"{name}-reg", source_id=name, target_id="master", register=register))
+        await client.recv_until(lambda e: e.HasField("response") and e.response.request_id == f"{name}-reg")
+    return client
+
+
+async def _offers(core_address: str) -> set[str]:
+    async with grpc_channel(core_address, TOKEN) as channel:
+        stub = hpb_grpc.HubServiceStub(channel)
+        answer = await stub.ListCapabilities(hpb.ListCapabilitiesRequest(), metadata=bearer_metadata(TOKEN))
+    return {f"{o.node_id}/{o.capability.name}" for o in answer.capabilities}
+
+
+async def _eventually_offers(core_address: str, wanted: set[str], wait_s: float = 5.0) -> None:
+    async with asyncio.timeout(wait_s):
+        while not wanted <= await _offers(core_address):  # noqa: ASYNC110 - another process's state
+            await asyncio.sleep(0.1)
+
+
+async def test_devices_meet_across_bridges_and_survive_a_core(cluster: list[Served]) -> None:
+    core1, core2, bridge1, bridge2 = cluster
+    one = await _device(bridge1, "dev-one", "lamp.on")
+    two = await _device(bridge2, "dev-two", "echo")
+    try:
+        # capabilities cluster-wide: each core offers the other core's device
+        await _eventually_offers(core1.address, {"dev-two/echo", "dev-one/lamp.on"})
+        await _eventually_offers(core2.address, {"dev-two/echo", "dev-one/lamp.on"})
+
+        # a broadcast from bridge 1 reaches the device on bridge 2
+        await one.request("hello_all", target="broadcast", who="one")
+        heard = await two.recv_until(action_is("hello_all"), 10)
+        assert heard[-1].source_id == "dev-one" and heard[-1].request.params["who"] == "one"
+
+        # a request to the device on the other bridge, and its answer back
+        rid = await one.request("echo", target="dev-two", text="ping")
+        asked = (await two.recv_until(action_is("echo"), 10))[-1]
+        assert asked.id == rid and asked.source_id == "dev-one"
+        await two.send(gw.Envelope(id="ans", source_id="dev-two", target_id="dev-one",
+                                   response=gw.ActionResponse(request_id=rid, data="pong")))
+        got = (await one.recv_until(lambda e: e.HasField("response") and e.response.request_id == rid, 10))[-1]
+        assert got.response.data == "pong" and got.source_id == "dev-two"
+
+        # kill -9 of bridge 1's core: its device comes back through bridge 1 on core 2 and chats
+        await core1.kill()
+        started = asyncio.get_running_loop().time()
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            await one.recv_until(lambda e: False, 10)  # the bridge closes the socket (1013: try again)
+        again = None
+        while again is None:
+            try:
+                again = await GatewayClient.open(f"ws://{bridge1.address}/ws", "dev-one", token=TOKEN)
+            except (OSError, AssertionError, ConnectionClosed):
+                await asyncio.sleep(0.2)
+            assert asyncio.get_running_loop().time() - started < 10
+        rid = await again.request("chat", text="are you still there?")
+        await again.recv_until(action_is("assistant_final"), 10)
+        assert asyncio.get_running_loop().time() - started < 10, "chatting again took over 10 s"
+        await again.close()
+
+        # core 2 still offers the device of its own bridge
+        await _eventually_offers(core2.address, {"dev-two/echo"})
+    finally:
+        for client in (one, two):
+            with contextlib.suppress(Exception):
+                await client.close()
