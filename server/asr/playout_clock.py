@@ -35,6 +35,11 @@ class ClientPlayout:
         elif kind == "audio_cancel" and event.turn_id == self._turn_id:
             self._ends_at = 0.0
 
+    @property
+    def turn_id(self) -> str:
+        """The turn whose audio was delivered last."""
+        return self._turn_id
+
     def playing(self) -> bool:
         return time.perf_counter() < self._ends_at - MARGIN_S
 

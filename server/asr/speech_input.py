@@ -143,6 +143,11 @@ class SpeechInput:
         self._listener: asyncio.Task[None] | None = None
         self._unavailable = False
 
+    @property
+    def recognizer(self) -> StreamingRecognizer | None:
+        """The stream's recognizer once audio arrived (its voice activity judges barge-ins)."""
+        return self._recognizer
+
     async def feed(self, pcm: bytes, sample_rate_hertz: int, is_end: bool) -> None:
         """One `user_audio` message (rate 0 means 16 kHz). Raises ValueError on a bad rate, and
         SpeechUnavailable once if the model cannot load (later audio of the stream is dropped)."""

@@ -164,6 +164,16 @@ class StreamingRecognizer:
         """True between SpeechStarted and the end of that utterance."""
         return self._speaking
 
+    @property
+    def stream_s(self) -> float:
+        """Stream time of the audio stepped through the VAD so far (the clock of `SpeechStarted.at_s`)."""
+        return self._frame_index * FRAME_S
+
+    @property
+    def trailing_silence_s(self) -> float:
+        """Silence since the current utterance's last voiced frame (0 when no utterance is open)."""
+        return self._silent * FRAME_S if self._speaking else 0.0
+
     async def feed(self, pcm: bytes, sample_rate_hertz: int = SAMPLE_RATE) -> None:
         """Add PCM16LE mono audio (any chunk size, any rate 8–48 kHz; resampled to 16 kHz)."""
         if self._closed:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
 from server.asr.speech_input import SpeechLoader
+from server.dialog.barge_in import BargeInSettings
 from server.dialog.history import HistoryStore
 from server.dialog.tool_port import ToolPort
 from server.llm.base import LlmProvider
@@ -35,3 +36,4 @@ class DialogDeps:
     events_committed: Callable[[], None] = field(default=_nothing)  # wakes the outbox relay
     tools: ToolPort | None = None
     asr: SpeechLoader | None = None  # None: user_audio is refused (UNIMPLEMENTED)
+    barge_in: BargeInSettings = field(default_factory=BargeInSettings)  # speech during playback

@@ -12,6 +12,13 @@ does not read cannot grow the queue; an interrupt of the running turn is
 taken at once, because it is what empties the queue. After the client
 half-closes, speech it already ended (`is_end`) is still recognised and
 answered before the stream ends, just like text.
+
+Speech during playback pauses before it interrupts (barge_in.py): the
+answer's audio is held at the turn and `state_update(LISTENING)` tells the
+client to pause its player; the utterance is then judged on its words and
+length. Real speech barges in (audio_cancel, as an interrupt); a backchannel,
+a cough or noise resumes the answer where it paused, announced by
+`state_update(SPEAKING)` of the turn, and starts no turn of its own.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from server.asr.playout_clock import ClientPlayout
 from server.asr.speech_input import SpeechInput, SpeechUnavailable
 from server.asr.streaming import PartialTranscript, RecognitionEvent, SpeechStarted
 from server.dialog import events
+from server.dialog.barge_in import BargeInJudge, Verdict
 from server.dialog.deps import DialogDeps
 from server.dialog.gate import OutboundGate
 from server.dialog.turn import Turn, TurnInput
@@ -53,6 +61,8 @@ class ConverseSession:
         self._announcements: list[str] = []  # waiting for the running turn to end
         self.speech: SpeechInput | None = None
         self._playout = ClientPlayout(DEFAULT_RATE_HZ)
+        self._judge: BargeInJudge | None = None  # speech heard while the answer plays, being judged
+        self._paused_playout = ""  # the completed turn whose client playout the judged speech paused
 
     # -- reading -----------------------------------------------------------
     async def read(self, requests: AsyncIterator[pb.ConverseRequest]) -> None:
@@ -132,26 +142,29 @@ class ConverseSession:
             self._error("", "INVALID_ARGUMENT", f"user_audio: {exc}")
         except SpeechUnavailable as exc:
             self._error("", "UNAVAILABLE", f"user_audio: {exc}")
+        recognizer = self.speech.recognizer
+        if self._judge is not None and recognizer is not None and recognizer.speaking:
+            await self._act(self._judge.audio(recognizer.stream_s, recognizer.trailing_silence_s))
 
     async def _on_speech(self, event: RecognitionEvent) -> None:
         """Recognizer events, in order (see server.asr.speech_input)."""
         if isinstance(event, SpeechStarted):
-            if self.turn is not None and self.turn.active:
-                await self.interrupt("", time.perf_counter())  # barge-in by voice
-            elif self._playout.playing():
-                # The turn is complete but its audio is still playing on the client: tell it to
-                # drop the rest (the turn's final events are already out; nothing else changes).
-                turn_id, chunks = self._playout.stop()
-                self.gate.emit(events.audio_cancel(turn_id, chunks))
+            self._pause(event.at_s)
             self.gate.emit(events.state("", pb.STATE_LISTENING))
         elif isinstance(event, PartialTranscript):
             self.gate.emit(events.transcription("", event.text, is_final=False))
+            if self._judge is not None:
+                await self._act(self._judge.heard(event.text))
+        elif self._judge is not None and self._judge.ended(event.text) is Verdict.RESUME:
+            self.gate.emit(events.transcription("", event.text, is_final=True))  # shown, not answered
+            await self._act(Verdict.RESUME)
         elif not event.text:
             self.gate.emit(events.transcription("", "", is_final=True))
             if self.turn is None or not self.turn.active:
                 self.gate.emit(events.state("", pb.STATE_IDLE))  # nothing to answer: back from LISTENING
         else:
             received = time.perf_counter()
+            await self._act(Verdict.INTERRUPT)  # speech judged during playback cuts the answer
             if self.turn is not None and self.turn.active:
                 await self.interrupt("", received)
             turn = await self.start_turn(event.text, received)
@@ -159,6 +172,7 @@ class ConverseSession:
 
     async def start_turn(self, text: str, received: float, announcement: str = "") -> Turn:
         assert self.config is not None
+        self._judge, self._paused_playout = None, ""  # whatever was being judged concerned an older answer
         index = await self.counter.next(self.session_id)
         turn = Turn(self.deps, self.gate, TurnInput(
             self.session_id, index, text, self.config.sample_rate_hertz or DEFAULT_RATE_HZ,
@@ -198,6 +212,37 @@ class ConverseSession:
         return True
 
     # -- barge-in ----------------------------------------------------------
+    def _pause(self, onset_s: float) -> None:
+        """Speech started: hold the running answer, or pause the client's playout of a finished one."""
+        turn = self.turn
+        if turn is not None and turn.active:
+            turn.pause()
+        elif self._playout.playing():
+            self._paused_playout = self._playout.turn_id
+        else:
+            return
+        self._judge = BargeInJudge(self.deps.barge_in, onset_s)
+
+    async def _act(self, verdict: Verdict) -> None:
+        """Carry out the judge's verdict, once (WAIT: nothing yet)."""
+        if verdict is Verdict.WAIT or self._judge is None:
+            return
+        self._judge, paused_playout, self._paused_playout = None, self._paused_playout, ""
+        turn = self.turn
+        if verdict is Verdict.INTERRUPT:
+            if turn is not None and turn.active:
+                await self.interrupt("", time.perf_counter())  # barge-in by voice
+            elif paused_playout:
+                # The turn is complete but its audio was still playing on the client: tell it to
+                # drop the rest (the turn's final events are already out; nothing else changes).
+                turn_id, chunks = self._playout.stop()
+                self.gate.emit(events.audio_cancel(turn_id, chunks))
+        elif turn is not None and turn.active and turn.paused:
+            turn.resume()
+            self.gate.emit(events.state(turn.id, pb.STATE_SPEAKING if turn.audio_begun else pb.STATE_THINKING))
+        elif paused_playout:
+            self.gate.emit(events.state(paused_playout, pb.STATE_SPEAKING))  # the client plays on
+
     async def interrupt(self, turn_id: str, received: float) -> None:
         turn = self.turn
         if turn_id and (turn is None or turn_id != turn.id):

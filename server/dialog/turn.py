@@ -88,6 +88,8 @@ class Turn:
         self.playout = PlayoutTracker(given.sample_rate)
         self.clock = TurnMetricsRecorder(given.started)
         self.task: asyncio.Task[None] | None = None
+        self._playing = asyncio.Event()  # cleared while speech of the user may be a barge-in
+        self._playing.set()
         self._span = tracer.start_span("dialog.turn", attributes={"peromesh.correlation_id": self.id})
         self._log = logging.LoggerAdapter(log, {"corr": self.id})
 
@@ -217,6 +219,7 @@ class Turn:
 
     async def _send_chunk(self, pcm: bytes, parts: list[tuple[int, int]], first_span: trace.Span,
                     clause_end: bool = False) -> None:
+        await self._playing.wait()  # paused: nothing more is sent until resumed (or cancelled)
         if not self.audio_begun:
             self.audio_begun = True
             first_span.end()
@@ -245,6 +248,18 @@ class Turn:
         self._end_span(interrupted=False)
 
     # -- barge-in ----------------------------------------------------------
+    def pause(self) -> None:
+        """Hold the answer's audio (the text goes on): the user may be barging in (barge_in.py)."""
+        self._playing.clear()
+
+    def resume(self) -> None:
+        """It was not a barge-in: audio goes on from the chunk it held."""
+        self._playing.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._playing.is_set()
+
     async def finish_interrupted(self, t_interrupt_ms: float) -> None:
         """After the session closed and cancelled this turn: persist, then report."""
         if self._closing is not None:  # too late to cut anything: the completed turn was being committed
