@@ -31,6 +31,9 @@ def build_parser(parts: list[Component]) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     serve.add_argument("--data-dir", default=str(Path.home() / ".peromesh"), help="models, databases, token")
     serve.add_argument("--db-url", default=None, help="SQLAlchemy URL for all tables (default SQLite files)")
+    serve.add_argument("--cluster-url", default=None, metavar="redis://HOST:PORT/DB[?prefix=NAME]",
+                       help="join the cores on this Redis into one mesh (node presence, routing, broadcasts); "
+                            "default: this process alone")
     serve.add_argument("--token", default=None,
                        help="the mesh token every gRPC call and gateway hello must carry (default: created "
                             "once into <data-dir>/token)")
