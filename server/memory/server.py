@@ -53,9 +53,12 @@ async def open_engine(config: MemoryConfig, embedders: dict[str, Embedder] | Non
 async def start_memory_server(config: MemoryConfig, host: str = "127.0.0.1", port: int = 0,
                               token: str | None = None, embedders: dict[str, Embedder] | None = None,
                               *, allow_unauthenticated_loopback: bool = False) -> MemoryServer:
+    """Open the engine, load and exercise its models, then listen: a memory server that answers
+    health checks is warm (its first recall does not wait seconds for an embedder to load)."""
     engine, db = await open_engine(config, embedders)
     secretary = Secretary(engine)
     try:
+        await engine.warm_up()
         binding = ServiceBinding(SERVICE, pb_grpc.add_MemoryServiceServicer_to_server,
                                  MemoryServicer(engine, secretary))
         grpc_server = await start_server("memory", [binding], host, port, token,
@@ -65,5 +68,4 @@ async def start_memory_server(config: MemoryConfig, host: str = "127.0.0.1", por
         db.dispose()
         raise
     secretary.start()
-    engine.warm_up_in_background()
     return MemoryServer(grpc_server, engine, secretary, db)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.mesh.component import Component, MeshContext, Running
+from server.warmup import progress
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ async def start_mesh(context: MeshContext, selected: Sequence[Component]) -> Mes
     mesh = Mesh(context)
     try:
         for component in selected:
-            log.info("starting %s …", component.name)
+            progress(f"starting {component.name} …")  # its models load (and are announced) before it listens
             part = await component.start(context)
             context.addresses[component.name] = part.address
             mesh.running.append((component.name, part))

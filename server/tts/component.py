@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -72,10 +73,15 @@ class TtsComponent:
                                 f"{', '.join(ENGINE_NAMES)}; espeak-ng is always the fallback")
 
     async def start(self, ctx: MeshContext) -> RunningTts:
-        router = build_router(ctx.settings.tts_engines)
-        await router.start()
-        binding = ServiceBinding("peromesh.tts.v1.TtsService", pb_grpc.add_TtsServiceServicer_to_server,
-                                 TtsServicer(router))
-        server = await start_server("tts", [binding], ctx.settings.host, ctx.port("tts"), ctx.token,
-                                    allow_unauthenticated_loopback=ctx.allow_unauthenticated_loopback)
+        # Off the loop: building probes espeak-ng's voices (a subprocess) and the installed voices.
+        router = await asyncio.to_thread(build_router, ctx.settings.tts_engines)
+        try:
+            await router.start()  # every voice loaded and heard once before the server listens
+            binding = ServiceBinding("peromesh.tts.v1.TtsService", pb_grpc.add_TtsServiceServicer_to_server,
+                                     TtsServicer(router))
+            server = await start_server("tts", [binding], ctx.settings.host, ctx.port("tts"), ctx.token,
+                                        allow_unauthenticated_loopback=ctx.allow_unauthenticated_loopback)
+        except BaseException:
+            await router.close()
+            raise
         return RunningTts(server, router)

