@@ -157,6 +157,15 @@ class HistoryStore:
         """The context as the database has it (what a fresh process would feed the model)."""
         return [c.message for c in await self._load(session_id)]
 
+    async def last_answer(self, session_id: str) -> tuple[str, bool, str] | None:
+        """The session's latest answer as (text, interrupted, heard_text); None before the first.
+
+        Interrupted answers keep all their text: what was not heard is the remainder that
+        "continue" speaks (server/dialog/resume.py)."""
+        await self.context(session_id)  # the cache holds the latest rows from here on
+        answers = [c for c in self._cache.get(session_id, ()) if c.role == "assistant"]
+        return (answers[-1].text, answers[-1].interrupted, answers[-1].heard_text) if answers else None
+
     async def _load(self, session_id: str) -> list[_Cached]:
         limit = self.max_context_turns * 2
 

@@ -38,6 +38,7 @@ from server.dialog.deps import DialogDeps
 from server.dialog.gate import OutboundGate
 from server.dialog.metrics import TurnMetricsRecorder
 from server.dialog.playout import PlayoutTracker
+from server.dialog.resume import is_continue_request, unheard_remainder
 from server.dialog.segmenter import ClauseSegmenter
 from server.dialog.speech import SpeechStream
 from server.dialog.tool_port import ToolCallRecord, TurnRequest
@@ -126,6 +127,8 @@ class Turn:
         # Persisted concurrently: the disk write must not delay the first token.
         self._user_write = asyncio.create_task(self.deps.history.add_user(
             self.input.session_id, self.input.turn_index, self.input.text), name=f"{self.id}:store")
+        if remainder := await self._unheard_remainder():
+            return _spelled(remainder)  # as I was saying: no regeneration
         if self.deps.tools is not None:
             handled = await self.deps.tools.intent(TurnRequest(self.input.session_id, self.input.device_id,
                                                                self.input.text))
@@ -140,6 +143,13 @@ class Turn:
             turn = TurnRequest(self.input.session_id, self.input.device_id, self.input.text)
             return cast(AsyncIterator[str], follow(turn, request, self._report_calls))
         return self.deps.llm.stream(request)
+
+    async def _unheard_remainder(self) -> str:
+        """What the user did not hear of the last answer, when they only ask to go on (resume.py)."""
+        if not is_continue_request(self.input.text):
+            return ""
+        last = await self.deps.history.last_answer(self.input.session_id)
+        return unheard_remainder(last[0], last[2]) if last is not None and last[1] else ""
 
     def _report_calls(self, calls: list[ToolCallRecord]) -> None:
         for call in calls:
