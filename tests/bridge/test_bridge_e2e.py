@@ -246,7 +246,7 @@ async def test_unknown_target_and_master_actions(mesh: Mesh) -> None:
 
 
 async def test_two_bridges_share_one_hub(mesh: Mesh) -> None:
-    second = await start_bridge(mesh.addresses["core"])
+    second = await start_bridge(mesh.addresses["core"], token=mesh.context.token)
     try:
         a = await GatewayClient.open(url(mesh), "a")
         b = await GatewayClient.open(second.url, "b")
