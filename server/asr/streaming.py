@@ -28,6 +28,10 @@ or after a silence whose length depends on what was said:
   reaches `complete_silence_ms` (≈250 ms; the decode already made is the
   final, so no time is lost); judged unfinished, or not judged yet, only at
   `incomplete_silence_ms` (≈2.5 s). Speech that resumes discards the verdict.
+  Silence is counted in audio; once judged, the rest of the limit also runs
+  in wall time, so a client that stops sending audio still gets its turn ended.
+  The decision therefore comes when the decode does (Whisper base: ~1 s on a
+  quiet machine), never before `complete_silence_ms`.
 - without one (no model file, `--turn-model none`): after `end_silence_ms`.
 
 `pre_roll_ms` of audio before the onset is kept so the first syllable is not clipped.
