@@ -197,6 +197,9 @@ class HubClusterLink:
         everyone = await self._presence.read()
         others = {node_id: p for node_id, p in everyone.items() if p.core_id != self.core_id}
         if _shape(others) != _shape(self._nodes):
+            for node_id in self._nodes.keys() - others.keys():
+                if self.hub.local_link(node_id) is None:
+                    self.hub.abandon(node_id, "it is no longer attached to any core")
             self._nodes = others
             self._infos = {node_id: NodeInfo.from_proto(p.node) for node_id, p in others.items()}
             self.hub.remote_changed()

@@ -144,6 +144,11 @@ class Hub:
             except Exception:
                 log.exception("remote node listener failed")
 
+    def abandon(self, node_id: str, reason: str) -> None:
+        """Fail the requests waiting for a node of another core that is gone (it left, or its core died)."""
+        for key in [k for k in self._waiting if k[0] == node_id]:
+            self._waiting.pop(key).set_exception(ConnectionError(f"node {node_id!r} left: {reason}"))
+
     def local_link(self, node_id: str) -> NodeLink | None:
         return self._links.get(node_id)
 
@@ -163,9 +168,16 @@ class Hub:
         """Handle action `name` sent to "master"; the handler's return value is the response data."""
         self._handlers[name] = handler
 
-    def broadcast(self, action: str, params: Mapping[str, str] | None = None, exclude: str = "") -> int:
-        """Send an action from "master" to every node (but `exclude`); returns how many got it."""
+    def broadcast(self, action: str, params: Mapping[str, str] | None = None, exclude: str = "",
+                  everywhere: bool = False) -> int:
+        """Send an action from "master" to every node (but `exclude`); returns how many here got it.
+
+        `everywhere` also sends it to the nodes of the cluster's other cores (HubService.Broadcast);
+        the core's own services broadcast per core (each core tells its own nodes).
+        """
         response = pb.AttachResponse(envelope=env.action(env.BROADCAST, action, params))
+        if everywhere and self.cluster is not None:
+            self.cluster.broadcast(response.envelope)
         return sum(link.deliver(response) for link in list(self._links.values()) if link.node_id != exclude)
 
     def send(self, node_id: str, envelope: gw.Envelope) -> bool:

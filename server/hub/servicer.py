@@ -101,7 +101,8 @@ class HubServicer(pb_grpc.HubServiceServicer):
     ) -> pb.BroadcastResponse:
         if not request.action_name:
             raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, "action_name is required")
-        return pb.BroadcastResponse(delivered=self.hub.broadcast(request.action_name, dict(request.params)))
+        delivered = self.hub.broadcast(request.action_name, dict(request.params), everywhere=True)
+        return pb.BroadcastResponse(delivered=delivered)  # counted on this core; other cores' nodes get it too
 
     @status_errors()
     async def ListCapabilities(

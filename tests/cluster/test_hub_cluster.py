@@ -80,6 +80,10 @@ async def test_nodes_of_two_hubs_meet(two: tuple[Hub, Hub]) -> None:
     h1.route(a, gw.Envelope(id="s1", target_id="broadcast", request=gw.ActionRequest(action_name="hello_all")))
     assert (await _next(b, "request")).request.action_name == "hello_all"
 
+    # so does a master broadcast meant for everyone (HubService.Broadcast)
+    h1.broadcast("announce", {"n": "1"}, everywhere=True)
+    assert (await _next(b, "request")).request.params["n"] == "1"
+
     # the dangerous capability is refused on the forwarded path, and b never sees it
     h1.route(a, gw.Envelope(id="q2", target_id="dev-b", request=gw.ActionRequest(action_name="shell")))
     refused = await _next(a, "response")
@@ -105,8 +109,13 @@ async def test_nodes_of_two_hubs_meet(two: tuple[Hub, Hub]) -> None:
     assert denied.value.code.name == "PERMISSION_DENIED"
     grid.close()
 
-    # b leaves: core 1 forgets it at once (announced), long before its record would expire
+    # b leaves while core 1 waits for its answer: the request fails at once, and core 1 forgets b
+    # (announced), long before its record would expire
+    waiting = asyncio.create_task(h1.request("dev-b", "echo", timeout_s=30))
+    await _next(b, "request")
     h2.leave(b, grpc.StatusCode.OK, "bye")
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(waiting, 1.0)
     await _until(lambda: not h1.remote_nodes(), 1.0)
 
 
