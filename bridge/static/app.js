@@ -6,6 +6,7 @@ import { PeroMeshClient } from "/js/peromesh.js";
 import { ActivityLog } from "/static/activity.js";
 import { ChatView } from "/static/chat.js";
 import { DevicesPanel } from "/static/devices.js";
+import { HistoryView } from "/static/history.js";
 import { PcmPlayer } from "/static/player.js";
 import { RemindersPanel } from "/static/reminders.js";
 import { SystemChart } from "/static/system_chart.js";
@@ -18,7 +19,7 @@ const ui = {
   chat: $("chat"), input: $("input"), send: $("send"), stop: $("stop"), mic: $("mic"),
   avatar: $("avatar"), status: $("status"), statusText: $("status-text"), conn: $("conn"), connText: $("conn-text"),
   toast: $("toast"), dialog: $("token-dialog"), tokenInput: $("token-input"),
-  mute: $("mute"), volume: $("volume"), takeover: $("takeover"), takeoverButton: $("takeover-button"),
+  mute: $("mute"), volume: $("volume"), voice: $("voice"), takeover: $("takeover"), takeoverButton: $("takeover-button"),
 };
 const INTERRUPTED_SHOWN_MS = 1500; // "interrupted" in the header, then back to idle
 
@@ -101,9 +102,10 @@ async function main() {
   $("fact-device").textContent = device;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
   const client = new PeroMeshClient({ url, token, deviceId: device, deviceName: "Web console", platform: "web",
-    capabilities: ["ui.display", "audio.playback"] });
+    capabilities: ["ui.display", "audio.playback"], voice: localStorage.getItem("peromesh.voice") ?? "" });
   const transcript = new Transcript(device);
   const chat = new ChatView(ui.chat, transcript);
+  const history = new HistoryView(chat, client);
   const panels = {
     tasks: new TasksPanel(panel("tasks"), client, toast),
     reminders: new RemindersPanel(panel("reminders"), client, toast),
@@ -111,9 +113,41 @@ async function main() {
     system: new SystemChart(panel("system"), client),
   };
   const activity = new ActivityLog($("activity"));
-  window.peromesh = { client, player, chat, panels, transcript }; // for debugging and the browser tests
-  chat.restore();
+  window.peromesh = { client, player, chat, panels, transcript, history }; // for debugging and the browser tests
   wireSound();
+
+  // -- the conversation so far: the mesh's history; this browser's copy only while the mesh can't answer
+  let shownHistory = "none"; // "none" | "local" (the Transcript) | "server" (history:list)
+  function showLocalHistory() {
+    if (shownHistory !== "none") return;
+    chat.restore();
+    shownHistory = "local";
+  }
+  async function showServerHistory() {
+    if (shownHistory === "server") return; // a reconnect: the conversation is on screen already
+    if (await history.load()) {
+      chat.dropLocal();
+      shownHistory = "server";
+    } else {
+      showLocalHistory();
+    }
+  }
+
+  // -- voice: a hello setting, so a change reconnects (the same session goes on) -------------------
+  ui.voice.value = client.options.voice;
+  client.options.voice = ui.voice.value; // a stored voice the menu no longer offers: automatic
+  ui.voice.addEventListener("change", async () => {
+    localStorage.setItem("peromesh.voice", ui.voice.value);
+    client.options.voice = ui.voice.value;
+    player.stop();
+    chat.settle();
+    try {
+      await client.reconnect();
+      toast(`voice: ${ui.voice.selectedOptions[0]?.textContent ?? "automatic"}`);
+    } catch (err) {
+      toast(String(err.message ?? err));
+    }
+  });
 
   // -- header status ----------------------------------------------------------------
   let serverState = "idle";
@@ -152,6 +186,7 @@ async function main() {
       return;
     }
     if (e.state !== "reconnecting" && e.state !== "closed") return;
+    showLocalHistory(); // the mesh cannot be asked now: this browser's copy is better than nothing
     player.stop(); // nothing of a lost connection keeps talking
     chat.settle();
     setServerState("idle");
@@ -175,6 +210,7 @@ async function main() {
     $("fact-session").title = w.sessionId;
     $("fact-resumed").textContent = w.resumed ? (w.historyTurns ? `yes (${w.historyTurns} turns)` : "yes") : "no";
     if (transcript.session(w.sessionId)) chat.divider("new session");
+    showServerHistory();
     panels.tasks.load();
     panels.reminders.load();
     panels.devices.start();

@@ -3,7 +3,9 @@
 // How an ended answer is marked: "interrupted" only when the user cut it (Stop, Escape, talking
 // over it); "superseded" when the next message ended it before its text was complete; nothing
 // when its text was complete and only its speech stopped because the next message was sent.
-// Finished messages go to the Transcript, so a reload shows the recent conversation again.
+// After a reload the conversation comes back from the mesh (history.js); finished messages also go to
+// the browser's Transcript, shown only when the mesh cannot answer (`restore`, removed by `dropLocal`
+// once the mesh's history arrives).
 
 import { h } from "/static/dom.js";
 
@@ -125,23 +127,30 @@ export class ChatView {
   }
 
   divider(text) {
-    this.root.append(h("div", { class: "divider" }, h("span", {}, text)));
+    const el = h("div", { class: "divider" }, h("span", {}, text));
+    this.root.append(el);
     this.scroll();
+    return el;
   }
 
-  /** Show what the transcript kept from before the reload. */
+  /** Show what this browser's transcript kept from before the reload (the mesh could not be asked). */
   restore() {
     for (const m of this.transcript.messages) {
-      if (m.role === "divider") { this.divider(m.text); continue; }
+      if (m.role === "divider") { this.divider(m.text).classList.add("local"); continue; }
       const view = this.add(m.role, m.text);
-      view.el.classList.add("restored");
+      view.el.classList.add("restored", "local");
       if (m.mark) {
         this.mark(view, m.mark);
         if (m.mark === "interrupted") this.showHeard(view, m.heard ?? "");
         this.chip(view, m.mark, m.mark === "interrupted" ? "cut" : "superseded");
       }
     }
-    if (this.transcript.messages.length) this.divider("restored from this browser");
+    if (this.transcript.messages.length) this.divider("restored from this browser").classList.add("local");
+  }
+
+  /** Remove the browser's copy: the mesh's own history is on screen now. */
+  dropLocal() {
+    for (const el of this.root.querySelectorAll(".local")) el.remove();
   }
 
   mark(view, kind) {
@@ -149,10 +158,11 @@ export class ChatView {
     view.el.classList.add(kind);
   }
 
-  /** An interrupted answer: the part that was heard, then the unheard rest faded. */
+  /** An interrupted answer: the part that was heard, then the unheard rest faded (all of it when
+   * nothing was heard). */
   showHeard(view, heard) {
     const text = view.text;
-    if (heard && text.startsWith(heard) && heard.length < text.length) {
+    if (text && text.startsWith(heard) && heard.length < text.length) {
       view.bubble.replaceChildren(heard, h("span", { class: "unheard", title: "not heard" }, text.slice(heard.length)));
     } else {
       view.bubble.textContent = text || "…";

@@ -8,6 +8,7 @@ Each test fails on any page error, console error or HTTP error response (Problem
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from meshkit import start_test_mesh
 from playwright.async_api import Browser, Page
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
+from server.dialog.history import DialogTurnRow, HistoryStore
+from server.dialog.servicer import DialogServicer
 from server.mesh.runner import Mesh
 
 from .console_kit import Problems, chromium, js, open_console, screenshot, wait_js
@@ -28,6 +31,7 @@ TASKS = '[data-panel="tasks"]'
 REMINDERS = '[data-panel="reminders"]'
 DEVICES = '[data-panel="devices"]'
 SYSTEM = '[data-panel="system"]'
+HISTORY_LOADED = '[data-history][data-state="loaded"]'
 
 
 @pytest.fixture
@@ -243,6 +247,7 @@ async def test_reload_brings_the_conversation_and_sound_settings_back(mesh: Mesh
 
     await page.reload()
     await page.wait_for_selector('#conn[data-state="open"]', timeout=15_000)
+    await page.wait_for_selector(HISTORY_LOADED, timeout=15_000)
     assert await js(page, "window.peromesh.client.welcome.sessionId") == session
     after = await js(page, "[...document.querySelectorAll('.msg .bubble')].map(b => b.textContent)")
     assert after == before and before[0] == "Hello Pero" and before[2] == "你好" and all(before)
@@ -294,4 +299,90 @@ async def test_an_answer_cut_short_by_the_next_message_is_marked_superseded(mesh
     assert await first.locator(".chip.cut").count() == 0  # not "interrupted": the user did not cut it
     second = page.locator(".msg.assistant").nth(1)
     assert await second.evaluate("m => m.className") == "msg assistant"
+    assert problems.lines == []
+
+
+async def test_history_comes_back_from_the_server_paged_with_what_was_heard(long_answer_mesh: Mesh,
+                                                                           browser: Browser) -> None:
+    """localStorage cleared before the reload: what comes back can only come from the mesh."""
+    problems = Problems()
+    bridge = long_answer_mesh.addresses["bridge"]
+    page = await open_console(browser, bridge, "web-history", problems)
+    session = await js(page, "window.peromesh.client.welcome.sessionId")
+    store: HistoryStore = long_answer_mesh.context.shared["dialog_deps"].history
+    await store.db.run(lambda s: s.add_all([  # an earlier conversation of this session, 24 turns long
+        DialogTurnRow(session_id=session, turn_index=n, role=role, text=f"{role} {n}")
+        for n in range(1, 25) for role in ("user", "assistant")]))
+    await say(page, "Tell me a long story")
+    await wait_js(page, "window.peromesh.player.playing")
+    await page.click("#stop")  # cut at the first words: most of the minute of speech is never heard
+    cut = page.locator(".msg.assistant").last
+    await cut.locator(".chip.cut").wait_for(timeout=10_000)
+    told = await cut.locator(".bubble").text_content()
+
+    await js(page, "localStorage.clear()")  # the token and the browser's transcript go too
+    await page.goto("about:blank")  # (a goto that only adds a #fragment would not load the page again)
+    await page.goto(f"http://{bridge}/?device=web-history#token=test-token")  # a reload with nothing local
+    await page.wait_for_selector(HISTORY_LOADED, timeout=15_000)
+    assert await js(page, "window.peromesh.client.welcome.sessionId") == session
+    bubbles = "[...document.querySelectorAll('[data-history] .msg .bubble')].map(b => b.textContent)"
+    first_page = await js(page, bubbles)
+    assert len(first_page) == 40 and first_page[:2] == ["user 6", "assistant 6"]  # turns 6..25
+    assert first_page[-2:] == ["Tell me a long story", told]
+    assert await page.locator(".msg.local").count() == 0
+
+    restored = page.locator("[data-history] .msg.assistant").last
+    assert "interrupted" in (await restored.get_attribute("class") or "")
+    chip = await restored.locator(".chip.cut").inner_text()
+    assert chip.startswith("interrupted · heard ") and chip != "interrupted · heard 100%", chip
+    unheard = await restored.locator(".bubble .unheard").text_content()
+    assert unheard and told and told.endswith(unheard) and len(unheard) < len(told)
+
+    earlier = page.locator("[data-history] button.earlier")
+    assert await earlier.is_visible()
+    await screenshot(page, "history")
+    await earlier.click()
+    await wait_js(page, "document.querySelector('[data-history]').dataset.turns === '25'")
+    everything = await js(page, bubbles)
+    assert everything[:2] == ["user 1", "assistant 1"] and everything[10:] == first_page
+    assert await earlier.is_hidden()
+    assert problems.lines == []
+
+
+async def test_the_voice_chosen_in_the_console_is_the_sessions_voice(mesh: Mesh, browser: Browser) -> None:
+    problems = Problems()
+    page = await open_console(browser, mesh.addresses["bridge"], "web-voice", problems)
+    session = await js(page, "window.peromesh.client.welcome.sessionId")
+    await say(page, "Hello Pero")
+    await answers_done(page, 1)
+    servicer: DialogServicer = mesh.context.shared["dialog"]
+
+    async def only_voice(voice: str) -> None:
+        """The device's live dialog sessions are one, with `voice` (a replaced connection's stream
+        ends with that connection, a moment after it closed)."""
+        found: list[str] = []
+        for _ in range(200):  # at most 10 s
+            found = [s.config.voice for s in servicer.sessions if s.config and s.config.device_id == "web-voice"]
+            if found == [voice]:
+                break
+            await asyncio.sleep(0.05)
+        assert found == [voice]
+
+    await only_voice("")  # automatic: the mesh picks by language
+    await js(page, "() => { window.welcomes = 0; window.peromesh.client.on('welcome', () => { window.welcomes += 1; }); }")
+    await page.select_option("#voice", "en-gb")
+    await wait_js(page, "window.welcomes === 1", 15_000)
+    assert await js(page, "window.peromesh.client.welcome.sessionId") == session  # the conversation goes on
+    await say(page, "Hello again")
+    await answers_done(page, 2)
+    await only_voice("en-gb")
+    assert await page.locator(".msg.assistant").count() == 2
+
+    await page.reload()  # the choice is kept
+    await page.wait_for_selector(HISTORY_LOADED, timeout=15_000)
+    assert await page.input_value("#voice") == "en-gb"
+    await say(page, "And once more")
+    await wait_js(page, "document.querySelectorAll('.msg.assistant:not(.restored) .chip').length > 0")
+    await only_voice("en-gb")
+    await screenshot(page, "voice")
     assert problems.lines == []
