@@ -1,6 +1,6 @@
-// The recent conversation, kept in this browser profile's localStorage (per device id), so that a
-// reload shows it again. A stopgap: the contracts have no history read yet (a DialogService
-// history RPC with a gateway action would let every device page through the server's record).
+// The recent conversation, kept in this browser profile's localStorage (per device id): the fallback
+// a reload shows only while the mesh cannot be asked. The record itself is the mesh's history
+// (DialogService.ListTurns through the `history:list` action, history.js).
 // Only finished messages are stored; at most MAX_MESSAGES, each at most MAX_CHARS.
 
 const MAX_MESSAGES = 60;
