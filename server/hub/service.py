@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
 from server.hub.capabilities import CapabilityGrid, DangerPolicy
@@ -11,9 +10,6 @@ from server.hub.hub import Hub, HubConfig
 from server.hub.servicer import HubServicer
 from server.mesh.component import MeshContext
 from server.rpc.serving import ServiceBinding
-
-if TYPE_CHECKING:
-    from server.cluster.hub_link import HubClusterLink
 
 
 class HubService:
@@ -28,7 +24,6 @@ class HubService:
     def __init__(self) -> None:
         self.hub: Hub | None = None
         self.grid: CapabilityGrid | None = None
-        self.cluster: HubClusterLink | None = None
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument("--hub-heartbeat-interval", type=float, default=10.0,
@@ -52,11 +47,6 @@ class HubService:
         allowed = str(getattr(settings, "allow_dangerous", "") or "").split(",")
         self.hub = Hub(token, config, DangerPolicy.of(allowed))  # routing and the grid share it
         await self.hub.start()
-        if ctx.cluster_url:  # nodes of every core meet: presence, routing and broadcasts through Redis
-            from server.cluster.hub_link import HubClusterLink
-
-            self.cluster = HubClusterLink(self.hub, ctx.cluster_url)
-            await self.cluster.start()
         ctx.shared["hub"] = self.hub
         self.grid = CapabilityGrid(self.hub)
         ctx.shared["grid"] = self.grid  # capabilities of the attached nodes, and invoking them
@@ -64,8 +54,6 @@ class HubService:
                                HubServicer(self.hub, self.grid))]
 
     async def stop(self) -> None:
-        if self.cluster is not None:
-            await self.cluster.close()
         if self.grid is not None:
             self.grid.close()
         if self.hub is not None:

@@ -30,6 +30,7 @@ class CoreService(Protocol):
 
 def core_services() -> list[CoreService]:
     """The core-hosted services, in start order (append new ones here)."""
+    from server.cluster.service import ClusterCoreService
     from server.hub.service import HubService
     from server.monitor.wiring import MonitorCoreService
     from server.reminders.wiring import ReminderCoreService
@@ -37,6 +38,7 @@ def core_services() -> list[CoreService]:
     from server.tools.service import ToolGridService
 
     services: list[CoreService] = [HubService()]  # first: the others broadcast through ctx.shared["hub"]
+    services.append(ClusterCoreService())  # joins that hub to the other cores (--cluster-url), before nodes attach
     # ctx.shared: reminders, tasks, monitor (each the domain object itself, plus its flags and binding)
     services += [ReminderCoreService(), TaskCoreService(), MonitorCoreService()]
     services.append(ToolGridService())  # last: wires the ones above into devices (broadcasts) and the dialog
