@@ -369,7 +369,8 @@ async def test_the_voice_chosen_in_the_console_is_the_sessions_voice(mesh: Mesh,
         assert found == [voice]
 
     await only_voice("")  # automatic: the mesh picks by language
-    await js(page, "() => { window.welcomes = 0; window.peromesh.client.on('welcome', () => { window.welcomes += 1; }); }")
+    await js(page, "() => { window.welcomes = 0; "
+                   "window.peromesh.client.on('welcome', () => { window.welcomes += 1; }); }")
     await page.select_option("#voice", "en-gb")
     await wait_js(page, "window.welcomes === 1", 15_000)
     assert await js(page, "window.peromesh.client.welcome.sessionId") == session  # the conversation goes on
