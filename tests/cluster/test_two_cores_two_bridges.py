@@ -105,6 +105,7 @@ async def test_devices_meet_across_bridges_and_survive_a_core(cluster: list[Serv
         started = asyncio.get_running_loop().time()
         with contextlib.suppress(ConnectionClosed, TimeoutError):
             await one.recv_until(lambda e: False, 10)  # the bridge closes the socket (1013: try again)
+        assert one.ws.close_code == 1013, (one.ws.close_code, one.ws.close_reason)
         again = None
         while again is None:
             try:
