@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from meshkit import Conversation
+from meshkit import Conversation, start_test_mesh
 from warm_kit import LOADING, TOKEN, ServedMesh, timed_turn
 
+from peromesh.memory.v1 import memory_service_pb2 as memory_pb
+from peromesh.memory.v1 import memory_service_pb2_grpc as memory_grpc
+from server import warmup
 from server.rpc.channels import open_channel
 
 pytestmark = pytest.mark.slow
@@ -61,3 +64,24 @@ async def test_ready_comes_after_every_load_and_the_first_turn_loads_nothing(ser
     steady_delta = statistics.median(t.first_delta_s for t in steady)
     # Generous (a loaded 2-core machine): a model loading in the first turn costs seconds.
     assert first.first_delta_s <= 3 * steady_delta + 0.75, (first, steady)
+
+
+async def test_a_started_memory_server_stores_and_recalls_without_loading_anything(data_dir: Path) -> None:
+    """In process, counted: every embedder load happens inside start, none in the first requests."""
+    before = warmup.loads()
+    mesh = await start_test_mesh(data_dir, "--memory-embedder", "auto", only=["memory"])
+    try:
+        started = warmup.loads()
+        loaded = started - before
+        assert loaded["embedder all-MiniLM-L6-v2"] == 1, loaded
+        assert loaded["embedder universal-sentence-encoder-multilingual-3"] == 1, loaded
+        async with open_channel(mesh.addresses["memory"], mesh.context.token) as channel:
+            stub = memory_grpc.MemoryServiceStub(channel)
+            await stub.AddMemory(memory_pb.AddMemoryRequest(text="My sister Anna lives in Lyon."))
+            await stub.AddMemory(memory_pb.AddMemoryRequest(text="我女儿的生日是三月五号。"))
+            for query in ("Where does my sister live?", "我女儿什么时候过生日？"):
+                found = await stub.Recall(memory_pb.RecallRequest(text=query, top_k=3))
+                assert found.memories, query
+        assert warmup.loads() == started, warmup.loads() - started
+    finally:
+        await mesh.stop()
