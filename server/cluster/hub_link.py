@@ -60,6 +60,10 @@ class HubClusterLink:
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
         """Subscribe, publish our nodes, read the others', then keep all of it current."""
+        try:
+            await self._client.ping()
+        except RedisError as exc:  # fail the core's start with the reason, not a later timeout
+            raise RuntimeError(f"--cluster-url: Redis is unreachable: {exc}") from exc
         await self._bus.start(self._on_message)
         self._remove_listener = self.hub.add_listener(self._on_local_change)
         await self._sync()

@@ -137,3 +137,9 @@ async def test_a_dead_cores_nodes_expire(cluster_url: str) -> None:
         await h1.close()
         await c2._client.aclose()
         await h2.close()
+
+
+async def test_an_unreachable_redis_fails_the_start_with_the_reason() -> None:
+    hub = Hub(TOKEN)
+    with pytest.raises(RuntimeError, match="Redis is unreachable"):
+        await HubClusterLink(hub, "redis://127.0.0.1:1/0").start()  # port 1: nothing listens
