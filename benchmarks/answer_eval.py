@@ -11,11 +11,12 @@ Rule-based checks on each conversation's last answer (a check that does not
 apply to an item is not counted):
 
 - language: a Chinese question gets a mostly Chinese answer (≥ 50% of its
-  letters), an English one no Chinese character at all;
+  letters, names such as Pero not counted), an English one no Chinese character;
 - no_echo: the answer neither starts by repeating the user's message nor
   recites the prompt's fixed words (a 7-word run of the system prompt or
   note, an 8-character run of their Chinese, or the note's markers);
 - identity: never "I'm Qwen/the user/a human…"; identity questions name Pero;
+- addressed: the answer talks to the user, not about "the user" (用户);
 - facts: the named fact (from history or memory) is in the answer;
 - attribution: the remembered fact is not claimed in the first person ("my
   sister…") or pinned on "the AI";
@@ -28,6 +29,7 @@ the same text and the before/after difference is the prompt's, not chance.
 
 Usage: .venv/bin/python benchmarks/answer_eval.py --prompt new|old
            [--data-dir /tmp/peromesh-eval] [--model qwen] [--temperature 0] [--max-new-tokens 60] [--out FILE]
+       .venv/bin/python benchmarks/answer_eval.py --prompt old|new --rescore FILE   (new checks, old answers)
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from server.llm.model_store import prepare_model  # noqa: E402
 from server.rpc.channels import open_channel  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "answer_eval.jsonl"
-CHECKS = ("language", "no_echo", "identity", "facts", "attribution", "spacing")
+CHECKS = ("language", "no_echo", "identity", "addressed", "facts", "attribution", "spacing")
 
 # ---------------------------------------------------------------- the previous prompt, verbatim
 
@@ -90,8 +92,11 @@ def prompt_words(which: str) -> list[str]:
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_NAMES = re.compile(r"PeroMesh|Pero|\bAI\b")  # names are not a language: "我是 Pero，一个AI助手" is Chinese
 _CJK_GAP = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]\s+[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]")
-_MARKERS = ("Reply in English", "用中文回答", "told you before", "以前告诉过你", "What you remember", "[", "［")
+_MARKERS = ("Reply in English", "用中文回答", "told you before", "I told you", "告诉过你", "What you remember",
+            "[", "［")  # the notes' words, this prompt's and the previous ones
+THIRD_PERSON = ("the user", "用户")  # Pero talks to the user, not about them
 IDENTITY_BREAKS = ("qwen", "alibaba", "openai", "chatgpt", "i'm a user", "i am a user", "i'm the user",
                    "i am the user", "i'm a human", "i am a human", "阿里", "通义", "千问", "我是用户", "我是人类")
 
@@ -128,11 +133,12 @@ def echoes(answer: str, user_text: str, fixed: Sequence[str]) -> bool:
 def check(item: dict[str, Any], answer: str, fixed: Sequence[str]) -> dict[str, bool]:
     """Each applicable check's verdict on the conversation's last answer."""
     lower = answer.lower()
-    cjk, latin = len(_CJK.findall(answer)), len(_LATIN.findall(answer))
+    cjk, latin = len(_CJK.findall(answer)), len(_LATIN.findall(_NAMES.sub("", answer)))
     results = {
         "language": cjk >= 0.5 * max(1, cjk + latin) if item["lang"] == "zh" else cjk == 0,
         "no_echo": not echoes(answer, item["turns"][-1], fixed),
         "identity": not any(b in lower for b in IDENTITY_BREAKS) and (not item.get("identity") or "pero" in lower),
+        "addressed": not any(t in lower for t in THIRD_PERSON),
     }
     if item.get("expect"):
         results["facts"] = any(e.lower() in lower for e in item["expect"])
@@ -179,9 +185,21 @@ async def remember(address: str, token: str, facts: Sequence[str]) -> None:
             await stub.AddMemory(mem_pb.AddMemoryRequest(text=fact))
 
 
+def load(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def rescore(args: argparse.Namespace) -> None:
+    """The checks of today over the answers of an earlier run (--out file): same text, no model."""
+    items = {item["id"]: item for item in load(DATA)}
+    rows = load(Path(args.rescore))
+    for row in rows:
+        row["checks"] = check(items[row["id"]], row["answer"], prompt_words(args.prompt))
+    print(json.dumps({"prompt": args.prompt, "rescored": args.rescore, "scores": scores(rows)}, ensure_ascii=False))
+
+
 async def run(args: argparse.Namespace) -> None:
-    items = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    items = items[: args.limit or None]
+    items = load(DATA)[: args.limit or None]
     model_dir = prepare_model(args.model, Path(args.data_dir).expanduser())
     if args.prompt == "old":
         turn_module.build_messages = old_build_messages  # type: ignore[attr-defined]  # the one seam
@@ -234,7 +252,12 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=60)
     parser.add_argument("--out", default="", help="also write the per-item rows (JSON lines) here")
     parser.add_argument("--limit", type=int, default=0, help="only the first N items (a smoke run)")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--rescore", default="", help="re-check the answers of an --out file instead of running")
+    args = parser.parse_args()
+    if args.rescore:
+        rescore(args)
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

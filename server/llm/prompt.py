@@ -5,22 +5,29 @@ three ways when the prompt is loose, each answered here:
 
 - Identity: it takes on whatever role the prompt describes most vividly (an
   earlier prompt said "living on the user's desktop and phone" and it answered
-  "I'm a user on the user's desktop…"). The system message states who is who
-  in plain words: it is Pero, the person writing is the user.
+  "I'm a user on the user's desktop…"; told "the user is a human", it
+  answered "I'm a human created by Alibaba Cloud"). The system message names
+  it and says how to speak: to the user as "you", of itself as "I". Naming
+  "the user" in a note made it talk about "the user" in the third person.
 - Echo: asked "who are you?", it recites its description word for word. The
   system message holds rules, not a description worth reciting (no adjectives,
-  no tagline), and says not to repeat instructions.
+  no tagline), and tells it to use its own words, never the user's.
 - Attribution: a memory is the user's own words ("my sister lives in Lyon").
   Shown as a bare line, the model cannot tell whose "my" that is and pins the
   fact on itself or on "the AI". The note says who said it, in the user's
   voice ("Earlier I told you: …"), because it rides on the user's message.
 
-The system message is fixed and recalled memories ride on the newest user
-message, so the rendered prompt of turn N is a prefix of turn N+1's up to the
-last exchange: the local provider's per-session KV cache stays reusable. The
-note goes before the question: the last thing the model reads is what it must
-answer, which a 0.5B model needs. Note and question are in the question's
-language, which keeps the answer's language right.
+Language: without a cue the model answered Chinese questions in English and
+English ones in Chinese; naming both languages in the system message made it
+worse. So every newest user message starts with a one-line note in its own
+language ("[Reply in English.]", "［用中文回答。］"), followed by the memories.
+
+The system message is fixed and the note rides only on the newest user
+message (history keeps the user's plain words), so the rendered prompt of
+turn N, up to its newest message, is a prefix of turn N+1's: the local
+provider's per-session KV cache keeps all but the last exchange, which is
+re-encoded each turn (a few dozen tokens). The note goes before the question:
+the last thing a 0.5B model reads is what it must answer.
 """
 
 from __future__ import annotations
@@ -31,10 +38,10 @@ from collections.abc import Sequence
 from server.llm.base import ChatMessage
 
 SYSTEM_PROMPT = (
-    "You are Pero, an AI companion by PeroMesh. The user is the person you are talking with. "
+    "You are Pero, an AI companion by PeroMesh. Talk to the user as \"you\" and about yourself as \"I\". "
     "Reply with one to three short sentences of your own, and never copy the user's words. "
-    "Text in brackets at the start of a message is a note for you, not the user's words: follow it and "
-    "do not mention it. Facts in it are about the user and the user's people, not about you."
+    "Text in brackets at the start of a message is a note for you: follow it and do not mention it. "
+    "Facts in it are the user's own words about their life and their people, not about you."
 )
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -42,7 +49,7 @@ _DATED = re.compile(r"^\[(\d{4}-\d{2}-\d{2})\]\s*(.*)$", re.DOTALL)  # server/me
 
 # The note's fixed words, per language (benchmarks/answer_eval.py checks that answers do not parrot them).
 NOTE_LANGUAGE = {"en": "Reply in English.", "zh": "用中文回答。"}
-NOTE_MEMORIES = {"en": " The user told you before:", "zh": "用户以前告诉过你："}
+NOTE_MEMORIES = {"en": " Earlier I told you:", "zh": "我之前告诉过你："}
 NOTE_BRACKETS = {"en": ("[", "]"), "zh": ("［", "］")}
 _QUOTES = {"en": ('"', '"'), "zh": ("「", "」")}
 
@@ -55,7 +62,7 @@ def language_of(text: str) -> str:
 def turn_note(memories: Sequence[str], language: str) -> str:
     """The bracketed note on the newest user message: the answer's language, then what the user said before.
 
-    e.g. '[Reply in English. The user told you before:\n- (2026-11-20) "my sister lives in Lyon"]'.
+    e.g. '[Reply in English. Earlier I told you:\n- (2026-11-20) "my sister lives in Lyon"]'.
     """
     opening, closing = NOTE_BRACKETS[language]
     note = NOTE_LANGUAGE[language]

@@ -16,16 +16,17 @@ def chatml(messages: Sequence[ChatMessage]) -> str:
     return "".join(f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages)
 
 
-def test_a_remembered_fact_is_quoted_as_what_the_user_said() -> None:
+def test_a_remembered_fact_is_quoted_in_the_users_own_voice() -> None:
+    """The note rides on the user's message, so its \"I\" and the memory's \"my\" are the user's."""
     messages = build_messages([], "Where does my sister live?", ["[2026-11-20] my sister lives in Lyon"])
     assert messages[-1] == ChatMessage(
-        "user", '[Reply in English. The user told you before:\n- (2026-11-20) "my sister lives in Lyon"]\n'
+        "user", '[Reply in English. Earlier I told you:\n- (2026-11-20) "my sister lives in Lyon"]\n'
                 "Where does my sister live?")
 
 
 def test_a_chinese_question_gets_a_chinese_note_whatever_the_memory_language() -> None:
     messages = build_messages([], "我姐姐住在哪里？", ["[2026-11-20] my sister lives in Lyon", "我姐姐是护士"])
-    assert messages[-1].content == ("［用中文回答。用户以前告诉过你：\n- (2026-11-20) 「my sister lives in Lyon」\n"
+    assert messages[-1].content == ("［用中文回答。我之前告诉过你：\n- (2026-11-20) 「my sister lives in Lyon」\n"
                                     "- 「我姐姐是护士」］\n我姐姐住在哪里？")
 
 
@@ -44,7 +45,7 @@ def test_the_system_message_is_fixed_and_says_who_is_who() -> None:
     with_memories = build_messages([ChatMessage("user", "hi"), ChatMessage("assistant", "hello")], "你是谁？",
                                    ["[2026-11-20] I live in Paris"])[0]
     assert plain == with_memories == ChatMessage("system", SYSTEM_PROMPT)
-    assert "You are Pero" in SYSTEM_PROMPT and "The user is the person you are talking with" in SYSTEM_PROMPT
+    assert "You are Pero" in SYSTEM_PROMPT and 'Talk to the user as "you"' in SYSTEM_PROMPT
     assert "desktop" not in SYSTEM_PROMPT  # the old wording the model turned into "I'm a user on the user's desktop"
 
 
