@@ -13,6 +13,7 @@ caller: a bounded queue feeds one publisher task that sends what piled up in one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class ClusterBus:
         self._queue: asyncio.Queue[tuple[str, bytes, Undelivered | None]] = asyncio.Queue(MAX_QUEUED)
         self._tasks = TaskOwner("cluster-bus")
         self.subscribed = asyncio.Event()
+        self._closing = False
 
     async def start(self, handler: Handler) -> None:
         """Subscribe (returns once subscribed) and start publishing."""
@@ -58,6 +60,11 @@ class ClusterBus:
         await asyncio.wait_for(self.subscribed.wait(), 10.0)
 
     async def close(self) -> None:
+        """Stop both tasks. A flag ends their loops too: redis-py may swallow a cancel that lands
+        inside a command."""
+        self._closing = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(("", b"", None))  # wakes the publisher, which then sees the flag
         await self._tasks.close()
 
     def send(self, core_id: str, kind: bytes, payload: bytes, on_nobody: Undelivered | None = None) -> bool:
@@ -78,10 +85,11 @@ class ClusterBus:
         return True
 
     async def _publish(self) -> None:
-        while True:
+        while not self._closing:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            batch = [item for item in batch if item[0]]  # the close() wake-up carries no channel
             pipe = self._client.pipeline(transaction=False)
             for channel, data, _ in batch:
                 pipe.publish(channel, data)
@@ -97,7 +105,7 @@ class ClusterBus:
     async def _listen(self, handler: Handler) -> None:
         """Subscribe and hand every message to `handler`; on a Redis failure, subscribe again."""
         channels = (self._keys.inbox(self.core_id), self._keys.broadcast, self._keys.changes)
-        while True:
+        while not self._closing:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(*channels)

@@ -54,6 +54,7 @@ class HubClusterLink:
         self._left: set[str] = set()
         self._dirty = True  # our node set changed: write it and announce
         self._wake = asyncio.Event()
+        self._closing = False
         self._tasks = TaskOwner("cluster-link")
         self._remove_listener: Callable[[], None] = lambda: None
 
@@ -73,6 +74,8 @@ class HubClusterLink:
 
     async def close(self) -> None:
         self._remove_listener()
+        self._closing = True
+        self._wake.set()
         await self._tasks.close()
         with contextlib.suppress(RedisError):
             for link in self.hub.local_links():
@@ -179,9 +182,14 @@ class HubClusterLink:
         self._wake.set()
 
     async def _keep_in_sync(self) -> None:
-        while True:
+        """Until close(): a flag, not only cancellation, ends it (redis-py may swallow a cancel that
+        lands inside a command, and the loop would carry on)."""
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.refresh_s)
+                async with asyncio.timeout(self.refresh_s):
+                    await self._wake.wait()
+            if self._closing:
+                return
             try:
                 await self._sync()
             except RedisError as exc:
