@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
 from server.asr.speech_input import SpeechLoader
 from server.dialog.barge_in import BargeInSettings
+from server.dialog.echo import EchoSettings
 from server.dialog.history import HistoryStore
 from server.dialog.tool_port import ToolPort
 from server.llm.base import LlmProvider
@@ -37,3 +38,4 @@ class DialogDeps:
     tools: ToolPort | None = None
     asr: SpeechLoader | None = None  # None: user_audio is refused (UNIMPLEMENTED)
     barge_in: BargeInSettings = field(default_factory=BargeInSettings)  # speech during playback
+    echo: EchoSettings = field(default_factory=EchoSettings)  # our own voice coming back

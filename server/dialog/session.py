@@ -37,8 +37,9 @@ from server.asr.playout_clock import ClientPlayout
 from server.asr.speech_input import SpeechInput, SpeechUnavailable
 from server.asr.streaming import PartialTranscript, RecognitionEvent, SpeechStarted
 from server.dialog import events
-from server.dialog.barge_in import BargeInJudge, Verdict
+from server.dialog.barge_in import BargeInJudge, Verdict, is_backchannel
 from server.dialog.deps import DialogDeps
+from server.dialog.echo import EchoGate
 from server.dialog.gate import OutboundGate
 from server.dialog.turn import Turn, TurnInput
 from server.dialog.turn_counter import TurnCounter
@@ -63,6 +64,9 @@ class ConverseSession:
         self._playout = ClientPlayout(DEFAULT_RATE_HZ)
         self._judge: BargeInJudge | None = None  # speech heard while the answer plays, being judged
         self._paused_playout = ""  # the completed turn whose client playout the judged speech paused
+        self._judged_utterance = -1  # the recognizer's utterance that started during playback
+        self._echoed = False  # ... was found to be our own speech coming back
+        self._echo = EchoGate(deps.echo)
 
     # -- reading -----------------------------------------------------------
     async def read(self, requests: AsyncIterator[pb.ConverseRequest]) -> None:
@@ -134,6 +138,7 @@ class ConverseSession:
         if self.deps.asr is None:
             self._error("", "UNIMPLEMENTED", "speech input is off on this server (--asr-model none)")
             return
+        self._echo.heard(audio.pcm, audio.sample_rate_hertz or pcm.DEFAULT_RATE_HZ)
         if self.speech is None:
             self.speech = SpeechInput(self.deps.asr, self._on_speech)
         try:
@@ -149,22 +154,22 @@ class ConverseSession:
     async def _on_speech(self, event: RecognitionEvent) -> None:
         """Recognizer events, in order (see server.asr.speech_input)."""
         if isinstance(event, SpeechStarted):
-            self._pause(event.at_s)
+            self._pause(event.utterance, event.at_s)
             self.gate.emit(events.state("", pb.STATE_LISTENING))
         elif isinstance(event, PartialTranscript):
             self.gate.emit(events.transcription("", event.text, is_final=False))
             if self._judge is not None:
                 await self._act(self._judge.heard(event.text))
-        elif self._judge is not None and self._judge.ended(event.text) is Verdict.RESUME:
+        elif event.utterance == self._judged_utterance and await self._not_a_turn(event.text):
             self.gate.emit(events.transcription("", event.text, is_final=True))  # shown, not answered
-            await self._act(Verdict.RESUME)
+            if self.turn is None or not self.turn.active:
+                self.gate.emit(events.state("", pb.STATE_IDLE))
         elif not event.text:
             self.gate.emit(events.transcription("", "", is_final=True))
             if self.turn is None or not self.turn.active:
                 self.gate.emit(events.state("", pb.STATE_IDLE))  # nothing to answer: back from LISTENING
         else:
             received = time.perf_counter()
-            await self._act(Verdict.INTERRUPT)  # speech judged during playback cuts the answer
             if self.turn is not None and self.turn.active:
                 await self.interrupt("", received)
             turn = await self.start_turn(event.text, received)
@@ -212,7 +217,7 @@ class ConverseSession:
         return True
 
     # -- barge-in ----------------------------------------------------------
-    def _pause(self, onset_s: float) -> None:
+    def _pause(self, utterance: int, onset_s: float) -> None:
         """Speech started: hold the running answer, or pause the client's playout of a finished one."""
         turn = self.turn
         if turn is not None and turn.active:
@@ -221,13 +226,27 @@ class ConverseSession:
             self._paused_playout = self._playout.turn_id
         else:
             return
-        self._judge = BargeInJudge(self.deps.barge_in, onset_s)
+        self._judge, self._judged_utterance, self._echoed = BargeInJudge(self.deps.barge_in, onset_s), utterance, False
 
-    async def _act(self, verdict: Verdict) -> None:
-        """Carry out the judge's verdict, once (WAIT: nothing yet)."""
-        if verdict is Verdict.WAIT or self._judge is None:
+    async def _not_a_turn(self, text: str) -> bool:
+        """The final transcript of speech heard during playback: a backchannel, noise or our own
+        voice is no turn (and resumes the answer if still paused); real words cut the answer."""
+        if self._judge is not None:
+            await self._act(self._judge.ended(text))
+        else:  # resumed already (on silence): the final words may still cut it
+            self._echoed = self._echoed or (bool(text) and await self._echo.is_echo())
+            if not self._echoed and not is_backchannel(text):
+                await self._act(Verdict.INTERRUPT, judged=False)
+        return self._echoed or is_backchannel(text)
+
+    async def _act(self, verdict: Verdict, judged: bool = True) -> None:
+        """Carry out the judge's verdict, once (WAIT: nothing yet). Speech that would barge in is
+        first compared with what we sent (echo.py): our own voice coming back resumes instead."""
+        if verdict is Verdict.WAIT or (judged and self._judge is None):
             return
         self._judge, paused_playout, self._paused_playout = None, self._paused_playout, ""
+        if verdict is Verdict.INTERRUPT and await self._echo.is_echo():
+            verdict, self._echoed = Verdict.RESUME, True
         turn = self.turn
         if verdict is Verdict.INTERRUPT:
             if turn is not None and turn.active:
@@ -270,6 +289,8 @@ class ConverseSession:
     # -- plumbing ----------------------------------------------------------
     def _delivered(self, event: pb.ConverseResponse) -> None:
         self._playout.delivered(event)
+        if self.speech is not None and self.config is not None and event.HasField("audio_chunk"):
+            self._echo.sent(event.audio_chunk.pcm, self.config.sample_rate_hertz or DEFAULT_RATE_HZ)  # a voice client
         if self.turn is not None and event.turn_id == self.turn.id:
             self.turn.on_delivered(event)
 

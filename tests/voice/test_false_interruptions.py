@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 import pytest_asyncio
+import soxr
 from meshkit import Conversation, kinds, start_test_mesh
 from voice.voice_helpers import send_audio, silence, speak
 
@@ -104,6 +105,37 @@ async def test_real_speech_during_playback_cuts_the_answer(mesh: Mesh, espeak: E
             seen.append(await talk.next(60))
         final = next(e for e in seen if e.HasField("transcription") and e.transcription.is_final)
         assert final.turn_id == f"{session}#2", final  # what was said is answered
+        talk.interrupt()
+        await talk.until_state(pb.STATE_INTERRUPTED)
+        await talk.close()
+
+
+async def test_the_mesh_hearing_its_own_voice_does_not_interrupt_itself(mesh: Mesh) -> None:
+    """A client without echo cancellation: the answer's own audio comes back as user_audio."""
+    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        talk = Conversation(channel)
+        talk.config(session_id="fi-echo")
+        await talk.next()
+        talk.send(user_audio=pb.UserAudio(pcm=silence(0.1), sample_rate_hertz=16000))  # a voice client
+        talk.say("tell me about my day")
+        played = b""
+        while len(played) < 24000 * 2 * 3:  # three seconds of what the speaker plays
+            event = await talk.next(60)
+            if event.HasField("audio_chunk") and event.turn_id == "fi-echo#1":
+                played += event.audio_chunk.pcm
+        samples = np.frombuffer(played, dtype="<i2").astype(np.float32)
+        echo = (soxr.resample(samples, 24000, 16000) * 0.5).astype("<i2").tobytes()  # quieter, via the room
+        await send_audio(talk, silence(0.2) + echo + silence(1.5))
+        seen = await until_resumed_or_cut(talk, "fi-echo#1")
+        seen += await talk.until("audio_chunk", turn_id="fi-echo#1", timeout=30)
+        await asyncio.sleep(3.0)
+        while not talk.events.empty():
+            event = talk.events.get_nowait()
+            assert event is not None
+            seen.append(event)
+        names = kinds(seen)
+        assert "audio_cancel" not in names, names
+        assert not [e for e in seen if e.HasField("transcription") and e.transcription.is_final and e.turn_id]
         talk.interrupt()
         await talk.until_state(pb.STATE_INTERRUPTED)
         await talk.close()

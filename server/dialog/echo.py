@@ -1,0 +1,98 @@
+"""No self-interruption: recognise the companion's own speech coming back through the microphone.
+
+A client without echo cancellation (speakers, a laptop) feeds the answer's
+audio back as `user_audio`, and the VAD calls it speech. The server knows
+exactly what it sent, so before speech during playback may barge in, the
+session asks `EchoGate.is_echo()`: the normalised cross-correlation between
+the latest microphone audio and everything this stream sent recently (at any
+lag, since the client plays its buffer seconds after delivery). A peak above
+`threshold` means the microphone hears our own voice: the answer resumes and
+the utterance starts no turn. Compared at 8 kHz, where speech still has its
+shape and a minute of reference costs under 1 MiB; the FFT runs in a thread.
+
+It recognises a direct or attenuated copy (a loopback, a speaker close to the
+microphone); a strongly reverberant room lowers the peak, which is what a full
+acoustic echo canceller would handle (MODELS.md lists candidates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+RATE = 8000
+
+
+@dataclass(frozen=True)
+class EchoSettings:
+    """The echo gate's tuning (each default defined here once)."""
+
+    reference_s: float = 60.0  # how much sent speech is remembered (the client may play it much later)
+    window_s: float = 1.0  # the microphone audio compared with it
+    threshold: float = 0.5  # correlation peak above this: our own voice
+
+
+class _Ring:
+    """The last `seconds` of 8 kHz audio, in blocks (bounded)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._limit = int(seconds * RATE)
+        self._blocks: deque[npt.NDArray[np.float32]] = deque()
+        self._size = 0
+
+    def add(self, pcm: bytes, rate: int) -> None:
+        samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+        if not len(samples):
+            return
+        block = soxr.resample(samples, rate, RATE) if rate != RATE else samples
+        self._blocks.append(np.asarray(block, dtype=np.float32))
+        self._size += len(block)
+        while self._size - len(self._blocks[0]) >= self._limit:
+            self._size -= len(self._blocks.popleft())
+
+    def last(self, seconds: float | None = None) -> npt.NDArray[np.float32]:
+        if not self._blocks:
+            return np.zeros(0, dtype=np.float32)
+        audio = np.concatenate(self._blocks)
+        return audio[-int(seconds * RATE):] if seconds is not None else audio
+
+
+class EchoGate:
+    def __init__(self, settings: EchoSettings | None = None) -> None:
+        self.settings = settings or EchoSettings()
+        self._sent = _Ring(self.settings.reference_s)
+        self._mic = _Ring(self.settings.window_s)
+
+    def sent(self, pcm: bytes, rate: int) -> None:
+        """Speech delivered to the client (an audio_chunk)."""
+        self._sent.add(pcm, rate)
+
+    def heard(self, pcm: bytes, rate: int) -> None:
+        """Microphone audio from the client (user_audio)."""
+        self._mic.add(pcm, rate)
+
+    async def is_echo(self) -> bool:
+        """Is the latest microphone audio a copy of speech we sent?"""
+        mic, ref = self._mic.last(), self._sent.last()
+        if len(mic) < RATE // 4 or len(ref) < len(mic):
+            return False
+        return await asyncio.to_thread(similarity, mic, ref) >= self.settings.threshold
+
+
+def similarity(mic: npt.NDArray[np.float32], ref: npt.NDArray[np.float32]) -> float:
+    """Peak normalised cross-correlation of `mic` against every position in `ref` (0..1)."""
+    mic = mic - mic.mean()
+    energy = float(np.sqrt(np.dot(mic, mic)))
+    if energy < 1e-3:
+        return 0.0  # silence is nobody's echo
+    n, m = len(ref), len(mic)
+    size = 1 << (n + m - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(ref, size) * np.conj(np.fft.rfft(mic, size)), size)[: n - m + 1]
+    squares = np.concatenate([[0.0], np.cumsum(ref.astype(np.float64) ** 2)])
+    window_energy = np.sqrt(np.maximum(squares[m:] - squares[:-m], 1e-12))
+    return float(np.max(np.abs(corr) / (window_energy * energy)))

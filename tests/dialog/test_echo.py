@@ -1,0 +1,33 @@
+"""The echo gate: a delayed, quieter copy of what was sent is recognised; other speech is not."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from server.dialog.echo import EchoGate, similarity
+
+
+def voice_like(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 8000)
+    carrier = np.convolve(rng.normal(0, 1, n), np.ones(4) / 4, "same")  # broadband, below ~2 kHz
+    syllables = np.abs(np.sin(np.linspace(0, seconds * 4 * np.pi, n)))  # four a second
+    return (carrier * syllables * 0.5).astype(np.float32)
+
+
+def test_similarity_finds_a_delayed_copy_and_rejects_other_audio() -> None:
+    sent = voice_like(10, 1)
+    assert similarity(0.3 * sent[30000:38000], sent) > 0.95
+    assert similarity(voice_like(1, 2), sent) < 0.3
+    assert similarity(np.zeros(8000, dtype=np.float32), sent) == 0.0
+
+
+async def test_the_gate_compares_the_latest_microphone_audio_with_what_was_sent() -> None:
+    sent = (voice_like(6, 3) * 20000).astype("<i2")
+    gate = EchoGate()
+    for i in range(0, len(sent), 4000):  # 24 kHz chunks as the core delivers them, resampled inside
+        gate.sent(np.repeat(sent[i:i + 4000], 3).tobytes(), 24000)
+    gate.heard((voice_like(1, 4) * 20000).astype("<i2").tobytes(), 8000)
+    assert not await gate.is_echo()
+    gate.heard((sent[16000:24000] // 2).tobytes(), 8000)
+    assert await gate.is_echo()
