@@ -56,6 +56,7 @@ class BargeInSettings:
     max_backchannel_s: float = 1.2  # voiced speech longer than this is a barge-in, whatever it says
     resume_silence_s: float = 0.6  # quiet this long after only backchannel words: resume
     silent_resume_s: float = 2.0  # quiet this long with no transcript at all: resume
+    max_pause_s: float = 6.0  # wall clock: no verdict this long (the client stopped sending audio): resume
 
 
 def normalise(text: str) -> str:

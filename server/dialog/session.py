@@ -226,7 +226,15 @@ class ConverseSession:
             self._paused_playout = self._playout.turn_id
         else:
             return
-        self._judge, self._judged_utterance, self._echoed = BargeInJudge(self.deps.barge_in, onset_s), utterance, False
+        judge = BargeInJudge(self.deps.barge_in, onset_s)
+        self._judge, self._judged_utterance, self._echoed = judge, utterance, False
+        self._tasks.spawn(self._watch(judge), "barge-in-watchdog")
+
+    async def _watch(self, judge: BargeInJudge) -> None:
+        """A client that stops sending audio mid-utterance must not leave the answer paused for good."""
+        await asyncio.sleep(self.deps.barge_in.max_pause_s)
+        if self._judge is judge:
+            await self._act(Verdict.RESUME)
 
     async def _not_a_turn(self, text: str) -> bool:
         """The final transcript of speech heard during playback: a backchannel, noise or our own
