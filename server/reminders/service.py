@@ -108,7 +108,14 @@ class _Clock(BackgroundScheduler):  # type: ignore[misc]  # APScheduler 3 is unt
     def _process_jobs(self) -> float | None:
         if self.state == STATE_STOPPED:
             return None
-        wait: float | None = super()._process_jobs()
+        try:
+            wait: float | None = super()._process_jobs()
+        except JobLookupError:
+            # Shut down during this pass (a lost lease): with the scheduler STOPPED, APScheduler
+            # looks for the job it just ran among the pending ones only, and raises.
+            if self.state == STATE_STOPPED:
+                return None
+            raise
         return wait
 
 

@@ -33,7 +33,11 @@ def assert_no_leak_after_cancel(events: list[pb.ConverseResponse], turn_id: str)
     assert names.count("audio_cancel") == 1, names
     after = names[names.index("audio_cancel") + 1:]
     assert not LEAKS & set(after), f"{turn_id}: {after}"
-    assert after[:3] == ["assistant_final", "metrics", "state_update"]
+    if "assistant_final" in after:  # cut while answering or speaking: the interrupted final closes the turn
+        assert after[:3] == ["assistant_final", "metrics", "state_update"], names
+    else:  # the interrupt came while the completed turn was being committed: nothing left to cut
+        assert "assistant_final" in names and after[:2] == ["metrics", "state_update"], names
+        assert mine[-1].state_update.state == pb.STATE_IDLE, names
 
 
 async def test_random_interrupts_never_leak_events_of_the_cut_turn(mesh: Mesh) -> None:
