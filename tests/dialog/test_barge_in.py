@@ -67,11 +67,18 @@ async def test_random_interrupts_never_leak_events_of_the_cut_turn(mesh: Mesh) -
         seen += await talk.rest()
     by_turn = {e.turn_id for e in seen if e.turn_id}
     cancelled = {e.turn_id for e in seen if e.HasField("audio_cancel")}
-    assert len(cancelled) >= 20, "most turns should have been cut"
+    # An interrupt landing while a completed turn is being committed cuts nothing: that turn ends
+    # IDLE with its complete final (assert_no_leak_after_cancel checks the order); every other
+    # cancelled turn was really cut.
+    completed = {t for t in cancelled if [e for e in seen if e.turn_id == t][-1].state_update.state == pb.STATE_IDLE}
+    assert len(cancelled - completed) >= 20, "most turns should have been cut"
     for turn_id in cancelled:
         assert_no_leak_after_cancel(seen, turn_id)
         # the last final is the corrective one (a first, complete one exists when only audio was cut)
         final = [e.assistant_final for e in seen if e.turn_id == turn_id and e.HasField("assistant_final")][-1]
+        if turn_id in completed:
+            assert not final.interrupted and final.text == DEFAULT_TEXT
+            continue
         assert final.interrupted and DEFAULT_TEXT.startswith(final.text)
         assert len(final.heard_text) <= len(final.text)
         metrics = next(e.metrics for e in seen if e.turn_id == turn_id and e.HasField("metrics"))
