@@ -95,7 +95,13 @@ async def run_campaign(data_dir: Path, kills: tuple[str, ...] = DEFAULT_KILLS, r
     ids: set[str] = set()
     for life, failpoint in enumerate(kills):
         core = CoreProcess(data_dir, failpoint, "--reminder-timezone", "UTC")
-        await core.start()
+        try:
+            await core.start()
+        except RuntimeError:  # the failpoint fired during start-up: catch-up fires the overdue ones first
+            if core.proc is None or core.proc.returncode != 137:
+                raise
+            report.kills += 1
+            continue
         if life == 0:
             ids = await _schedule(core.address, reminders, spacing_s)
         online = [desk, phone] if life % 2 == 0 else [desk]
