@@ -15,7 +15,32 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-class ServedProcess:
+class ChildProcess:
+    """A server child process: its end, gentle or kill -9 (the start is the subclass's)."""
+
+    proc: asyncio.subprocess.Process | None = None
+
+    async def exited(self, timeout_s: float = 30.0) -> int:
+        """The exit code once the process has ended (137: a failpoint fired, or SIGKILL)."""
+        assert self.proc is not None
+        return await asyncio.wait_for(self.proc.wait(), timeout_s)
+
+    async def kill(self) -> None:
+        """kill -9: no shutdown code runs, no goodbye to peers."""
+        if self.proc is not None and self.proc.returncode is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                await self.kill()
+
+
+class ServedProcess(ChildProcess):
     """One life of `peromesh serve --only <part>`; `start()` returns the address it listens on."""
 
     def __init__(self, part: str, data_dir: Path, token: str, *flags: str, env: dict[str, str] | None = None,
@@ -42,22 +67,3 @@ class ServedProcess:
                     self.address = line.split()[-1]
                 if line.startswith("peromesh: ready"):
                     return self.address
-
-    async def exited(self, timeout_s: float = 30.0) -> int:
-        """The exit code once the process has ended (137: a failpoint fired, or SIGKILL)."""
-        assert self.proc is not None
-        return await asyncio.wait_for(self.proc.wait(), timeout_s)
-
-    async def kill(self) -> None:
-        """kill -9: no shutdown code runs, no goodbye to peers."""
-        if self.proc is not None and self.proc.returncode is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                await self.kill()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from server.reminders.servicer import ReminderServicer
 from server.rpc.channels import open_channel
 from server.rpc.serving import ServiceBinding, start_server
 from tests.meshkit import TEST_TOKEN
+from tests.served import ChildProcess
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Relay:
         return got
 
 
-class ChildServer:
+class ChildServer(ChildProcess):
     """`python -m server.reminders.runner` as a real process."""
 
     def __init__(self, db_url: str, *extra: str) -> None:
@@ -107,19 +107,8 @@ class ChildServer:
             await asyncio.wait_for(channel.channel_ready(), 10)
         return self.address
 
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        await self.proc.wait()
-
     async def terminate(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                await self.kill()
+        await self.stop()
 
 
 async def wait_status(call_result: grpc.aio.UnaryUnaryCall) -> grpc.StatusCode:  # type: ignore[type-arg]
