@@ -87,6 +87,12 @@ export class ChatView {
   metrics(turnId, p) {
     const view = this.turn(turnId);
     view.ended = true;
+    // Cut here while the mesh was closing the turn (its final complete): only the speech playing
+    // here was cut, as in userCut() for a turn that had already ended.
+    if (this.cut.has(turnId) && !view.mark) {
+      this.mark(view, "interrupted");
+      this.save(view);
+    }
     view.meta.replaceChildren();
     if (Number(p.t_first_delta_ms)) this.chip(view, `first token ${ms(p.t_first_delta_ms)}`);
     if (Number(p.t_first_audio_ms)) this.chip(view, `first audio ${ms(p.t_first_audio_ms)}`);
