@@ -272,10 +272,22 @@ class Turn:
 
     async def finish_interrupted(self, t_interrupt_ms: float) -> None:
         """After the session closed and cancelled this turn: persist, then report."""
-        if self._closing is not None:  # too late to cut anything: the completed turn was being committed
-            with contextlib.suppress(Exception):
+        if self._closing is not None:  # the completed turn was being committed: let that commit finish,
+            with contextlib.suppress(Exception):  # then correct it, for the client was still playing it
                 await asyncio.shield(self._closing)
-            self._report_completed(self._metrics)
+            heard = self.playout.heard_text() if self.input.speak and self.deps.tts is not None else self.text
+            if heard == self.text:  # all of it had been heard: nothing was cut
+                self._report_completed(self._metrics)
+                return
+            await self.deps.history.correct_assistant(self.input.session_id, self.input.turn_index, True,
+                                                      heard, [])
+            cut = pb.TurnMetrics()
+            cut.CopyFrom(self._metrics)
+            cut.t_interrupt_ms = t_interrupt_ms
+            self.gate.emit(events.final(self.id, self.text, True, heard))
+            self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=cut))
+            self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
+            self._end_span(interrupted=True)
             return
         heard = self.playout.heard_text()
         metrics = self.clock.finish(self.tokens, t_interrupt_ms=t_interrupt_ms)
