@@ -25,9 +25,10 @@ what it said. Pure and synchronous: the session feeds it and acts.
 from __future__ import annotations
 
 import enum
-import re
 import unicodedata
 from dataclasses import dataclass
+
+from server.text.language import has_han
 
 # Acknowledgements a listener makes without taking the turn (zh/en), after normalisation:
 # lower case, punctuation and hyphens gone ("Mm-hmm." → "mm hmm", "嗯嗯。" → "嗯嗯").
@@ -40,7 +41,6 @@ ZH_BACKCHANNELS = frozenset((
     "嗯", "嗯嗯", "嗯哼", "对", "对对", "对对对", "对的", "好", "好的", "好好", "是", "是的", "是啊", "哦", "噢",
     "喔", "啊", "嗯啊", "行", "明白", "知道了", "我知道", "原来如此", "没错", "呃", "额",
 ))
-_HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 class Verdict(enum.Enum):
@@ -70,7 +70,7 @@ def is_backchannel(text: str) -> bool:
     words = normalise(text)
     if not words:
         return True
-    if _HAN.search(words):
+    if has_han(words):
         return all(part in ZH_BACKCHANNELS for part in words.split())
     if words in EN_BACKCHANNELS:
         return True

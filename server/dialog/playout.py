@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.tts.language import detect_language
+from server.text.language import detect_language
 
 _MS_PER_CHAR = {"zh": 230.0, "en": 70.0}
 

@@ -15,6 +15,8 @@ sentence before whitespace, so "3.14" and "e.g." inside words stay whole.
 
 from __future__ import annotations
 
+from server.text.language import han_count
+
 SENTENCE_END = set("。！？!?；;…\n")
 PAUSE = set("，、,：:")
 FIRST_MIN_CHARS = 6
@@ -63,7 +65,7 @@ class ClauseSegmenter:
     @staticmethod
     def _early_first_cut(text: str) -> int | None:
         """The first clause, cut without punctuation once it is long enough to say."""
-        han = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+        han = han_count(text)
         if han >= FIRST_MAX_HAN:
             return len(text)
         words = text.split()

@@ -36,6 +36,7 @@ import re
 from collections.abc import Sequence
 
 from server.llm.base import ChatMessage
+from server.text.language import language_of
 
 SYSTEM_PROMPT = (
     "You are Pero, an AI companion by PeroMesh. Talk to the user as \"you\" and about yourself as \"I\". "
@@ -44,7 +45,6 @@ SYSTEM_PROMPT = (
     "Facts in it are the user's own words about their life and their people, not about you."
 )
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
 _DATED = re.compile(r"^\[(\d{4}-\d{2}-\d{2})\]\s*(.*)$", re.DOTALL)  # server/memory/client.py's line shape
 
 # The note's fixed words, per language (benchmarks/answer_eval.py checks that answers do not parrot them).
@@ -52,11 +52,6 @@ NOTE_LANGUAGE = {"en": "Reply in English.", "zh": "用中文回答。"}
 NOTE_MEMORIES = {"en": " Earlier I told you:", "zh": "我之前告诉过你："}
 NOTE_BRACKETS = {"en": ("[", "]"), "zh": ("［", "］")}
 _QUOTES = {"en": ('"', '"'), "zh": ("「", "」")}
-
-
-def language_of(text: str) -> str:
-    """"zh" when the text has any Chinese character, else "en" (the two languages we answer in)."""
-    return "zh" if _CJK.search(text) else "en"
 
 
 def turn_note(memories: Sequence[str], language: str) -> str:

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from server.memory import store
 from server.memory.embedder import AsyncEmbedder, Embedder, make_embedder
-from server.memory.tokenize import is_cjk
 from server.memory.vector_index import VectorIndex, VectorSource
+from server.text.language import mostly_cjk
 
 
 @dataclass(eq=False)  # identity: channels key the per-channel vectors of a memory
@@ -43,7 +43,7 @@ class Channel:
         return self.embedder.name
 
     def stores(self, text: str) -> bool:
-        return self.stores_cjk is None or self.stores_cjk == is_cjk(text)
+        return self.stores_cjk is None or self.stores_cjk == mostly_cjk(text)
 
     def understands(self, text: str) -> bool:
         return self.embedder.understands(text)

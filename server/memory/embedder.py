@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from server.aio import TaskOwner
-from server.memory.tokenize import is_cjk
+from server.text.language import mostly_cjk
 from server.warmup import loading
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class AsyncEmbedder:
 
     def understands(self, text: str) -> bool:
         """Whether cosine similarity means something for `text` with this model."""
-        return self.embedder.multilingual or not is_cjk(text)
+        return self.embedder.multilingual or not mostly_cjk(text)
 
     async def warm_up(self) -> None:
         await self.embed(["warm up"])

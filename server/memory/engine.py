@@ -45,8 +45,8 @@ from server.memory.models import ACTIVE, REQUESTED, MemoryRow, RelationRow, Turn
 from server.memory.rerank import Scores, combine, recency
 from server.memory.schema import upgrade_to_head
 from server.memory.scoring import ScoringCache
-from server.memory.tokenize import is_cjk
 from server.storage.db import Database
+from server.text.language import mostly_cjk
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("peromesh.memory")
@@ -505,7 +505,7 @@ class MemoryEngine:
         """
         if query is None:
             return 1.0
-        query_cjk = is_cjk(query)
+        query_cjk = mostly_cjk(query)
         if channel.stores_cjk is not None:
             return 1.0 if channel.stores_cjk == query_cjk else self.config.cross_lingual_factor
         dedicated = [ch for ch in self.channels if ch.stores_cjk is not None]

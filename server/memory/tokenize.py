@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_RUN = re.compile(
-    r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+)|([0-9a-z]+(?:'[a-z]+)?)"
-)
+from server.text.language import CJK
+
+_RUN = re.compile(rf"([{CJK}]+)|([0-9a-z]+(?:'[a-z]+)?)")
 _STOP = frozenset((
     "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with",
     "from", "as", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "i",
@@ -59,16 +59,6 @@ def terms(text: str) -> list[str]:
         elif word not in _STOP:
             out.append(_stem(word))
     return out
-
-
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-_LETTER = re.compile(r"[a-zA-Z]")
-
-
-def is_cjk(text: str) -> bool:
-    """True when CJK characters make up at least a third of the text's letters."""
-    cjk = len(_CJK.findall(text))
-    return cjk > 0 and cjk * 3 >= cjk + len(_LETTER.findall(text))
 
 
 def overlap(a: str, b: str) -> float:

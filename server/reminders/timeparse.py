@@ -24,6 +24,8 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from server.text.language import has_han, is_han, language_of
+
 Kind = Literal["absolute", "relative", "cron"]
 
 
@@ -315,7 +317,6 @@ _ZH_DAYWORDS = {"今天": (0, None), "今日": (0, None), "今儿": (0, None), "
                 "明晚": (1, "evening")}
 _ZH_WEEKEND_DAY = re.compile(r"(?P<which>下个?|这个?|本)?周末")
 _ZH_TIME_CONTEXT = set("天午上晚早凌晨夜中在到于我是日号点")
-_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
 _ZH_WEEKDAY_RE = re.compile(r"(?P<which>下下个?|下个?|这个?|本|今)?(?:周|星期|礼拜)(?P<d>[一二三四五六日天1-7])")
 _ZH_DATE = re.compile(rf"(?:(?P<y>\d{{4}})\s*年\s*)?(?:(?P<mo>{ZH_NUM})\s*月\s*)?(?P<d>{ZH_NUM})\s*[日号號]")
 
@@ -465,7 +466,7 @@ def _zh_a_bit(free: str, m: re.Match[str]) -> bool:
     if m["h"] != "一" or m["half"] or m["q"] or m["m"]:
         return False
     before = free[m.start() - 1] if m.start() else ""
-    return bool(before) and bool(_CJK_CHAR.match(before)) and before not in _ZH_TIME_CONTEXT
+    return bool(before) and is_han(before) and before not in _ZH_TIME_CONTEXT
 
 
 def _check_clock(parts: _Parts) -> None:
@@ -478,7 +479,7 @@ def _zh_content(text: str, parts: _Parts) -> str:
     rest = _ZH_CUES.sub(" ", rest)
     rest = re.sub(r"\s+", " ", rest).strip()
     rest = re.sub(r"^(?:(?:[在于到从请]|麻烦你?|帮我)\s*)+", "", rest)
-    rest = rest.replace(" ", "") if re.search(r"[\u4e00-\u9fff]", rest) else rest
+    rest = rest.replace(" ", "") if has_han(rest) else rest
     return rest.strip(" ，,。.！!？?、：:；;~～") or "提醒"
 
 
@@ -642,9 +643,6 @@ def _en_content(text: str, parts: _Parts) -> str:
 
 # ---------------------------------------------------------------- entry point
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
-
-
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -661,7 +659,7 @@ def parse_reminder(text: str, now: datetime, timezone: str) -> ParsedReminder:
         raise ValueError("now must be timezone-aware")
     tz = zone(timezone)
     local_now = now.astimezone(tz)
-    language: Literal["zh", "en"] = "zh" if _CJK.search(text) else "en"
+    language = language_of(text)
     parts = _Parts()
     if language == "zh":
         _parse_zh(text, parts)

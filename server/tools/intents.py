@@ -24,12 +24,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from server.reminders.timeparse import TimeParseError, parse_reminder
+from server.text.language import Language
+from server.text.language import language_of as language_of  # nit_step.py imports it from here
 
 Kind = Literal["reminder", "task", "tool"]
 NO_TIME = ("no time found", "not a number", "empty phrase")  # TimeParseErrors that mean "not a reminder"
-Language = Literal["zh", "en"]
-
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 # -- reminders ----------------------------------------------------------------
 _ZH_REMIND = re.compile(r"提醒(?:一下)?我|(?:叫|喊)(?:我起床|醒我)|(?:设|定|建|加)(?:置|立)?一?个提醒|记得提醒")
@@ -82,10 +81,6 @@ class Intent:
     tool: str = ""  # the tool named (tool)
     arguments: dict[str, Any] = field(default_factory=dict)
     error: str = ""  # a recognised command whose arguments are unusable (e.g. bad JSON)
-
-
-def language_of(text: str) -> Language:
-    return "zh" if _CJK.search(text) else "en"
 
 
 def match(text: str, is_tool: Callable[[str], bool]) -> Intent | None:

@@ -16,14 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from server.reminders.timeparse import ParsedReminder, describe_cron, zone
+from server.text.language import HAN
 
 _ZH_WEEKDAYS = "一二三四五六日"
-_HAN = r"\u3400-\u9fff"
 _FULL = r"\u3000-\u303f\uff00-\uffef"  # full-width punctuation and forms
 # Every space touching Chinese or full-width punctuation goes; _BEFORE/_AFTER then put back the wanted ones.
-_GAP = re.compile(rf"(?<=[{_HAN}{_FULL}])\s+|\s+(?=[{_HAN}{_FULL}])")
-_BEFORE = re.compile(rf"(?<=[{_HAN}])(?=\d{{1,2}}:\d{{2}}|[A-Za-z])")
-_AFTER = re.compile(rf"(\d{{1,2}}:\d{{2}}|[A-Za-z])(?=[{_HAN}])")
+_GAP = re.compile(rf"(?<=[{HAN}{_FULL}])\s+|\s+(?=[{HAN}{_FULL}])")
+_BEFORE = re.compile(rf"(?<=[{HAN}])(?=\d{{1,2}}:\d{{2}}|[A-Za-z])")
+_AFTER = re.compile(rf"(\d{{1,2}}:\d{{2}}|[A-Za-z])(?=[{HAN}])")
 
 
 def zh_spaced(text: str) -> str:

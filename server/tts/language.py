@@ -13,15 +13,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-
-def _is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF
+from server.text.language import is_han
 
 
 def _script_language(ch: str) -> str | None:
     """The language a letter's script implies ('' for Latin: decided by the hint), None if neutral."""
-    if _is_cjk(ch):
+    if is_han(ch):
         return "zh"
     if not unicodedata.category(ch).startswith("L"):
         return None  # digits, punctuation, spaces, symbols: belong to their neighbours
@@ -33,15 +30,6 @@ def _script_language(ch: str) -> str | None:
     if 0x0400 <= code <= 0x04FF:
         return "ru"
     return ""
-
-
-def detect_language(text: str, hint: str = "") -> str:
-    """'zh' when Han characters dominate the letters, else 'en' (or the hint's base)."""
-    if hint:
-        return hint.split("-")[0].lower()
-    han = sum(1 for ch in text if _is_cjk(ch))
-    letters = sum(1 for ch in text if unicodedata.category(ch).startswith("L") and not _is_cjk(ch))
-    return "zh" if han and han * 2 >= letters else "en"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from server.memory.lexical import LexicalIndex
-from server.memory.tokenize import is_cjk, overlap, terms
+from server.memory.tokenize import overlap, terms
+from server.text.language import mostly_cjk as is_cjk
 
 
 def test_cjk_runs_become_bigrams_and_latin_words_are_stemmed() -> None:
