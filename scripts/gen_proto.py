@@ -3,6 +3,11 @@
 One command (`python scripts/gen_proto.py`) so the stubs never drift from the
 contracts; `--check` regenerates into a temporary folder and fails when the
 committed stubs differ (the test suite runs it).
+
+Beside the stubs it writes `peromesh/descriptors.binpb`, the contracts as a
+FileDescriptorSet WITH their comments (source_code_info): the Python stubs strip
+comments, so server reflection (server/rpc/reflection.py) reads them from there
+and `grpcurl describe` shows what the .proto files say.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "proto"
 GENERATED = ROOT / "generated"
+DESCRIPTOR_SET = "peromesh/descriptors.binpb"  # read by server/rpc/reflection.py
 INIT_TEXT = '"""Generated protobuf/gRPC stubs (scripts/gen_proto.py); do not edit."""\n'
 
 
@@ -32,8 +38,10 @@ def _protoc(out: Path) -> None:
         f"--python_out={out}", f"--grpc_python_out={out}",
         f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
-        f"--mypy_out={out}", f"--mypy_grpc_out={out}", *files,
+        f"--mypy_out={out}", f"--mypy_grpc_out={out}",
+        "--include_source_info", "--include_imports", f"--descriptor_set_out={out / DESCRIPTOR_SET}", *files,
     ]
+    (out / "peromesh").mkdir(exist_ok=True)
     subprocess.run(cmd, check=True, cwd=PROTO)
     for pkg in [out / "peromesh", *(p for p in (out / "peromesh").rglob("*") if p.is_dir())]:
         if pkg.name != "__pycache__":

@@ -14,10 +14,10 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from server.rpc.auth import BearerAuthInterceptor, is_loopback
 from server.rpc.decoding import DecodingInterceptor
+from server.rpc.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ async def start_server(
     for binding in bindings:
         binding.register(binding.servicer, server)
     names = [b.full_name for b in bindings]
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    enable_reflection([*names, health.SERVICE_NAME], server)  # with the contracts' comments
     bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     if bound == 0:
         raise OSError(f"{name}: cannot bind {host}:{port}")
