@@ -45,7 +45,7 @@ from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from server.aio import TaskOwner
-from server.hub import envelopes as env
+from server.wire import envelopes as env
 
 from . import codec
 from .dialog_link import VOICE_NAME, DialogClosed, DialogLink

@@ -13,7 +13,7 @@ naming a turn is answered when the dialog has acted on it: ok at that turn's
 `audio_cancel`, or the dialog's error for that turn id (`_interrupts`).
 
 Audio is checked here, before it is forwarded, with the same check the
-dialog applies to gRPC clients (`server.asr.pcm`): a bad rate, an odd byte
+dialog applies to gRPC clients (`server.audio.pcm`): a bad rate, an odd byte
 count, more than one channel or an unsupported content type gets a precise
 INVALID_ARGUMENT for that one message, and the stream stays usable. Both
 queues of unanswered inputs are bounded (MAX_PENDING): beyond it a new
@@ -35,9 +35,9 @@ import grpc
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from server.asr.pcm import DEFAULT_RATE_HZ, PcmFormatError, check_pcm16, check_rate
-from server.asr.wav_stream import WavFormatError, WavStreamDecoder
-from server.hub import envelopes as env
+from server.audio.pcm import DEFAULT_RATE_HZ, PcmFormatError, check_pcm16, check_rate
+from server.audio.wav_stream import WavFormatError, WavStreamDecoder
+from server.wire import envelopes as env
 
 from .outbound import Outbound
 from .translate import EventTranslator

@@ -31,7 +31,7 @@ import grpc
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from server.hub import envelopes as env
+from server.wire import envelopes as env
 
 from .outbound import Outbound
 

@@ -6,26 +6,26 @@ route, leave), so authentication, liveness and routing are identical:
 - `GrpcHubPort`: a HubService.Attach stream per node — a bridge in its own
   process, or several bridges sharing one core.
 - `LocalHubPort`: the hub object itself, when the bridge runs in the core's
-  process (the embedded default). It skips a gRPC message per envelope per
-  node, which is what a broadcast to a thousand nodes would otherwise pay.
+  process (the embedded default), typed against the public port
+  `server.wire.attach.EmbeddedHub` rather than the hub domain. It skips a gRPC
+  message per envelope per node, which is what a broadcast to a thousand
+  nodes would otherwise pay.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol
 
 import grpc
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
-from server.hub import envelopes as env
-from server.hub.hub import Hub
-from server.hub.nodes import Closing, NodeLink
-from server.hub.servicer import PEER_KEY, TRANSPORT_KEY
 from server.rpc.errors import StatusError
+from server.wire import envelopes as env
+from server.wire.attach import PEER_KEY, TRANSPORT_KEY, Closing, EmbeddedHub, LinkT
 
 
 class HubClosed(StatusError):
@@ -99,10 +99,10 @@ class GrpcHubPort:
             self._call.cancel()
 
 
-class LocalHubPort:
-    def __init__(self, hub: Hub) -> None:
+class LocalHubPort(Generic[LinkT]):
+    def __init__(self, hub: EmbeddedHub[LinkT]) -> None:
         self._hub = hub
-        self._link: NodeLink | None = None
+        self._link: LinkT | None = None
 
     async def open(self, hello: gw.Envelope, peer: str) -> gw.Welcome:
         try:

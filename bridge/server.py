@@ -12,9 +12,9 @@ from websockets.http11 import Request, Response
 
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
-from server.hub.hub import Hub
 from server.rpc.auth import bearer_metadata
 from server.rpc.channels import open_channel
+from server.wire.attach import EmbeddedHub, LinkT
 
 from . import core_targets
 from .connection import GatewayConnection, MeshStubs
@@ -54,11 +54,12 @@ class BridgeServer:
 
 
 async def start_bridge(core_address: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                       limits: Limits | None = None, local_hub: Hub | None = None,
+                       limits: Limits | None = None, local_hub: EmbeddedHub[LinkT] | None = None,
                        origins: OriginPolicy | None = None) -> BridgeServer:
     """Serve the Gateway protocol on ws://host:port/ws in front of the core at `core_address`.
 
-    With `local_hub` (the core runs in this process) nodes attach to it directly;
+    With `local_hub` (the core runs in this process: its `Hub`, through the port
+    `server.wire.attach.EmbeddedHub`) nodes attach to it directly;
     otherwise each node gets a HubService.Attach stream to the core. `origins` says which web
     pages may open /ws (default: this bridge's own and native clients; see bridge/origins.py).
     """

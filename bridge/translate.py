@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from server.hub import envelopes as env
+from server.wire import envelopes as env
 
 from .clause_audio import ClauseFiles
 from .outbound import Kind, Outbound

@@ -29,9 +29,9 @@ from server.aio import TaskOwner
 from server.cluster import bus
 from server.cluster.keys import connect
 from server.cluster.presence import Presence, PresenceTable
-from server.hub import envelopes as env
 from server.hub.hub import MAX_PENDING, Hub
 from server.hub.nodes import NodeChange, NodeInfo
+from server.wire import envelopes as env
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from server.aio import TaskOwner, cancel_and_wait
 from server.hub import capabilities
-from server.hub import envelopes as env
 from server.hub.nodes import NodeChange, NodeInfo, NodeLink
 from server.hub.remote import ClusterPort
 from server.hub.sessions import SessionDirectory
 from server.rpc.auth import token_matches
 from server.rpc.errors import StatusError
+from server.wire import envelopes as env
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -17,7 +16,9 @@ import grpc
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
-from server.hub.envelopes import now_ms
+from server.wire.attach import Closing as Closing  # re-exported: the hub's own importers name it here
+from server.wire.attach import Sink
+from server.wire.envelopes import now_ms
 
 DEFAULT_OUTBOX = 4096
 
@@ -73,17 +74,6 @@ class NodeInfo:
                        client_version=self.client_version, transport=self.transport,  # type: ignore[arg-type]
                        session_id=self.session_id, capabilities=list(self.capabilities.values()),
                        connected_at_ms=self.connected_at_ms, last_seen_at_ms=self.last_seen_at_ms, peer=self.peer)
-
-
-@dataclass(frozen=True)
-class Closing:
-    """The end of a link: the status its Attach stream ends with, and why."""
-
-    code: grpc.StatusCode
-    reason: str
-
-
-Sink = Callable[[pb.AttachResponse | Closing], None]
 
 
 class NodeLink:

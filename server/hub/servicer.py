@@ -11,16 +11,15 @@ import grpc
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
 from server.aio import TaskOwner
-from server.hub import envelopes as env
 from server.hub.capabilities import DEFAULT_TIMEOUT_S, CapabilityGrid
 from server.hub.hub import Hub
 from server.hub.nodes import Closing, NodeChange, NodeInfo, NodeLink
 from server.rpc.errors import StatusError, status_errors
+from server.wire import envelopes as env
+from server.wire.attach import PEER_KEY, TRANSPORT_KEY
 
 log = logging.getLogger(__name__)
 HELLO_TIMEOUT_S = 10.0
-TRANSPORT_KEY = "x-peromesh-transport"  # set by the bridge: "websocket"
-PEER_KEY = "x-peromesh-peer"  # set by the bridge: the WebSocket client's address
 
 
 class HubServicer(pb_grpc.HubServiceServicer):

@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from bridge.connection import GatewayConnection
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from server.asr.wav_stream import WavFormatError, WavStreamDecoder
+from server.audio.wav_stream import WavFormatError, WavStreamDecoder
 from server.mesh.runner import Mesh
 from server.rpc.auth import bearer_metadata
 from server.rpc.channels import open_channel

@@ -12,7 +12,7 @@ import pytest
 from meshkit import start_test_mesh
 from voice.voice_helpers import ENGLISH
 
-from server.asr.wav_stream import WavFormatError, WavStreamDecoder
+from server.audio.wav_stream import WavFormatError, WavStreamDecoder
 
 
 def wav_bytes(samples: np.ndarray, rate: int, channels: int) -> bytes:

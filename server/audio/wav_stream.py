@@ -17,7 +17,7 @@ import struct
 
 import numpy as np
 
-from .pcm import MAX_RATE_HZ, MIN_RATE_HZ
+from server.audio.pcm import MAX_RATE_HZ, MIN_RATE_HZ
 
 
 class WavFormatError(ValueError):

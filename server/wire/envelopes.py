@@ -1,4 +1,4 @@
-"""Builders for the Gateway envelopes the mesh sends (one place for ids and times)."""
+"""Builders for the Gateway envelopes the mesh and the bridge send (one place for ids and times)."""
 
 from __future__ import annotations
 
