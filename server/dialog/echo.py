@@ -13,6 +13,16 @@ shape and a minute of reference costs under 1 MiB; the FFT runs in a thread.
 It recognises a direct or attenuated copy (a loopback, a speaker close to the
 microphone); a strongly reverberant room lowers the peak, which is what a full
 acoustic echo canceller would handle (MODELS.md lists candidates).
+
+The guard window: speech whose onset falls within `guard_s` after our own
+speech started playing is most likely that speech coming back, before the
+correlation has a second of it to compare. `guarded()` says so, and the
+session then judges the utterance without pausing the answer (real words can
+still barge in, after the echo check). Both sides are timed on the
+microphone's own clock, seconds of `user_audio` heard (the recognizer's
+`SpeechStarted.at_s` clock): speech starts playing when a chunk is delivered
+while nothing we sent is still playing by that clock (each chunk extends the
+play-out by its duration, as the client plays them back to back).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ class EchoSettings:
     reference_s: float = 60.0  # how much sent speech is remembered (the client may play it much later)
     window_s: float = 1.0  # the microphone audio compared with it
     threshold: float = 0.5  # correlation peak above this: our own voice
+    guard_s: float = 0.3  # speech starting this soon after ours started playing does not pause it (0: off)
 
 
 class _Ring:
@@ -67,14 +78,26 @@ class EchoGate:
         self.settings = settings or EchoSettings()
         self._sent = _Ring(self.settings.reference_s)
         self._mic = _Ring(self.settings.window_s)
+        self._heard_s = 0.0  # microphone clock: seconds of user_audio heard so far
+        self._plays_until_s = 0.0  # ... when what we sent has finished playing
+        self._playing_since_s: float | None = None  # ... when our latest stretch of speech started playing
 
     def sent(self, pcm: bytes, rate: int) -> None:
         """Speech delivered to the client (an audio_chunk)."""
         self._sent.add(pcm, rate)
+        if self._heard_s >= self._plays_until_s:  # nothing of ours is playing: this chunk starts speech
+            self._playing_since_s = self._heard_s
+        self._plays_until_s = max(self._plays_until_s, self._heard_s) + len(pcm) // 2 / rate
 
     def heard(self, pcm: bytes, rate: int) -> None:
         """Microphone audio from the client (user_audio)."""
         self._mic.add(pcm, rate)
+        self._heard_s += len(pcm) // 2 / rate
+
+    def guarded(self, onset_s: float) -> bool:
+        """Did speech with onset `onset_s` (microphone clock) start within the guard window of ours?"""
+        since = self._playing_since_s
+        return since is not None and since <= onset_s < since + self.settings.guard_s
 
     async def is_echo(self) -> bool:
         """Is the latest microphone audio a copy of speech we sent?"""

@@ -154,8 +154,8 @@ class ConverseSession:
     async def _on_speech(self, event: RecognitionEvent) -> None:
         """Recognizer events, in order (see server.asr.speech_input)."""
         if isinstance(event, SpeechStarted):
-            self._pause(event.utterance, event.at_s)
-            self.gate.emit(events.state("", pb.STATE_LISTENING))
+            if self._pause(event.utterance, event.at_s):
+                self.gate.emit(events.state("", pb.STATE_LISTENING))
         elif isinstance(event, PartialTranscript):
             self.gate.emit(events.transcription("", event.text, is_final=False))
             if self._judge is not None:
@@ -217,18 +217,23 @@ class ConverseSession:
         return True
 
     # -- barge-in ----------------------------------------------------------
-    def _pause(self, utterance: int, onset_s: float) -> None:
-        """Speech started: hold the running answer, or pause the client's playout of a finished one."""
+    def _pause(self, utterance: int, onset_s: float) -> bool:
+        """Speech started: hold the running answer, or pause the client's playout of a finished one.
+        False: not paused, because our own speech only just started playing (echo.py's guard window);
+        the utterance is judged all the same, so real words still barge in."""
         turn = self.turn
+        guarded = self._echo.guarded(onset_s)
         if turn is not None and turn.active:
-            turn.pause()
+            if not guarded:
+                turn.pause()
         elif self._playout.playing():
             self._paused_playout = self._playout.turn_id
         else:
-            return
+            return True
         judge = BargeInJudge(self.deps.barge_in, onset_s)
         self._judge, self._judged_utterance, self._echoed = judge, utterance, False
         self._tasks.spawn(self._watch(judge), "barge-in-watchdog")
+        return not guarded
 
     async def _watch(self, judge: BargeInJudge) -> None:
         """A client that stops sending audio mid-utterance must not leave the answer paused for good."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from server.dialog.echo import EchoGate, similarity
+from server.dialog.echo import EchoGate, EchoSettings, similarity
 
 
 def voice_like(seconds: float, seed: int) -> np.ndarray:
@@ -31,3 +31,28 @@ async def test_the_gate_compares_the_latest_microphone_audio_with_what_was_sent(
     assert not await gate.is_echo()
     gate.heard((sent[16000:24000] // 2).tobytes(), 8000)
     assert await gate.is_echo()
+
+
+def pcm_s(seconds: float, rate: int = 16000) -> bytes:
+    """`seconds` of (silent) PCM16: only its length matters to the guard window's clock."""
+    return b"\0\0" * int(seconds * rate)
+
+
+def test_the_guard_window_covers_onsets_just_after_our_speech_starts_playing() -> None:
+    gate = EchoGate(EchoSettings(guard_s=0.3))
+    gate.heard(pcm_s(1.0), 16000)
+    assert not gate.guarded(1.1)  # nothing sent yet: no window
+    for _ in range(10):  # 2 s of speech delivered at once (the voices run faster than real time)
+        gate.sent(pcm_s(0.2, 24000), 24000)
+    assert gate.guarded(1.0) and gate.guarded(1.29)  # the microphone clock was at 1.0 s when it started
+    assert not gate.guarded(0.95)  # the user spoke before our speech began: not its echo
+    assert not gate.guarded(1.3)
+    gate.heard(pcm_s(1.5), 16000)  # 2.5 s: still playing what was sent, more follows
+    gate.sent(pcm_s(0.2, 24000), 24000)
+    assert not gate.guarded(2.55)  # the same stretch of speech goes on: no new window
+    gate.heard(pcm_s(1.0), 16000)  # 3.5 s: it ended at 3.2 s
+    gate.sent(pcm_s(0.2, 24000), 24000)  # the next answer starts playing
+    assert gate.guarded(3.6) and not gate.guarded(3.8)
+    off = EchoGate(EchoSettings(guard_s=0.0))
+    off.sent(pcm_s(1.0, 24000), 24000)
+    assert not off.guarded(0.0)

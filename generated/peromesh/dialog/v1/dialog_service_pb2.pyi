@@ -185,7 +185,11 @@ Global___UserText: _TypeAlias = UserText  # noqa: Y015
 
 @_typing.final
 class UserAudio(_message.Message):
-    """UserAudio is a chunk of user speech."""
+    """UserAudio is a chunk of user speech. Send it in real time, also while the
+    answer plays: the server's clock for barge-in is the audio's own (seconds
+    of user_audio received), and it compares this audio with what it sent to
+    recognise its own voice (see Converse).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -365,7 +369,10 @@ Global___SessionStarted: _TypeAlias = SessionStarted  # noqa: Y015
 
 @_typing.final
 class StateUpdate(_message.Message):
-    """StateUpdate reports a new assistant state."""
+    """StateUpdate reports a new assistant state. LISTENING while an answer plays
+    means "pause playback, the user may be barging in"; SPEAKING (or THINKING)
+    of that answer's turn afterwards means "resume"; see Converse.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -584,7 +591,10 @@ Global___AudioEnd: _TypeAlias = AudioEnd  # noqa: Y015
 
 @_typing.final
 class AudioCancel(_message.Message):
-    """AudioCancel tells the client to drop queued audio of the turn."""
+    """AudioCancel tells the client to drop queued audio of the turn: an interrupt,
+    or speech during playback judged a real barge-in (also for a turn whose
+    text was complete but whose audio was still playing).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

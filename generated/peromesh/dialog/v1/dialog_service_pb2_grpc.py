@@ -66,6 +66,28 @@ class DialogServiceServicer:
         assistant_delta or audio_chunk of that turn is ever sent.
         When the client half-closes, the server finishes the turn in progress and
         then ends the stream.
+
+        Speech during playback pauses before it interrupts. When `user_audio`
+        holds speech while an answer is produced or still playing on the client,
+        the server holds the answer's audio and sends state_update(LISTENING)
+        (turn_id empty): pause the player, keep what is queued. The utterance is
+        then judged:
+        - a backchannel (zh/en: 嗯, 对, 好的, 是的, uh-huh, mm hmm, yeah, okay,
+        right, …), a cough or noise resumes the answer: state_update(SPEAKING)
+        (THINKING before its first audio) with the answer's turn_id; play on
+        from where it paused. Its final transcription is sent with an empty
+        turn_id and starts no turn;
+        - real words (one is enough: "stop", "等等", "停") or more than 1.2 s of
+        voice barge in: audio_cancel and the interrupt sequence above, and the
+        words become the next turn;
+        - our own voice coming back through the microphone (a client without echo
+        cancellation) is recognised against the audio this stream sent and
+        resumes as a backchannel does; speech that starts within 0.3 s after the
+        answer's audio started playing does not pause it at all (no LISTENING;
+        it is still judged, so real words still barge in);
+        - with no verdict after 6 s (the client stopped sending audio), it resumes.
+        After an interrupted answer, "continue" / "go on" / "你刚才说到哪了" speaks
+        the part the user did not hear instead of answering anew.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
