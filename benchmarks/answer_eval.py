@@ -211,7 +211,7 @@ async def run(args: argparse.Namespace) -> None:
                                      "--max-new-tokens", str(args.max_new_tokens), "--reminder-timezone", "UTC",
                                      only=["memory", "core"])
         try:
-            token = mesh.context.token or ""
+            token = mesh.token or ""
             await remember(mesh.addresses["memory"], token, [m for i in items for m in i.get("memories", [])])
             async with open_channel(mesh.addresses["core"], token) as channel:
                 for item in items:

@@ -29,10 +29,8 @@ from grid_nodes import capabilities
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from server.cli import build_parser
-from server.mesh.component import MeshContext
-from server.mesh.registry import components
-from server.mesh.runner import start_mesh
+from server.app.root import start_mesh
+from server.cli import parse_serve
 from server.rpc.channels import open_channel
 
 KINDS = ["desktop", "mobile", "web", "qq", "electron"]
@@ -40,18 +38,15 @@ CHAT = ["你好", "今天天气怎么样", "Can you tell me a story?", "我妈�
 
 
 async def main(turns: int, nodes: int) -> None:
-    parts = components()
     with tempfile.TemporaryDirectory() as tmp:
-        args = build_parser(parts).parse_args([
-            "serve", "--data-dir", tmp, "--only", "core", "--core-port", "0", "--llm", "scripted",
+        settings = parse_serve([
+            "--data-dir", tmp, "--only", "core", "--core-port", "0", "--llm", "scripted",
             "--scripted-delay-ms", "0", "--scripted-text", "好的，我知道了。", "--tool-prompt", "on",
             "--asr-model", "none"])
-        ctx = MeshContext(settings=args, data_dir=Path(tmp), token="bench")
-        ctx.shared["gateway_token"] = "bench"
-        mesh = await start_mesh(ctx, [p for p in parts if p.name == "core"])
+        mesh = await start_mesh(settings, gateway_token="bench", token="bench")
         try:
-            hub, grid, deps = ctx.shared["hub"], ctx.shared["grid"], ctx.shared["dialog_deps"]
-            port = deps.tools
+            assert mesh.core is not None
+            hub, grid, deps, port = mesh.core.hub, mesh.core.grid, mesh.core.deps, mesh.core.tools
             for i in range(nodes):
                 link = hub.join(gw.Envelope(id="h", source_id=f"node-{i}", target_id="master",
                                             hello=gw.Hello(token="bench", platform=KINDS[i % len(KINDS)])))

@@ -15,10 +15,9 @@ import grpc
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
-from server.cli import build_parser, selected
-from server.mesh.component import MeshContext
-from server.mesh.registry import components
-from server.mesh.runner import Mesh, start_mesh
+from server.app.root import Mesh, start_mesh
+from server.app.settings import SERVERS
+from server.cli import parse_serve
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_MODELS = REPO / "build" / "test-data"  # converted test models survive between runs
@@ -26,22 +25,19 @@ TEST_TOKEN = "test-token"  # the mesh token of test meshes and harnesses (server
 
 
 async def start_test_mesh(data_dir: Path, *flags: str, only: Sequence[str] = ()) -> Mesh:
-    """Start components (all, or `only`) with every port 0 and the scripted LLM unless overridden."""
-    parts = components()
-    argv = ["serve", "--data-dir", str(data_dir)]
-    for part in parts:
-        argv += [f"--{part.name}-port", "0"]
+    """Start servers (all, or `only`) through the composition root with every port 0 and the scripted
+    LLM unless overridden: the same settings parser and wiring as `peromesh serve`."""
+    argv = ["--data-dir", str(data_dir)]
+    for name in SERVERS:
+        argv += [f"--{name}-port", "0"]
     if "--llm" not in flags:
         argv += ["--llm", "scripted"]
     if only:
         argv += ["--only", ",".join(only)]
-    args = build_parser(parts).parse_args([*argv, *flags])
-    token = args.token or TEST_TOKEN
-    ctx = MeshContext(settings=args, data_dir=data_dir,
-                      token=args.token if args.allow_unauthenticated_loopback else token)
-    ctx.shared["gateway_token"] = token
-    given = {p.name for p in parts if getattr(args, f"{p.name}_addr", None)}
-    return await start_mesh(ctx, selected(parts, args.only, given))
+    settings = parse_serve([*argv, *flags])
+    token = settings.common.token or TEST_TOKEN
+    grpc_token = settings.common.token if settings.common.allow_unauthenticated_loopback else token
+    return await start_mesh(settings, gateway_token=token, token=grpc_token)
 
 
 class Conversation:

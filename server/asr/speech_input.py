@@ -1,6 +1,6 @@
 """Speech input of one Converse stream: `user_audio` messages → recognizer → dialog callbacks.
 
-The core builds one `SpeechLoader` from its settings (`speech_settings`) and
+The core builds one `SpeechLoader` from its settings (`SpeechSettings`) and
 calls it once before it reports SERVING: the Whisper model, Silero VAD and the
 end-of-turn detector load and run once, in a thread (ready means warm; no
 blocking load ever runs on the event loop). Every later call returns the same
@@ -16,7 +16,6 @@ recognition event, in order, to the session's `on_event` callback:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import time
@@ -33,7 +32,6 @@ from server.asr.turn_detector import BUNDLED, TurnDetector, load_turn_detector
 
 log = logging.getLogger(__name__)
 EventHandler = Callable[[RecognitionEvent], Awaitable[None]]
-_DEFAULT_ENDPOINT = EndpointConfig()
 
 
 @dataclass(frozen=True)
@@ -44,33 +42,6 @@ class SpeechSettings:
     asr_language: str | None = None  # None: detected per utterance
     turn_model: str = BUNDLED  # "smart-turn-v3.2" (bundled in pipecat-ai) | a path to an ONNX file | "none"
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
-
-
-def add_speech_arguments(group: argparse._ArgumentGroup) -> None:
-    """The speech flags of the core (environment twins are added by the CLI)."""
-    group.add_argument("--asr-model", default=SpeechSettings.asr_model, choices=[*MODELS, "none"],
-                       help="Whisper model for user_audio (loaded and warmed before the core is ready; "
-                            "none: no speech input)")
-    group.add_argument("--asr-language", default="",
-                       help="language the person speaks (e.g. zh, en); empty: detected per utterance")
-    group.add_argument("--turn-model", default=SpeechSettings.turn_model,
-                       help=f"end-of-turn model: {BUNDLED} (bundled in pipecat-ai), a path to a Smart Turn "
-                            "ONNX file, or none (end turns on silence alone)")
-    group.add_argument("--turn-complete-silence-ms", type=int, default=_DEFAULT_ENDPOINT.complete_silence_ms,
-                       help="silence that ends an utterance the end-of-turn model judged complete")
-    group.add_argument("--turn-incomplete-silence-ms", type=int,
-                       default=_DEFAULT_ENDPOINT.incomplete_silence_ms,
-                       help="silence that ends an utterance judged unfinished (the longest wait)")
-    group.add_argument("--asr-end-silence-ms", type=int, default=_DEFAULT_ENDPOINT.end_silence_ms,
-                       help="silence that ends an utterance when there is no end-of-turn model")
-
-
-def speech_settings(args: argparse.Namespace) -> SpeechSettings:
-    """The typed settings from parsed flags (`add_speech_arguments`)."""
-    endpoint = EndpointConfig(end_silence_ms=args.asr_end_silence_ms,
-                              complete_silence_ms=args.turn_complete_silence_ms,
-                              incomplete_silence_ms=args.turn_incomplete_silence_ms)
-    return SpeechSettings(args.asr_model, args.asr_language or None, args.turn_model, endpoint)
 
 
 @dataclass(frozen=True)

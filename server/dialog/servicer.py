@@ -12,17 +12,18 @@ from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
 from server.aio import cancel_and_wait
 from server.dialog.deps import DialogDeps
 from server.dialog.list_turns import list_turns
+from server.dialog.live_sessions import LiveSessions
 from server.dialog.session import ConverseSession
 from server.dialog.turn_counter import TurnCounter
 from server.rpc.errors import status_errors
 
 
 class DialogServicer(pb_grpc.DialogServiceServicer):
-    def __init__(self, deps: DialogDeps) -> None:
+    def __init__(self, deps: DialogDeps, sessions: LiveSessions | None = None) -> None:
         self.deps = deps
         self.counter = TurnCounter(deps.history)
         self.open_sessions = 0  # visible to tests: cancelled calls must release their session
-        self.sessions: set[ConverseSession] = set()  # live streams, for announcements
+        self.sessions = sessions if sessions is not None else LiveSessions()  # live streams, for announcements
         self._teardowns: set[asyncio.Task[None]] = set()
 
     @status_errors()
@@ -60,17 +61,8 @@ class DialogServicer(pb_grpc.DialogServiceServicer):
             self.open_sessions -= 1
 
     async def announce(self, text: str, device_ids: Sequence[str] = (), exclude: Collection[str] = ()) -> int:
-        """Speak `text` on every live session (or those of `device_ids`), none of a device in
-        `exclude` (reminder delivery speaks on those itself); returns how many."""
-        spoken = 0
-        for session in list(self.sessions):
-            if session.config is None or (device_ids and session.config.device_id not in device_ids):
-                continue
-            if session.config.device_id in exclude:
-                continue
-            if await session.announce(text):
-                spoken += 1
-        return spoken
+        """See `LiveSessions.announce`."""
+        return await self.sessions.announce(text, device_ids, exclude)
 
     async def drain(self) -> None:
         """Wait for stream teardowns still running (at server stop)."""

@@ -1,9 +1,8 @@
-"""The event path's settings: one typed dataclass, one default per setting, and the flags built from it."""
+"""The event path's settings: one typed dataclass, one default per setting (its flag: server/app/settings.py)."""
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 
@@ -32,15 +31,3 @@ class EventsConfig:
             raise ValueError("outbox retention must be >= 0, the dedupe TTL and capacity > 0")
         if min(self.prune_interval_s, self.trim_interval_s) <= 0:
             raise ValueError("prune and trim intervals must be positive")
-
-    @classmethod
-    def from_settings(cls, settings: argparse.Namespace) -> EventsConfig:
-        """The config from the flags `add_arguments` defined (missing flags keep their default)."""
-        hours = getattr(settings, "events_outbox_retention_hours", None)
-        return cls() if hours is None else replace(cls(), outbox_retention=timedelta(hours=float(hours)))
-
-    @staticmethod
-    def add_arguments(group: argparse._ArgumentGroup) -> None:
-        hours = EventsConfig().outbox_retention / timedelta(hours=1)
-        group.add_argument("--events-outbox-retention-hours", type=float, default=hours,
-                           help=f"delete delivered outbox events after this many hours (default {hours:g})")

@@ -28,7 +28,6 @@ from server.events.redis_consumer import StreamConsumer
 from server.events.relay import OutboxRelay
 from server.events.retry import FailureStreak
 from server.events.trim import backlog, record, trim_acknowledged
-from server.rpc.channels import open_channel
 from server.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,6 @@ class EventPipeline:
     relay: OutboxRelay
     bus: EventBus
     consumers: list[StreamConsumer] = field(default_factory=list)
-    channels: list[grpc.aio.Channel] = field(default_factory=list)
     tasks: TaskOwner = field(default_factory=lambda: TaskOwner("events"))
 
     async def stop(self) -> None:
@@ -51,19 +49,15 @@ class EventPipeline:
         except Exception as exc:
             log.warning("events: last hand-over before stopping failed (the rows wait in the outbox): %s", exc)
         await self.bus.close()
-        for channel in self.channels:
-            await channel.close()
 
 
-async def start_pipeline(db: Database, redis_url: str | None, memory_address: str | None,
+async def start_pipeline(db: Database, redis_url: str | None, memory: grpc.aio.Channel | None,
                          metadata: Sequence[tuple[str, str]] = (),
                          config: EventsConfig | None = None) -> EventPipeline:
     config = config or EventsConfig()
-    channels: list[grpc.aio.Channel] = []
     handlers: dict[str, Handler] = {ANALYTICS_STREAM: analytics_recorder}
-    if memory_address:
-        channels.append(open_channel(memory_address))
-        handlers[LTM_STREAM] = ltm_writer(channels[-1], metadata)
+    if memory is not None:  # the process's channel to the memory server (its owner closes it)
+        handlers[LTM_STREAM] = ltm_writer(memory, metadata)
     bus: EventBus
     consumers: list[StreamConsumer] = []
     if redis_url:
@@ -76,7 +70,7 @@ async def start_pipeline(db: Database, redis_url: str | None, memory_address: st
         for stream, handler in handlers.items():
             local.subscribe(stream, idempotent(handler, MemoryDedupe(config.dedupe_capacity)))
         bus = local
-    pipeline = EventPipeline(OutboxRelay(db, bus, config=config), bus, consumers, channels)
+    pipeline = EventPipeline(OutboxRelay(db, bus, config=config), bus, consumers)
     pipeline.tasks.spawn(pipeline.relay.run(), "relay")
     for consumer in consumers:
         pipeline.tasks.spawn(consumer.run(), f"consume:{consumer.stream}")

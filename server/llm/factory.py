@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import time
@@ -10,7 +9,8 @@ from pathlib import Path
 
 from server.llm.base import ChatMessage, LlmProvider, LlmRequest
 from server.llm.openai_compat import OpenAICompatProvider
-from server.llm.scripted import DEFAULT_TEXT, ScriptedProvider
+from server.llm.scripted import ScriptedProvider
+from server.llm.settings import LlmSettings
 from server.warmup import loading, progress
 
 log = logging.getLogger(__name__)
@@ -18,24 +18,7 @@ WARM_TOKENS = 2
 WARM_TIMEOUT_S = 120.0  # a remote server loading a big model on its first request takes a while
 
 
-def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--llm", default="local", choices=["local", "openai", "scripted"],
-                       help="chat model provider (default: local transformers model)")
-    group.add_argument("--model", default="qwen", choices=["qwen", "smollm2"],
-                       help="local model: qwen (Qwen2.5-Coder-0.5B-Instruct, zh+en) or smollm2 (English, light)")
-    group.add_argument("--model-dir", default=None, help="load this transformers folder instead of --model")
-    group.add_argument("--llm-threads", type=int, default=2, help="CPU threads for the local model")
-    group.add_argument("--llm-temperature", type=float, default=0.7)
-    group.add_argument("--max-new-tokens", type=int, default=200)
-    group.add_argument("--openai-base-url", default="http://127.0.0.1:11434/v1",
-                       help="OpenAI-compatible endpoint (ollama, llama.cpp, vLLM, cloud)")
-    group.add_argument("--openai-model", default="qwen2.5:7b-instruct")
-    group.add_argument("--openai-api-key", default=None)
-    group.add_argument("--scripted-text", default=DEFAULT_TEXT)
-    group.add_argument("--scripted-delay-ms", type=float, default=20.0)
-
-
-async def build_provider(settings: argparse.Namespace, data_dir: Path) -> LlmProvider:
+async def build_provider(settings: LlmSettings, data_dir: Path) -> LlmProvider:
     """The configured provider, loaded and exercised once (see `warm_up`)."""
     provider: LlmProvider
     if settings.llm == "scripted":
@@ -77,10 +60,10 @@ async def warm_up(provider: LlmProvider, required: bool = True, timeout_s: float
     progress(f"chat model ({provider.name}) warm: first generation in {time.perf_counter() - started:.1f}s")
 
 
-def _load_local(settings: argparse.Namespace, data_dir: Path) -> LlmProvider:
+def _load_local(settings: LlmSettings, data_dir: Path) -> LlmProvider:
     from server.llm.local import LocalTransformersProvider
     from server.llm.model_store import prepare_model
 
     folder = Path(settings.model_dir) if settings.model_dir else prepare_model(settings.model, data_dir)
     with loading(f"chat model {folder.name}"):
-        return LocalTransformersProvider(folder, settings.llm_threads, settings.llm_temperature)
+        return LocalTransformersProvider(folder, settings.threads, settings.temperature)

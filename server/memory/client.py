@@ -4,7 +4,7 @@ Memory must never break a conversation: every call has a deadline, and when
 the memory server is down, slow or refuses, the client logs once per outage
 and returns nothing (an empty context, no memory) instead of raising.
 
-    client = MemoryClient("127.0.0.1:50053", token)
+    client = MemoryClient.connect("127.0.0.1:50053", token)   # or MemoryClient(channel, token)
     lines = await client.recall_context(session_id, user_text)    # before the LLM call
     await client.ingest_turn(session_id, turn_id, user_text, reply)  # after the turn
     await client.close()
@@ -27,15 +27,25 @@ log = logging.getLogger(__name__)
 
 
 class MemoryClient:
-    def __init__(self, address: str, token: str | None = None, recall_timeout_s: float = 1.5,
-                 ingest_timeout_s: float = 10.0) -> None:
+    def __init__(self, channel: grpc.aio.Channel, token: str | None = None, recall_timeout_s: float = 1.5,
+                 ingest_timeout_s: float = 10.0, *, address: str = "", owns_channel: bool = False) -> None:
+        """A client on `channel` (the process's one channel to the memory server, which its
+        owner closes), or on a channel of its own with `connect`."""
         self.address = address
-        self._channel = open_channel(address)
+        self._channel = channel
+        self._owns_channel = owns_channel
         self._stub = pb_grpc.MemoryServiceStub(self._channel)
         self._metadata = bearer_metadata(token)
         self.recall_timeout_s = recall_timeout_s
         self.ingest_timeout_s = ingest_timeout_s
         self._down = False
+
+    @classmethod
+    def connect(cls, address: str, token: str | None = None, recall_timeout_s: float = 1.5,
+                ingest_timeout_s: float = 10.0) -> MemoryClient:
+        """A client with its own channel to `address` (closed by `close`)."""
+        return cls(open_channel(address), token, recall_timeout_s, ingest_timeout_s, address=address,
+                   owns_channel=True)
 
     def _call_metadata(self) -> tuple[tuple[str, str], ...]:
         """The token plus the current trace context (W3C traceparent), so the memory
@@ -100,4 +110,5 @@ class MemoryClient:
         return response.memory.id if response.HasField("memory") else None
 
     async def close(self) -> None:
-        await self._channel.close()
+        if self._owns_channel:
+            await self._channel.close()

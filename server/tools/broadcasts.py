@@ -45,7 +45,7 @@ def as_params(payload: Mapping[str, Any]) -> dict[str, str]:
 class Broadcaster:
     def __init__(self, hub: Hub, *, reminders: ReminderService | None = None, tasks: TaskService | None = None,
                  monitor: MonitorService | None = None,
-                 announcer: Callable[[], SessionAnnouncer | None] = lambda: None) -> None:
+                 announcer: SessionAnnouncer | None = None) -> None:
         self.hub = hub
         self.reminders = reminders
         self.tasks = tasks
@@ -88,7 +88,7 @@ class Broadcaster:
         from their delivery pump, once each)."""
         with subscription as triggers:
             async for trigger in triggers:
-                dialog = self.announcer()
+                dialog = self.announcer
                 if dialog is None:
                     continue
                 nodes = {n.node_id for n in self.hub.nodes()}

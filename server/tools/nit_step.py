@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +113,7 @@ class NitFollower:
     """
 
     def __init__(self, port: GridToolPort, llm: LlmProvider | None, *, call_timeout_s: float = 30.0,
-                 max_calls: int = 32, announcer: Callable[[], Announcer | None] = lambda: None,
+                 max_calls: int = 32, announcer: Announcer | None = None,
                  announce_retries: int = 20) -> None:
         self.port = port
         self.llm = llm
@@ -231,7 +231,7 @@ class NitFollower:
         self.announced.append(text)
         devices = [request.device_id] if request.device_id else []
         for _ in range(self.announce_retries):
-            dialog = self.announcer()
+            dialog = self.announcer
             if dialog is not None and await dialog.announce(text, devices):
                 return
             await asyncio.sleep(0.5)  # a turn is running there (announcements never cut one), or no session yet
@@ -260,7 +260,7 @@ def _short(value: Any, limit: int = 200) -> str:
 
 
 def wire(port: GridToolPort, llm: LlmProvider | None,
-         announcer: Callable[[], Announcer | None] = lambda: None) -> NitFollower:
+         announcer: Announcer | None = None) -> NitFollower:
     """Install NIT on `port` (its `follow()` then runs scripts in model replies)."""
     follower = NitFollower(port, llm, announcer=announcer)
     port.nit = follower

@@ -72,7 +72,7 @@ class ReminderDelivery:
     """One delivery pump per attached node; acknowledgements through the `reminder_ack` action."""
 
     def __init__(self, hub: Hub, reminders: ReminderService, *, window_s: float = DEFAULT_WINDOW_S,
-                 announcer: Callable[[], SessionAnnouncer | None] = lambda: None,
+                 announcer: SessionAnnouncer | None = None,
                  poll_s: float = DEVICE_POLL_S) -> None:
         self.hub = hub
         self.reminders = reminders
@@ -164,7 +164,7 @@ class ReminderDelivery:
 class _Speaker:
     """Speaks one device's reminders in order on its dialog session, waiting briefly for it to open."""
 
-    def __init__(self, node_id: str, announcer: Callable[[], SessionAnnouncer | None]) -> None:
+    def __init__(self, node_id: str, announcer: SessionAnnouncer | None) -> None:
         self.node_id = node_id
         self.announcer = announcer
         self._texts: collections.deque[str] = collections.deque(maxlen=MAX_UNSPOKEN)
@@ -190,7 +190,7 @@ class _Speaker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SPEAK_WAIT_S
         while not self._stopped:
-            dialog = self.announcer()
+            dialog = self.announcer
             try:
                 if dialog is not None and await dialog.announce(text, [self.node_id]):
                     log.info("reminder spoken on %s", self.node_id)

@@ -28,8 +28,8 @@ from websockets.exceptions import ConnectionClosed
 from bridge.connection import GatewayConnection
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.gateway.v1 import envelope_pb2 as gw
+from server.app.root import Mesh
 from server.audio.wav_stream import WavFormatError, WavStreamDecoder
-from server.mesh.runner import Mesh
 from server.rpc.auth import bearer_metadata
 from server.rpc.channels import open_channel
 
@@ -158,7 +158,7 @@ async def test_a_one_shot_wav_over_64_kib_reaches_the_dialog(mesh: Mesh) -> None
 
 # -- a failing pump closes its connection at once -----------------------------------------------
 def live(mesh: Mesh, node_id: str) -> GatewayConnection:
-    bridge: Any = dict(mesh.running)["bridge"]
+    bridge: Any = mesh.bridge
     [connection] = [c for c in bridge.connections if c.node_id == node_id]
     return connection  # type: ignore[no-any-return]
 

@@ -13,7 +13,7 @@ from playwright.async_api import Browser
 
 from bridge import codec
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 
 from .console_kit import Problems, chromium, js, screenshot, wait_js
 

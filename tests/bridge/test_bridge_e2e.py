@@ -18,9 +18,9 @@ from bridge.server import start_bridge
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
+from server.app.root import Mesh
 from server.hub.hub import Hub
 from server.hub.nodes import NodeInfo
-from server.mesh.runner import Mesh
 from server.rpc.channels import open_channel
 
 from .gateway_client import GatewayClient, action_is, actions
@@ -62,7 +62,7 @@ def url(mesh: Mesh) -> str:
 
 
 def hub_of(mesh: Mesh) -> Hub:
-    hub: Hub = mesh.context.shared["hub"]
+    hub: Hub = mesh.core.hub
     return hub
 
 
@@ -195,7 +195,7 @@ async def test_broadcast_and_unicast_among_three_clients_and_a_native_node(eithe
     a = await GatewayClient.open(url(mesh), "a")
     b = await GatewayClient.open(url(mesh), "b", binary=True)
     c = await GatewayClient.open(url(mesh), "c")
-    channel = open_channel(mesh.addresses["core"], mesh.context.token)
+    channel = open_channel(mesh.addresses["core"], mesh.token)
     native = hpb_grpc.HubServiceStub(channel).Attach()
     await native.write(hpb.AttachRequest(envelope=gw.Envelope(source_id="n", hello=gw.Hello(token="test-token"))))
     assert (await native.read()).envelope.HasField("welcome")
@@ -246,7 +246,7 @@ async def test_unknown_target_and_master_actions(mesh: Mesh) -> None:
 
 
 async def test_two_bridges_share_one_hub(mesh: Mesh) -> None:
-    second = await start_bridge(mesh.addresses["core"], token=mesh.context.token)
+    second = await start_bridge(mesh.addresses["core"], token=mesh.token)
     try:
         a = await GatewayClient.open(url(mesh), "a")
         b = await GatewayClient.open(second.url, "b")
@@ -421,7 +421,7 @@ async def test_interrupt_purges_what_is_already_queued_for_a_lagging_client(mesh
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that lags: audio queues in the bridge
     sock.connect((host, int(port)))
     client = await GatewayClient.open(url(mesh), "laggy", binary=True, sock=sock, max_queue=1)
-    bridge = dict(mesh.running)["bridge"]
+    bridge = mesh.bridge
     [connection] = [c for c in bridge.connections if c.node_id == "laggy"]  # type: ignore[attr-defined]
     server_side = connection.ws.transport.get_extra_info("socket")
     server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # and a thin pipe, as on a slow network

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from server.mesh.registry import components
+from server.app.settings import SERVERS
 
 from .gateway_client import GatewayClient, action_is
 
@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[dict[str, str]]:
-    ports = [arg for part in components() for arg in (f"--{part.name}-port", "0")]
+    ports = [arg for name in SERVERS for arg in (f"--{name}-port", "0")]
     ports += ["--only", "tts,core,bridge"]  # memory is not needed here (and loads a model)
     proc = subprocess.Popen(
         [str(BIN / "peromesh"), "serve", "--llm", "scripted", "--scripted-delay-ms", "1", "--data-dir", str(tmp_path),

@@ -19,9 +19,9 @@ from meshkit import start_test_mesh
 from playwright.async_api import Browser, Page
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
+from server.app.root import Mesh
 from server.dialog.history import DialogTurnRow, HistoryStore
 from server.dialog.servicer import DialogServicer
-from server.mesh.runner import Mesh
 
 from .console_kit import Problems, chromium, js, open_console, screenshot, wait_js
 from .gateway_client import GatewayClient
@@ -309,7 +309,7 @@ async def test_history_comes_back_from_the_server_paged_with_what_was_heard(long
     bridge = long_answer_mesh.addresses["bridge"]
     page = await open_console(browser, bridge, "web-history", problems)
     session = await js(page, "window.peromesh.client.welcome.sessionId")
-    store: HistoryStore = long_answer_mesh.context.shared["dialog_deps"].history
+    store: HistoryStore = long_answer_mesh.core.deps.history
     await store.db.run(lambda s: s.add_all([  # an earlier conversation of this session, 24 turns long
         DialogTurnRow(session_id=session, turn_index=n, role=role, text=f"{role} {n}")
         for n in range(1, 25) for role in ("user", "assistant")]))
@@ -355,7 +355,7 @@ async def test_the_voice_chosen_in_the_console_is_the_sessions_voice(mesh: Mesh,
     session = await js(page, "window.peromesh.client.welcome.sessionId")
     await say(page, "Hello Pero")
     await answers_done(page, 1)
-    servicer: DialogServicer = mesh.context.shared["dialog"]
+    servicer: DialogServicer = mesh.core.dialog
 
     async def only_voice(voice: str) -> None:
         """The device's live dialog sessions are one, with `voice` (a replaced connection's stream

@@ -17,9 +17,9 @@ from meshkit import TEST_TOKEN, start_test_mesh
 from websockets.exceptions import ConnectionClosed
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
+from server.app.root import Mesh
 from server.dialog.servicer import DialogServicer
 from server.llm.scripted import DEFAULT_TEXT
-from server.mesh.runner import Mesh
 
 from .gateway_client import GatewayClient, action_is
 
@@ -109,7 +109,7 @@ async def test_the_hello_voice_is_the_dialog_sessions_voice(mesh: Mesh) -> None:
     assert welcome.HasField("welcome"), welcome
     try:
         await chat(client, "Hello")
-        servicer: DialogServicer = mesh.context.shared["dialog"]
+        servicer: DialogServicer = mesh.core.dialog
         configs = [s.config for s in servicer.sessions if s.config is not None]
     finally:
         await client.close()

@@ -28,7 +28,7 @@ from bridge.outbound import Kind
 from bridge.translate import EventTranslator
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 
 from .gateway_client import GatewayClient, action_is, actions
 

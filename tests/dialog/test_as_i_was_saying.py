@@ -9,10 +9,10 @@ import pytest
 from meshkit import Conversation, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from server.dialog.component import RunningCore
+from server.app.core import Core
+from server.app.root import Mesh
 from server.dialog.resume import is_continue_request, unheard_remainder
 from server.llm.scripted import DEFAULT_TEXT, ScriptedProvider
-from server.mesh.runner import Mesh
 from server.rpc.channels import open_channel
 
 
@@ -24,8 +24,8 @@ async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
 
 
 def scripted(mesh: Mesh) -> ScriptedProvider:
-    core = dict(mesh.running)["core"]
-    assert isinstance(core, RunningCore) and isinstance(core.llm, ScriptedProvider)
+    core = mesh.core
+    assert isinstance(core, Core) and isinstance(core.llm, ScriptedProvider)
     return core.llm
 
 
@@ -59,7 +59,7 @@ async def answer(talk: Conversation, text: str, turn_id: str) -> list[pb.Convers
 
 async def test_continue_after_an_interrupt_speaks_what_was_not_heard(mesh: Mesh) -> None:
     llm = scripted(mesh)
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="saying")
         await talk.next()

@@ -11,7 +11,7 @@ import pytest
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 from server.rpc.channels import open_channel
 
 
@@ -30,7 +30,7 @@ async def expect_error(talk: Conversation, code: str, fragment: str) -> pb.Error
 
 
 async def test_errors_are_precise_and_the_stream_survives(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.say("too early")
         await expect_error(talk, "FAILED_PRECONDITION", "before `config`")
@@ -69,7 +69,7 @@ async def test_unknown_fields_are_ignored(mesh: Mesh) -> None:
     """A newer client's extra field (unknown tag) must not break an older server."""
     request = pb.ConverseRequest(config=pb.SessionConfig(session_id="unk", text_only=True))
     raw = request.SerializeToString() + bytes([0xF8, 0x06, 0x01])  # field 111, varint 1
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         call = channel.stream_stream("/peromesh.dialog.v1.DialogService/Converse",
                                      request_serializer=lambda b: b,
                                      response_deserializer=pb.ConverseResponse.FromString)
@@ -82,7 +82,7 @@ async def test_unknown_fields_are_ignored(mesh: Mesh) -> None:
 
 
 async def test_oversize_message_is_rejected_by_the_transport(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token, max_message_bytes=64 * 1024 * 1024) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token, max_message_bytes=64 * 1024 * 1024) as channel:
         talk = Conversation(channel)
         talk.config(session_id="huge", text_only=True)
         talk.say("y" * (5 * 1024 * 1024))
@@ -94,9 +94,9 @@ async def test_oversize_message_is_rejected_by_the_transport(mesh: Mesh) -> None
 
 
 async def test_cancelled_call_releases_its_session_and_stores_the_cut_turn(mesh: Mesh) -> None:
-    core = mesh.running[-1][1]
-    servicer = core.servicer  # type: ignore[attr-defined]
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    assert mesh.core is not None
+    servicer = mesh.core.dialog
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="gone", text_only=True)
         talk.say("start talking")
@@ -108,7 +108,7 @@ async def test_cancelled_call_releases_its_session_and_stores_the_cut_turn(mesh:
                 break
             await asyncio.sleep(0.02)
     assert servicer.open_sessions == 0
-    history = mesh.context.shared["dialog_deps"].history
+    history = mesh.core.deps.history
     assert await history.answered_turns("gone") == 1
     rows = await history.stored("gone")
     assert [m.role for m in rows] == ["user", "assistant"] and rows[1].content.endswith(" …")

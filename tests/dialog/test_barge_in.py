@@ -11,10 +11,10 @@ import pytest
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from server.app.root import Mesh
 from server.dialog import events
 from server.dialog.gate import OutboundGate
 from server.llm.scripted import DEFAULT_TEXT
-from server.mesh.runner import Mesh
 from server.rpc.channels import open_channel
 
 LEAKS = {"assistant_delta", "audio_chunk", "audio_begin", "audio_end"}
@@ -42,7 +42,7 @@ def assert_no_leak_after_cancel(events: list[pb.ConverseResponse], turn_id: str)
 
 async def test_random_interrupts_never_leak_events_of_the_cut_turn(mesh: Mesh) -> None:
     rng = random.Random(20261121)
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="barge")
         await talk.next()
@@ -87,9 +87,9 @@ async def test_random_interrupts_never_leak_events_of_the_cut_turn(mesh: Mesh) -
 
 
 async def test_interrupt_stops_the_model_within_a_token(mesh: Mesh) -> None:
-    provider = mesh.context.shared["dialog_deps"].llm
+    provider = mesh.core.deps.llm
     provider.delay_s = 0.05
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="stop", text_only=True)
         await talk.next()
@@ -108,7 +108,7 @@ async def test_interrupt_stops_the_model_within_a_token(mesh: Mesh) -> None:
 
 
 async def test_new_user_text_barges_in(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="over")
         await talk.next()
@@ -124,7 +124,7 @@ async def test_new_user_text_barges_in(mesh: Mesh) -> None:
 
 
 async def test_interrupted_turn_is_stored_with_what_was_heard(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="heard")
         await talk.next()
@@ -137,7 +137,7 @@ async def test_interrupted_turn_is_stored_with_what_was_heard(mesh: Mesh) -> Non
         await talk.until_state(pb.STATE_IDLE)
         await talk.close()
     heard = next(e.assistant_final.heard_text for e in events if e.HasField("assistant_final"))
-    messages = mesh.context.shared["dialog_deps"].llm.calls[-1].messages
+    messages = mesh.core.deps.llm.calls[-1].messages
     assert messages[2].role == "assistant" and messages[2].content == heard + " …"
 
 
@@ -157,7 +157,7 @@ async def test_no_speaking_state_after_audio_cancel_when_cut_around_the_first_au
     interrupts cluster at the boundary where the first chunk is in flight. That race window is
     narrow; the gate's rule that makes the outcome certain is pinned by the unit test above."""
     rng = random.Random(20261201)
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="speaking")
         await talk.next()

@@ -94,7 +94,8 @@ async def test_a_direct_grpc_reader_that_stops_reading_holds_its_turn_back(data_
     capacity = 8
     mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "0", "--outbound-queue-events", str(capacity),
                                  only=["tts", "core"])
-    servicer = next(r for _, r in mesh.running if hasattr(r, "servicer")).servicer  # type: ignore[attr-defined]
+    assert mesh.core is not None
+    servicer = mesh.core.dialog
     assert isinstance(servicer, DialogServicer)
     # no BDP probing: the HTTP/2 window stays at its 64 KiB default, less than one answer's audio
     channel = grpc.aio.insecure_channel(mesh.addresses["core"], options=[("grpc.http2.bdp_probe", 0)])
@@ -105,7 +106,7 @@ async def test_a_direct_grpc_reader_that_stops_reading_holds_its_turn_back(data_
             yield item
 
     try:
-        call = pb_grpc.DialogServiceStub(channel).Converse(send(), metadata=bearer_metadata(mesh.context.token))
+        call = pb_grpc.DialogServiceStub(channel).Converse(send(), metadata=bearer_metadata(mesh.token))
         requests.put_nowait(pb.ConverseRequest(config=pb.SessionConfig(session_id="slow")))
         requests.put_nowait(pb.ConverseRequest(user_text=pb.UserText(text="talk to me")))
         await asyncio.sleep(3)  # the client reads nothing meanwhile

@@ -16,9 +16,9 @@ from meshkit import Conversation, start_test_mesh
 from sqlalchemy import select
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from server.app.root import Mesh
 from server.dialog.history import DialogTurnRow, HistoryStore
 from server.events.outbox import OutboxEvent
-from server.mesh.runner import Mesh
 from server.rpc.channels import open_channel
 from server.storage.db import Database
 
@@ -34,7 +34,7 @@ async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
 
 
 def history(mesh: Mesh) -> HistoryStore:
-    store = mesh.context.shared["dialog_deps"].history
+    store = mesh.core.deps.history
     assert isinstance(store, HistoryStore)
     return store
 
@@ -53,7 +53,7 @@ async def event_types(db: Database, turn_id: str) -> list[str]:
 
 async def test_the_answer_and_its_memory_event_are_committed_before_the_final(mesh: Mesh) -> None:
     db = history(mesh).db
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="durable")
         await talk.next()
@@ -74,7 +74,7 @@ async def test_the_answer_and_its_memory_event_are_committed_before_the_final(me
 
 async def test_speech_cut_after_the_final_corrects_the_stored_row(mesh: Mesh) -> None:
     db = history(mesh).db
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="corrected")
         await talk.next()
@@ -95,7 +95,7 @@ async def test_an_interrupted_answer_is_stored_before_its_final(data_dir: Path) 
     mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "30", only=["core"])
     try:
         db = history(mesh).db
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="cut", text_only=True)
             await talk.next()
@@ -123,7 +123,7 @@ async def test_a_question_an_earlier_process_never_answered_is_abandoned(data_di
             DialogTurnRow(session_id="crashed", turn_index=2, role="user", text="the lost question",
                           created_at=before),
         ]))
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="crashed", text_only=True)
             started = (await talk.next()).session_started
@@ -132,7 +132,7 @@ async def test_a_question_an_earlier_process_never_answered_is_abandoned(data_di
             await talk.close()
         lost = await store.db.run(lambda s: s.scalar(select(DialogTurnRow).where(
             DialogTurnRow.session_id == "crashed", DialogTurnRow.turn_index == 2)))
-        prompt = mesh.context.shared["dialog_deps"].llm.calls[-1].messages
+        prompt = mesh.core.deps.llm.calls[-1].messages
         answered = await store.answered_turns("crashed")
     finally:
         await mesh.stop()

@@ -14,7 +14,7 @@ import pytest
 from meshkit import Conversation, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 from server.rpc.channels import open_channel
 
 ANSWER = "I think that we could go to the park tomorrow morning if it does not rain"
@@ -30,7 +30,7 @@ async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
 
 
 async def test_first_audio_follows_the_third_word(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="first-audio")
         await talk.next()

@@ -19,9 +19,9 @@ from meshkit import Conversation, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as pb_grpc
+from server.app.root import Mesh
 from server.dialog.history import DialogTurnRow, HistoryStore
 from server.llm.scripted import DEFAULT_TEXT
-from server.mesh.runner import Mesh
 from server.rpc.channels import open_channel
 
 LONG_TEXT = " ".join(f"This is sentence number {n} of a long answer, spoken slowly." for n in range(1, 31))
@@ -64,7 +64,7 @@ async def page(stub: pb_grpc.DialogServiceStub, session_id: str, size: int = 0,
 
 
 async def test_pages_go_back_in_time_and_stay_stable(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         stub = pb_grpc.DialogServiceStub(channel)
         await converse(channel, "pages", [f"message {n}" for n in range(1, 6)])
         await converse(channel, "elsewhere", ["not in this session"])
@@ -92,11 +92,11 @@ async def test_pages_go_back_in_time_and_stay_stable(mesh: Mesh) -> None:
 async def test_a_page_holds_at_most_one_hundred_turns(data_dir: Path) -> None:
     mesh = await start_test_mesh(data_dir, only=["core"])
     try:
-        store: HistoryStore = mesh.context.shared["dialog_deps"].history
+        store: HistoryStore = mesh.core.deps.history
         await store.db.run(lambda s: s.add_all([
             DialogTurnRow(session_id="long", turn_index=n, role=role, text=f"{role} {n}")
             for n in range(1, 106) for role in ("user", "assistant")]))
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             stub = pb_grpc.DialogServiceStub(channel)
             big = await page(stub, "long", 1000)
             rest = await page(stub, "long", 1000, big.next_page_token)
@@ -109,7 +109,7 @@ async def test_a_page_holds_at_most_one_hundred_turns(data_dir: Path) -> None:
 
 
 async def test_a_cut_answer_shows_what_was_heard(speaking_mesh: Mesh) -> None:
-    async with open_channel(speaking_mesh.addresses["core"], speaking_mesh.context.token) as channel:
+    async with open_channel(speaking_mesh.addresses["core"], speaking_mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="cut")
         await talk.next()
@@ -130,14 +130,14 @@ async def test_a_cut_answer_shows_what_was_heard(speaking_mesh: Mesh) -> None:
 async def test_a_question_that_was_never_answered_is_listed_as_abandoned(data_dir: Path) -> None:
     mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "0", only=["core"])
     try:
-        store: HistoryStore = mesh.context.shared["dialog_deps"].history
+        store: HistoryStore = mesh.core.deps.history
         before = store.opened_at - timedelta(minutes=5)  # written by a process that died mid-turn
         await store.db.run(lambda s: s.add_all([
             DialogTurnRow(session_id="crashed", turn_index=1, role="user", text="hi", created_at=before),
             DialogTurnRow(session_id="crashed", turn_index=1, role="assistant", text="hello", created_at=before),
             DialogTurnRow(session_id="crashed", turn_index=2, role="user", text="the lost question",
                           created_at=before)]))
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             await converse(channel, "crashed", ["still there?"])
             turns = (await page(pb_grpc.DialogServiceStub(channel), "crashed")).turns
     finally:
@@ -165,7 +165,7 @@ async def test_bad_requests_are_invalid_argument(data_dir: Path, request_fields:
                                                  needle: str) -> None:
     mesh = await start_test_mesh(data_dir, only=["core"])
     try:
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await pb_grpc.DialogServiceStub(channel).ListTurns(pb.ListTurnsRequest(**request_fields))
     finally:

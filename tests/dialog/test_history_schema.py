@@ -52,7 +52,7 @@ def dead_url() -> str:
 async def test_a_failed_turn_abandons_its_question(data_dir: Path) -> None:
     mesh = await start_test_mesh(data_dir, "--llm", "openai", "--openai-base-url", dead_url(), only=["core"])
     try:
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="failing", text_only=True)
             await talk.next()
@@ -60,7 +60,7 @@ async def test_a_failed_turn_abandons_its_question(data_dir: Path) -> None:
             events = await talk.until_state(pb.STATE_IDLE)
             talk.half_close()
             await talk.rest()
-        store = mesh.context.shared["dialog_deps"].history
+        store = mesh.core.deps.history
         row = await store.db.run(lambda s: s.scalar(select(DialogTurnRow).where(
             DialogTurnRow.session_id == "failing")))
         stored = await store.stored("failing")

@@ -25,7 +25,7 @@ async def test_speech_ended_then_half_closed_is_answered(data_dir: Path) -> None
     mesh = await start_test_mesh(data_dir, "--asr-model", "tiny.en", "--turn-model", "none",
                                  "--scripted-delay-ms", "1", only=["core"])
     try:
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="half-voice", text_only=True)
             for i in range(0, len(speech), CHUNK):  # sent at once: the recogniser is still busy at the end

@@ -14,7 +14,7 @@ from server.rpc.channels import open_channel
 async def test_a_turn_is_one_trace_with_latency_spans(data_dir: Path, spans: InMemorySpanExporter) -> None:
     mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "2", only=["tts", "core"])
     try:
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="traced")
             talk.say("hello")

@@ -21,7 +21,7 @@ def dead_address() -> str:
 async def test_tts_down_gives_an_error_event_and_a_text_answer(data_dir: Path) -> None:
     mesh = await start_test_mesh(data_dir, "--tts-addr", dead_address(), "--scripted-delay-ms", "1", only=["core"])
     try:
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="no-tts")
             talk.say("hello")
@@ -43,13 +43,13 @@ async def test_tts_dying_mid_turn_ends_audio_cleanly(data_dir: Path) -> None:
     core = await start_test_mesh(data_dir / "core", "--tts-addr", tts.addresses["tts"], "--scripted-delay-ms", "15",
                                  only=["core"])
     try:
-        async with open_channel(core.addresses["core"], core.context.token) as channel:
+        async with open_channel(core.addresses["core"], core.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="dies")
             talk.say("hello")
             before = await talk.until("audio_chunk")
             # the TTS server dies (no grace) while the model is still generating
-            await dict(tts.running)["tts"].server.server.stop(None)  # type: ignore[attr-defined]
+            await tts.tts.server.server.stop(None)  # type: ignore[attr-defined]
             after = await talk.until_state(pb.STATE_IDLE)
             await talk.close()
     finally:

@@ -9,8 +9,9 @@ import pytest
 from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from server.llm.scripted import DEFAULT_TEXT, tokenize
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
+from server.llm.scripted import DEFAULT_TEXT
+from server.llm.tokens import tokenize
 from server.rpc.channels import open_channel
 
 
@@ -22,7 +23,7 @@ async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
 
 
 async def test_turn_streams_text_and_audio_in_contract_order(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="flow-1")
         started = await talk.next()
@@ -58,7 +59,7 @@ async def test_turn_streams_text_and_audio_in_contract_order(mesh: Mesh) -> None
 
 
 async def test_history_is_kept_and_fed_back_as_context(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         first = Conversation(channel)
         first.config(session_id="hist", text_only=True)
         first.say("My cat is called Miso.")
@@ -74,14 +75,14 @@ async def test_history_is_kept_and_fed_back_as_context(mesh: Mesh) -> None:
         events = await again.until_state(pb.STATE_IDLE)
         await again.close()
     assert events[0].turn_id == "hist#2"
-    provider = mesh.context.shared["dialog_deps"].llm
+    provider = mesh.core.deps.llm
     messages = provider.calls[-1].messages
     assert [m.role for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[1].content == "My cat is called Miso." and messages[2].content == DEFAULT_TEXT
 
 
 async def test_half_close_finishes_the_turn_then_ends_the_stream(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="half")
         talk.say("Tell me something.")
@@ -94,7 +95,7 @@ async def test_half_close_finishes_the_turn_then_ends_the_stream(mesh: Mesh) -> 
 
 
 async def test_text_only_session_sends_no_audio(mesh: Mesh, spans: object) -> None:
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(text_only=True)
         started = await talk.next()
@@ -106,8 +107,8 @@ async def test_text_only_session_sends_no_audio(mesh: Mesh, spans: object) -> No
 
 
 async def test_announcement_waits_for_the_running_turn_then_is_spoken(mesh: Mesh) -> None:
-    dialog = mesh.context.shared["dialog"]
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    dialog = mesh.core.dialog
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="announce", device_id="desk")
         talk.say("tell me a story")
@@ -121,5 +122,5 @@ async def test_announcement_waits_for_the_running_turn_then_is_spoken(mesh: Mesh
     assert second[0].turn_id == "announce#2" and second[0].state_update.state == pb.STATE_THINKING
     spoken = "".join(e.assistant_delta.text_delta for e in second if e.HasField("assistant_delta"))
     assert spoken == "Time to stretch!" and any(e.HasField("audio_chunk") for e in second)
-    history = await mesh.context.shared["dialog_deps"].history.stored("announce")
+    history = await mesh.core.deps.history.stored("announce")
     assert [m.role for m in history] == ["user", "assistant", "assistant"]

@@ -20,19 +20,19 @@ async def test_turn_is_ingested_then_recalled_into_the_next_prompt(data_dir: Pat
     mesh = await start_test_mesh(data_dir, "--memory-embedder", "minilm", "--scripted-delay-ms", "1",
                                  only=["memory", "core"])
     try:
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="mem-a", text_only=True)
             talk.say("My sister Alice lives in Lisbon and works as a marine biologist.")
             await talk.until_state(pb.STATE_IDLE)
             await talk.close()
-        relay = mesh.context.shared["events"].relay
+        relay = mesh.core.events.relay
         for _ in range(400):
             if await relay.backlog() == 0:
                 break
             await asyncio.sleep(0.05)
         assert await relay.backlog() == 0
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="mem-b", text_only=True)  # another session: only long-term memory knows
             talk.say("Where does my sister live?")
@@ -40,7 +40,7 @@ async def test_turn_is_ingested_then_recalled_into_the_next_prompt(data_dir: Pat
             await talk.close()
     finally:
         await mesh.stop()
-    prompt = mesh.context.shared["dialog_deps"].llm.calls[-1].messages[-1].content
+    prompt = mesh.core.deps.llm.calls[-1].messages[-1].content
     assert "Lisbon" in prompt and prompt.endswith("Where does my sister live?")
     finished = spans.get_finished_spans()
     turn = next(s for s in finished if s.name == "dialog.turn" and s.attributes

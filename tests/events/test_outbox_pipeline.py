@@ -26,13 +26,13 @@ from tests.events.outbox_kit import REDIS_URL, add, db_at
 async def test_turn_commits_its_events_with_the_answer(data_dir: Path) -> None:
     mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "1", only=["core"])
     try:
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="ev", text_only=True)
             talk.say("remember that I like jasmine tea")
             await talk.until_state(pb.STATE_IDLE)
             await talk.close()
-        pipeline = mesh.context.shared["events"]
+        pipeline = mesh.core.events
         for _ in range(100):
             if await pipeline.relay.backlog() == 0:
                 break
@@ -148,7 +148,7 @@ async def test_core_with_redis_streams_end_to_end(data_dir: Path, use_redis: boo
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     session = f"rs-{uuid.uuid4().hex[:6]}"
     try:
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id=session, text_only=True)
             talk.say("hello")
@@ -162,7 +162,7 @@ async def test_core_with_redis_streams_end_to_end(data_dir: Path, use_redis: boo
                 break
             await asyncio.sleep(0.05)
         assert found and found[0]["type"] == "TurnFinished"
-        consumer = mesh.context.shared["events"].consumers[0]
+        consumer = mesh.core.events.consumers[0]
         for _ in range(100):
             if consumer.handled and await consumer.pending() == 0:
                 break

@@ -12,6 +12,8 @@ import pytest
 from opentelemetry.metrics import CallbackOptions
 from sqlalchemy import select
 
+from server.app.core import events_config
+from server.cli import parse_serve
 from server.events import outbox
 from server.events.bus import InProcessBus
 from server.events.config import EventsConfig
@@ -123,13 +125,8 @@ async def test_backlog_is_a_gauge_refreshed_every_cycle(tmp_path: Path) -> None:
 
 
 def test_config_flag_sets_the_retention() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    EventsConfig.add_arguments(parser.add_argument_group("core"))
-    assert EventsConfig.from_settings(parser.parse_args([])) == EventsConfig()
-    assert EventsConfig.from_settings(parser.parse_args(["--events-outbox-retention-hours", "2"])).outbox_retention \
-        == timedelta(hours=2)
+    assert events_config(parse_serve([])) == EventsConfig()
+    assert events_config(parse_serve(["--events-outbox-retention-hours", "2"])).outbox_retention == timedelta(hours=2)
     with pytest.raises(ValueError):
         EventsConfig(outbox_retention=timedelta(hours=-1))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from meshkit import start_test_mesh
 
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 
 from .gateway_fuzzer import (
     Case,

@@ -20,7 +20,7 @@ from meshkit import start_test_mesh
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 from server.rpc.channels import open_channel
 from tests.bridge.gateway_client import GatewayClient, action_is
 
@@ -42,7 +42,7 @@ async def offered(stub: pb_grpc.HubServiceStub) -> list[tuple[str, str]]:
 
 async def test_websocket_node_capabilities_are_screened_routed_and_dropped(mesh: Mesh) -> None:
     browser = await GatewayClient.open(f"ws://{mesh.addresses['bridge']}/ws", "browser-1")
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         stub = pb_grpc.HubServiceStub(channel)
         native = GridNode(stub, "qq-bot", "qq")
         await native.attach()
@@ -83,4 +83,4 @@ async def test_websocket_node_capabilities_are_screened_routed_and_dropped(mesh:
 
 
 def _no_browser(mesh: Mesh) -> bool:
-    return mesh.context.shared["hub"].node("browser-1") is None
+    return mesh.core.hub.node("browser-1") is None

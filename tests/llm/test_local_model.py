@@ -64,7 +64,7 @@ async def test_dialog_turn_with_the_real_model(model_dir: Path, data_dir: Path) 
     mesh = await start_test_mesh(data_dir, "--llm", "local", "--model-dir", str(model_dir), "--max-new-tokens", "12",
                                  only=["tts", "core"])
     try:
-        async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["core"], mesh.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="real")
             talk.say("Say hello in one short sentence.")

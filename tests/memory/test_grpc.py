@@ -124,7 +124,7 @@ async def test_a_token_is_required_when_configured(stub: pb_grpc.MemoryServiceSt
 
 async def test_client_recalls_context_ingests_and_survives_an_outage(server: MemoryServer,
                                                                    spans: InMemorySpanExporter) -> None:
-    client = MemoryClient(server.address, TOKEN, recall_timeout_s=5.0)
+    client = MemoryClient.connect(server.address, TOKEN, recall_timeout_s=5.0)
     try:
         mid = await client.ingest_turn("s7", "t1", "My son Ben is scared of thunderstorms.", "Poor Ben!")
         assert mid is not None
@@ -140,7 +140,7 @@ async def test_client_recalls_context_ingests_and_survives_an_outage(server: Mem
         await client.close()
 
     await server.stop()  # the memory server goes away: the dialog must carry on
-    client = MemoryClient(server.address, TOKEN, recall_timeout_s=0.5, ingest_timeout_s=0.5)
+    client = MemoryClient.connect(server.address, TOKEN, recall_timeout_s=0.5, ingest_timeout_s=0.5)
     try:
         assert await client.recall_context("s7", "what is my boy afraid of?") == []
         assert await client.ingest_turn("s7", "t3", "I like rain.", "Me too.") is None
@@ -152,7 +152,7 @@ async def test_serve_only_memory_starts_the_component(data_dir: Path) -> None:
     mesh = await start_test_mesh(data_dir, "--memory-embedder", "use-m3", only=["memory"])
     try:
         assert set(mesh.addresses) == {"memory"}
-        channel = open_channel(mesh.addresses["memory"], mesh.context.token)
+        channel = open_channel(mesh.addresses["memory"], mesh.token)
         stub = pb_grpc.MemoryServiceStub(channel)
         await stub.AddMemory(pb.AddMemoryRequest(text="我的血型是AB型。"))
         hits = await stub.Recall(pb.RecallRequest(text="我是什么血型？", top_k=1))

@@ -21,9 +21,8 @@ from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.hub.v1 import hub_service_pb2 as hub_pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hub_grpc
-from server.cli import build_parser
-from server.mesh.component import load_or_create_token
-from server.mesh.registry import components
+from server.app.token import load_or_create_token
+from server.cli import parse_serve
 from server.rpc.auth import bearer_metadata, is_loopback, token_matches
 from server.rpc.channels import open_channel
 from server.rpc.serving import auth_token_for
@@ -49,7 +48,7 @@ def test_a_token_is_required_unless_loopback_is_opened_explicitly() -> None:
 
 def test_the_flag_has_an_environment_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     def parsed() -> bool:
-        return bool(build_parser(components()).parse_args(["serve"]).allow_unauthenticated_loopback)
+        return parse_serve([]).common.allow_unauthenticated_loopback
 
     assert not parsed()
     monkeypatch.setenv("PEROMESH_ALLOW_UNAUTHENTICATED_LOOPBACK", "1")
@@ -129,7 +128,7 @@ async def test_allow_unauthenticated_loopback_restores_the_open_loopback(data_di
     mesh = await start_test_mesh(data_dir, "--allow-unauthenticated-loopback", "--scripted-delay-ms", "1",
                                  only=["core"])
     try:
-        assert mesh.context.token is None
+        assert mesh.token is None
         assert await _raw_call(mesh.addresses["core"], LIST_NODES, b"") == grpc.StatusCode.OK
     finally:
         await mesh.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from server.mesh.registry import components
+from server.app.settings import SERVERS
 
 BIN = Path(sys.executable).parent
 GRPCURL = str(BIN / "grpcurl")
@@ -22,7 +22,7 @@ GRPCURL = str(BIN / "grpcurl")
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    ports = [arg for part in components() for arg in (f"--{part.name}-port", "0")]
+    ports = [arg for name in SERVERS for arg in (f"--{name}-port", "0")]
     proc = subprocess.Popen(
         [str(BIN / "peromesh"), "serve", "--llm", "scripted", "--scripted-delay-ms", "1",
          "--data-dir", str(tmp_path), *ports],

@@ -75,7 +75,7 @@ async def test_a_started_memory_server_stores_and_recalls_without_loading_anythi
         loaded = started - before
         assert loaded["embedder all-MiniLM-L6-v2"] == 1, loaded
         assert loaded["embedder universal-sentence-encoder-multilingual-3"] == 1, loaded
-        async with open_channel(mesh.addresses["memory"], mesh.context.token) as channel:
+        async with open_channel(mesh.addresses["memory"], mesh.token) as channel:
             stub = memory_grpc.MemoryServiceStub(channel)
             await stub.AddMemory(memory_pb.AddMemoryRequest(text="My sister Anna lives in Lyon."))
             await stub.AddMemory(memory_pb.AddMemoryRequest(text="我女儿的生日是三月五号。"))

@@ -86,7 +86,7 @@ class Relay:
 
 
 class ChildServer(ChildProcess):
-    """`python -m server.reminders.runner` as a real process."""
+    """`python -m server.app.reminder_server` as a real process."""
 
     def __init__(self, db_url: str, *extra: str) -> None:
         self.db_url = db_url
@@ -96,8 +96,8 @@ class ChildServer(ChildProcess):
 
     async def start(self) -> str:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server.reminders.runner", "--db-url", self.db_url,
-            "--timezone", "Asia/Shanghai", "--log-level", "WARNING", "--token", TEST_TOKEN, *self.extra,
+            sys.executable, "-m", "server.app.reminder_server", "--db-url", self.db_url,
+            "--reminder-timezone", "Asia/Shanghai", "--log-level", "WARNING", "--token", TEST_TOKEN, *self.extra,
             stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         assert self.proc.stdout is not None
         line = (await asyncio.wait_for(self.proc.stdout.readline(), 60)).decode()

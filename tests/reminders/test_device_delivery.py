@@ -16,8 +16,8 @@ import pytest
 from meshkit import TEST_TOKEN, Conversation, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
+from server.app.root import Mesh
 from server.hub.hub import Hub
-from server.mesh.runner import Mesh
 from server.reminders.service import ReminderService
 from server.reminders.store import Trigger
 from server.rpc.channels import open_channel
@@ -42,7 +42,7 @@ async def make_mesh(data_dir: Path) -> AsyncIterator[Callable[..., object]]:
 
 
 def reminders_of(mesh: Mesh) -> ReminderService:
-    service: ReminderService = mesh.context.shared["reminders"]
+    service: ReminderService = mesh.core.reminders
     return service
 
 
@@ -59,7 +59,7 @@ async def fire(mesh: Mesh, content: str, delay_s: float = 0.3) -> Trigger:
 
 async def detached(mesh: Mesh, node_id: str) -> None:
     """Until the hub has let the node go (its leave is what ends the node's delivery pump)."""
-    hub: Hub = mesh.context.shared["hub"]
+    hub: Hub = mesh.core.hub
     gone = asyncio.Event()
     remove = hub.add_listener(lambda change, node, reason: gone.set() if hub.node(node_id) is None else None)
     try:

@@ -69,7 +69,7 @@ async def test_sigkill_around_due_time_delivers_exactly_once(tmp_path: Path, kil
 
 
 async def test_downtime_beyond_grace_is_reported_missed_not_dropped(tmp_path: Path) -> None:
-    server = ChildServer(sqlite_url(tmp_path, "reminders"), "--misfire-grace", "0.5")
+    server = ChildServer(sqlite_url(tmp_path, "reminders"), "--reminder-misfire-grace", "0.5")
     try:
         address = await server.start()
         relay = Relay(address)

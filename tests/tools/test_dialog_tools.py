@@ -20,8 +20,8 @@ from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hub_grpc
+from server.app.root import Mesh
 from server.llm.scripted import DEFAULT_TEXT
-from server.mesh.runner import Mesh
 from server.reminders.service import ReminderService
 from server.rpc.channels import open_channel
 from server.tasks.service import TaskService
@@ -55,12 +55,12 @@ class Devices:
 
     @property
     def reminders(self) -> ReminderService:
-        service: ReminderService = self.mesh.context.shared["reminders"]
+        service: ReminderService = self.mesh.core.reminders
         return service
 
     @property
     def tasks(self) -> TaskService:
-        service: TaskService = self.mesh.context.shared["tasks"]
+        service: TaskService = self.mesh.core.tasks
         return service
 
 
@@ -71,7 +71,7 @@ async def devices_factory(data_dir: Path) -> AsyncIterator[Callable[..., object]
     async def make(*flags: str) -> Devices:
         mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "1", "--reminder-timezone", "UTC", *flags,
                                      only=["core"])
-        devices = Devices(mesh, open_channel(mesh.addresses["core"], mesh.context.token))
+        devices = Devices(mesh, open_channel(mesh.addresses["core"], mesh.token))
         made.append((mesh, devices))
         return devices
 
@@ -204,7 +204,7 @@ async def test_nit_script_in_a_model_reply_runs_through_the_grid(devices_factory
 
 async def test_tool_prompt_lists_the_tools_online_at_each_turn(devices_factory: Callable[..., object]) -> None:
     devices: Devices = await devices_factory("--tool-prompt", "on")  # type: ignore[operator]
-    llm = devices.mesh.context.shared["dialog_deps"].llm
+    llm = devices.mesh.core.deps.llm
     talk = await devices.talk("desk")
 
     async def system_prompt_of_a_turn() -> str:
@@ -221,7 +221,7 @@ async def test_tool_prompt_lists_the_tools_online_at_each_turn(devices_factory: 
     assert "- mobile.location.get(precision?)  # Where the phone is" in await system_prompt_of_a_turn()
     await phone.close()
     for _ in range(100):  # the hub notices the closed stream asynchronously
-        if devices.mesh.context.shared["hub"].node("phone") is None:
+        if devices.mesh.core.hub.node("phone") is None:
             break
         await asyncio.sleep(0.02)
     assert await system_prompt_of_a_turn() == first
@@ -264,7 +264,7 @@ async def test_an_async_nit_call_reports_after_the_turn_as_an_announcement(
     await desk.answer(request, '{"summary": "晴，25度"}')
     spoken = await talk.until_state(pb.STATE_IDLE, timeout=20)
     assert text_of(spoken) == 'web.search 完成了：{"summary": "晴，25度"}'
-    assert not devices.mesh.context.shared["tool_grid"].nit.late  # the runtime was released
+    assert not devices.mesh.core.nit.late  # the runtime was released
 
 
 async def eventually_true(check: Callable[[], bool], wait_s: float = 5.0) -> None:
@@ -277,7 +277,7 @@ async def eventually_true(check: Callable[[], bool], wait_s: float = 5.0) -> Non
 
 async def test_system_stats_reach_nodes_only_while_any_is_attached(devices_factory: Callable[..., object]) -> None:
     devices: Devices = await devices_factory("--monitor-interval", "0.3")  # type: ignore[operator]
-    monitor = devices.mesh.context.shared["monitor"]
+    monitor = devices.mesh.core.monitor
     assert monitor._fanout.subscribers == 0  # no device: the monitor idles
     node = await devices.node("dash", "web")
     stats = await node.action("system_stats", wait_s=10)

@@ -108,7 +108,7 @@ class Spoken:
 async def test_detached_calls_report_failures_late_and_are_cancelled_at_close(tasks: TaskService) -> None:
     spoken = Spoken()
     port = GridToolPort(tasks=tasks)
-    follower = NitFollower(port, None, announcer=lambda: spoken)
+    follower = NitFollower(port, None, announcer=spoken)
     shown, calls = await follow(follower, 'OK<nit>$a = async add_task(title="")\n$b = async add_task(title="x")</nit>')
     assert shown == "OK\n(working on: add_task, add_task; I'll tell you when it is done)" and calls == []
     async with asyncio.timeout(5):

@@ -13,10 +13,10 @@ from meshkit import start_test_mesh
 
 from peromesh.tts.v1 import tts_service_pb2 as pb
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 from server.rpc.channels import open_channel
-from server.tts.component import RunningTts
 from server.tts.router import EngineRouter
+from server.tts.wiring import RunningTts
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def segment(seq: int, text: str) -> pb.SynthesizeRequest:
 
 
 async def test_segments_stream_in_order_at_the_requested_rate(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["tts"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["tts"], mesh.token) as channel:
         stub = pb_grpc.TtsServiceStub(channel)
 
         async def requests() -> AsyncIterator[pb.SynthesizeRequest]:
@@ -60,7 +60,7 @@ async def test_segments_stream_in_order_at_the_requested_rate(mesh: Mesh) -> Non
     (config(1000), "sample_rate_hertz 1000"),
 ])
 async def test_bad_config_is_rejected(mesh: Mesh, first: pb.SynthesizeRequest, fragment: str) -> None:
-    async with open_channel(mesh.addresses["tts"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["tts"], mesh.token) as channel:
         stub = pb_grpc.TtsServiceStub(channel)
 
         async def requests() -> AsyncIterator[pb.SynthesizeRequest]:
@@ -72,7 +72,7 @@ async def test_bad_config_is_rejected(mesh: Mesh, first: pb.SynthesizeRequest, f
 
 
 async def test_empty_segment_is_rejected(mesh: Mesh) -> None:
-    async with open_channel(mesh.addresses["tts"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["tts"], mesh.token) as channel:
         stub = pb_grpc.TtsServiceStub(channel)
 
         async def requests() -> AsyncIterator[pb.SynthesizeRequest]:
@@ -95,7 +95,7 @@ async def test_cancel_stops_at_once_and_reaps_espeak(mesh: Mesh) -> None:
             yield item
 
     long_text = " ".join(["This sentence keeps the speech engine busy for a good while."] * 30)
-    async with open_channel(mesh.addresses["tts"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["tts"], mesh.token) as channel:
         call = pb_grpc.TtsServiceStub(channel).Synthesize(requests())
         queue.put_nowait(config())
         queue.put_nowait(segment(0, long_text))
@@ -118,6 +118,6 @@ async def test_cancel_stops_at_once_and_reaps_espeak(mesh: Mesh) -> None:
 
 
 def _router(mesh: Mesh) -> EngineRouter:
-    running = dict(mesh.running)["tts"]
+    running = mesh.tts
     assert isinstance(running, RunningTts)
     return running.router

@@ -18,7 +18,7 @@ from meshkit import Conversation, kinds, start_test_mesh
 from voice.voice_helpers import send_audio, silence, speak
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 from server.rpc.channels import open_channel
 from server.tts.espeak import EspeakEngine
 
@@ -69,7 +69,7 @@ async def until_resumed_or_cut(talk: Conversation, turn_id: str) -> list[pb.Conv
 async def test_a_backchannel_or_noise_during_playback_does_not_cut_the_answer(
         mesh: Mesh, espeak: EspeakEngine, what: str) -> None:
     audio = noise_burst() if what == "noise" else await speak(espeak, what, "en")
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         turn_id = await speaking_turn(talk, f"fi-{what.replace(' ', '')}")
         sender = asyncio.create_task(send_audio(talk, silence(0.2) + audio + silence(1.5)))
@@ -94,7 +94,7 @@ async def test_a_backchannel_or_noise_during_playback_does_not_cut_the_answer(
 async def test_real_speech_during_playback_cuts_the_answer(mesh: Mesh, espeak: EspeakEngine, said: str) -> None:
     audio = await speak(espeak, said, "en")
     session = "fi-real" if len(said) > 10 else "fi-stop"
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         turn_id = await speaking_turn(talk, session)
         await send_audio(talk, silence(0.2) + audio + silence(1.0))
@@ -112,7 +112,7 @@ async def test_real_speech_during_playback_cuts_the_answer(mesh: Mesh, espeak: E
 
 async def test_the_mesh_hearing_its_own_voice_does_not_interrupt_itself(mesh: Mesh) -> None:
     """A client without echo cancellation: the answer's own audio comes back as user_audio."""
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="fi-echo")
         await talk.next()

@@ -15,7 +15,7 @@ from meshkit import start_test_mesh
 from playwright.async_api import async_playwright
 from voice.voice_helpers import ENGLISH, silence, speak
 
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 from server.tts.engine import SpeechEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]

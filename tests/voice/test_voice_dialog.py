@@ -12,9 +12,9 @@ from meshkit import Conversation, kinds, start_test_mesh
 from voice.voice_helpers import ENGLISH, send_audio, silence, speak
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
-from server.dialog.component import RunningCore
+from server.app.core import Core
+from server.app.root import Mesh
 from server.llm.scripted import ScriptedProvider
-from server.mesh.runner import Mesh
 from server.rpc.channels import open_channel
 from server.tts.engine import SpeechEngine
 
@@ -49,14 +49,14 @@ def drain(talk: Conversation) -> list[pb.ConverseResponse]:
 
 
 def scripted(mesh: Mesh) -> ScriptedProvider:
-    core = dict(mesh.running)["core"]
-    assert isinstance(core, RunningCore) and isinstance(core.llm, ScriptedProvider)
+    core = mesh.core
+    assert isinstance(core, Core) and isinstance(core.llm, ScriptedProvider)
     return core.llm
 
 
 async def test_speech_is_transcribed_and_starts_a_turn(mesh: Mesh, piper: SpeechEngine) -> None:
     speech = await speak(piper, ENGLISH[2], "en")  # (not a command the tool port would answer)
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="voice-turn")
         assert (await talk.next()).HasField("session_started")
@@ -81,7 +81,7 @@ async def test_voice_barges_in_during_playback_but_a_cough_does_not(mesh: Mesh, 
     samples = np.frombuffer(speech, dtype="<i2")
     onset = int(np.nonzero(np.abs(samples) > 600)[0][0])
     cough = samples[onset:onset + int(0.15 * 16000)].tobytes()
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="voice-barge")
         await talk.next()
@@ -110,7 +110,7 @@ async def test_voice_stops_audio_still_playing_after_the_turn_completed(
                                  "--scripted-delay-ms", "2", "--tts-engines", "espeak-ng", only=["tts", "core"])
     try:
         speech = await speak(piper, ENGLISH[2], "en")
-        async with open_channel(fast.addresses["core"], fast.context.token) as channel:
+        async with open_channel(fast.addresses["core"], fast.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="playout")
             await talk.next()

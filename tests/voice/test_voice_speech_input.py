@@ -3,20 +3,18 @@ the speech settings: flags, loader choices, a pinned language."""
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
+from server.app.core import speech_settings
 from server.asr.speech_input import (
     SpeechInput,
     SpeechModels,
     SpeechSettings,
     SpeechUnavailable,
-    add_speech_arguments,
     speech_loader,
-    speech_settings,
 )
 from server.asr.streaming import EndpointConfig, RecognitionEvent
+from server.cli import parse_serve
 from server.tts.engine import SpeechEngine
 
 
@@ -46,11 +44,9 @@ def test_loader_choices() -> None:
 
 
 def test_flags_become_typed_settings_with_the_same_defaults() -> None:
-    parser = argparse.ArgumentParser()
-    add_speech_arguments(parser.add_argument_group("speech"))
-    assert speech_settings(parser.parse_args([])) == SpeechSettings()
-    tuned = speech_settings(parser.parse_args(["--turn-model", "none", "--turn-complete-silence-ms", "300",
-                                               "--turn-incomplete-silence-ms", "2000", "--asr-language", "zh"]))
+    assert speech_settings(parse_serve([])) == SpeechSettings()
+    tuned = speech_settings(parse_serve(["--turn-model", "none", "--turn-complete-silence-ms", "300",
+                                         "--turn-incomplete-silence-ms", "2000", "--asr-language", "zh"]))
     assert tuned == SpeechSettings(asr_language="zh", turn_model="none", endpoint=EndpointConfig(
         complete_silence_ms=300, incomplete_silence_ms=2000))
 

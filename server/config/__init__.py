@@ -1,0 +1,1 @@
+"""Typed settings plumbing: flags built from settings dataclasses (flags.py)."""

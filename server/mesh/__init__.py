@@ -1,1 +1,0 @@
-"""Composition of the mesh: which servers run in this process and how they find each other."""
