@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from server.nit import parse
 from server.reminders.service import ReminderService
-from server.reminders.store import CaughtUp, ReminderRow, Trigger, to_db
+from server.reminders.store import CaughtUp, ReminderRow, Trigger
 from server.reminders.timeparse import CronSpec, parse_reminder
 from server.storage.db import Database, sqlite_url
 
@@ -83,7 +83,7 @@ async def bench_catch_up(tmp: Path, minutes: int = 480) -> None:
     r = await svc.create(content="tick", cron=CronSpec(minute="*"))
     await svc.stop()
     side = Database(url)
-    past = to_db(datetime.now(UTC) - timedelta(minutes=minutes))
+    past = datetime.now(UTC) - timedelta(minutes=minutes)
     await side.run(lambda s: s.execute(update(ReminderRow).where(ReminderRow.id == r.id)
                                        .values(checked_until=past)))
     side.dispose()

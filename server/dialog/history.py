@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
     Engine,
     Index,
     Integer,
@@ -46,6 +45,7 @@ from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 from server.events.outbox import OutboxEvent
 from server.llm.base import ChatMessage
 from server.storage.db import Base, Database
+from server.storage.utc import UtcDateTime
 
 
 class DialogTurnRow(Base):
@@ -61,7 +61,7 @@ class DialogTurnRow(Base):
     interrupted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     # A user row whose answer never came (see the module docstring).
     abandoned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False,
                                                  default=lambda: datetime.now(UTC))
 
 

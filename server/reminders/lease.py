@@ -22,13 +22,13 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from server.reminders.store import LeaseRow, to_db
+from server.reminders.store import LeaseRow
 
 SCHEDULER_LEASE = "scheduler"
 
@@ -55,8 +55,8 @@ def _dead_here(holder: str) -> bool:
 def try_hold(s: Session, holder: str, now: datetime, term: timedelta, name: str = SCHEDULER_LEASE) -> bool:
     """Renew the lease when `holder` has it, take it when it has expired; True when `holder` holds it now."""
     taken = s.execute(update(LeaseRow)
-                      .where(LeaseRow.name == name, or_(LeaseRow.holder == holder, LeaseRow.expires_at < to_db(now)))
-                      .values(holder=holder, expires_at=to_db(now + term)))
+                      .where(LeaseRow.name == name, or_(LeaseRow.holder == holder, LeaseRow.expires_at < now))
+                      .values(holder=holder, expires_at=now + term))
     if taken.rowcount:  # type: ignore[attr-defined]
         return True
     row = s.get(LeaseRow, name)
@@ -64,11 +64,11 @@ def try_hold(s: Session, holder: str, now: datetime, term: timedelta, name: str 
         if not _dead_here(row.holder):
             return False  # another instance holds it
         taken = s.execute(update(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == row.holder)
-                          .values(holder=holder, expires_at=to_db(now + term)))
+                          .values(holder=holder, expires_at=now + term))
         return bool(taken.rowcount)  # type: ignore[attr-defined]
     try:
         with s.begin_nested():
-            s.add(LeaseRow(name=name, holder=holder, expires_at=to_db(now + term)))
+            s.add(LeaseRow(name=name, holder=holder, expires_at=now + term))
     except IntegrityError:  # another instance created it first
         return False
     return True
@@ -77,4 +77,4 @@ def try_hold(s: Session, holder: str, now: datetime, term: timedelta, name: str 
 def release(s: Session, holder: str, name: str = SCHEDULER_LEASE) -> None:
     """Give the lease up at a clean stop, so another instance takes over at once."""
     s.execute(update(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder)
-              .values(expires_at=datetime(1970, 1, 1)))
+              .values(expires_at=datetime(1970, 1, 1, tzinfo=UTC)))

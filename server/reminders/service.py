@@ -68,9 +68,7 @@ from server.reminders.store import (
     Status,
     Trigger,
     TriggerRow,
-    from_db,
     serialize_appends,
-    to_db,
 )
 from server.reminders.timeparse import CronSpec, ParsedReminder, TimeParseError, parse_reminder, zone
 from server.storage.db import Base, Database
@@ -297,10 +295,10 @@ class ReminderService:
             if due_time <= now:
                 raise ValueError("due_time is in the past")
         spec = normalise_cron(cron) if cron is not None else None
-        row = ReminderRow(id=uuid.uuid4().hex, content=content, due_time=to_db(due_time) if due_time else None,
+        row = ReminderRow(id=uuid.uuid4().hex, content=content, due_time=due_time,
                           cron=cron_text(spec) if spec else None, timezone=tz,
-                          targets=json.dumps(list(target_devices)), state="active", checked_until=to_db(now),
-                          created_at=to_db(now))
+                          targets=json.dumps(list(target_devices)), state="active", checked_until=now,
+                          created_at=now)
         reminder = await self._db().run(lambda s: _add(s, row))
         await asyncio.to_thread(self._place_job, reminder)
         self._updates.publish(ScheduleUpdate("create", reminder.as_data()))
@@ -427,7 +425,7 @@ class ReminderService:
             if row is not None:
                 return row.cursor
             top = s.scalars(select(TriggerRow.cursor).order_by(TriggerRow.cursor.desc()).limit(1)).first() or 0
-            s.merge(DeviceCursorRow(device_id=device_id, cursor=top, updated_at=to_db(datetime.now(UTC))))
+            s.merge(DeviceCursorRow(device_id=device_id, cursor=top, updated_at=datetime.now(UTC)))
             return top
 
         return await self._db().run(read)
@@ -438,7 +436,7 @@ class ReminderService:
 
         def write(s: Session) -> int:
             row = s.get(DeviceCursorRow, device_id, with_for_update=True)
-            now = to_db(datetime.now(UTC))
+            now = datetime.now(UTC)
             if row is None:
                 s.add(DeviceCursorRow(device_id=device_id, cursor=cursor, updated_at=now))
                 return cursor
@@ -519,25 +517,25 @@ class ReminderService:
         if row is None or row.state != "active":
             return [], None
         schedule = row.schedule()
-        checked = from_db(row.checked_until)
+        checked = row.checked_until
         due = schedule.occurrences(checked, now, limit=MAX_CATCH_UP + 1)
         if len(due) > MAX_CATCH_UP:
             log.warning("reminder %s: more than %d occurrences while down; logging the newest %d",
                         reminder_id, MAX_CATCH_UP, MAX_CATCH_UP)
             due = due[-MAX_CATCH_UP:]
         logged = set(s.scalars(select(TriggerRow.due_time).where(
-            TriggerRow.reminder_id == reminder_id, TriggerRow.due_time.in_([to_db(d) for d in due])))) if due else set()
+            TriggerRow.reminder_id == reminder_id, TriggerRow.due_time.in_(due)))) if due else set()
         rows: list[TriggerRow] = []
-        for when in due:
-            if to_db(when) in logged:
+        for when in (d.astimezone(UTC) for d in due):  # UTC like a row read back (Trigger.from_row below)
+            if when in logged:
                 continue
             status: Status = "fired" if now - when <= self.misfire_grace else "missed"
-            rows.append(TriggerRow(reminder_id=reminder_id, content=row.content, due_time=to_db(when),
-                                   fired_time=to_db(now), status=status, targets=row.targets))
+            rows.append(TriggerRow(reminder_id=reminder_id, content=row.content, due_time=when,
+                                   fired_time=now, status=status, targets=row.targets))
         if rows:
             serialize_appends(s)
         s.add_all(rows)
-        row.checked_until = to_db(now)
+        row.checked_until = now
         finished = None
         if schedule.next_after(now) is None:
             row.state = "done"

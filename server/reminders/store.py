@@ -11,32 +11,29 @@ a reader that has seen cursor N never later finds a committed row below N.
 `DeviceCursorRow` is each device's delivery state: the highest cursor it has
 acknowledged (cumulatively). A device that reconnects is replayed the log
 after it; `LeaseRow` names the one instance whose scheduler runs the clock.
-Times are stored as naive UTC (portable across SQLite and PostgreSQL).
+Times are stored as naive UTC (portable across SQLite and PostgreSQL); the rows hold them aware
+(`UtcDateTime(timezone=False)`, server/storage/utc.py).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import DateTime, Index, Integer, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import Index, Integer, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.reminders.schedule import Schedule, cron_from_text, cron_text
 from server.storage.db import Base
+from server.storage.utc import UtcDateTime
 
 State = Literal["active", "done", "cancelled"]
 Status = Literal["fired", "missed"]
 
 
-def to_db(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(tzinfo=None)
-
-
-def from_db(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC)
+_Utc = UtcDateTime(timezone=False)  # the tables were created WITHOUT TIME ZONE: naive UTC on disk
 
 
 class ReminderRow(Base):
@@ -44,19 +41,19 @@ class ReminderRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     content: Mapped[str] = mapped_column(Text)
-    due_time: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    due_time: Mapped[datetime | None] = mapped_column(_Utc, nullable=True)
     cron: Mapped[str | None] = mapped_column(String(200), nullable=True)
     timezone: Mapped[str] = mapped_column(String(64))
     targets: Mapped[str] = mapped_column(Text, default="[]")
     state: Mapped[str] = mapped_column(String(16), index=True)
-    checked_until: Mapped[datetime] = mapped_column(DateTime)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    checked_until: Mapped[datetime] = mapped_column(_Utc)
+    created_at: Mapped[datetime] = mapped_column(_Utc)
 
     def schedule(self) -> Schedule:
         if self.cron:
             return Schedule(self.timezone, cron=cron_from_text(self.cron))
         assert self.due_time is not None
-        return Schedule(self.timezone, due_time=from_db(self.due_time))
+        return Schedule(self.timezone, due_time=self.due_time)
 
 
 class TriggerRow(Base):
@@ -68,8 +65,8 @@ class TriggerRow(Base):
     cursor: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     reminder_id: Mapped[str] = mapped_column(String(36))
     content: Mapped[str] = mapped_column(Text)
-    due_time: Mapped[datetime] = mapped_column(DateTime)
-    fired_time: Mapped[datetime] = mapped_column(DateTime)
+    due_time: Mapped[datetime] = mapped_column(_Utc)
+    fired_time: Mapped[datetime] = mapped_column(_Utc)
     status: Mapped[str] = mapped_column(String(16))
     targets: Mapped[str] = mapped_column(Text, default="[]")
 
@@ -81,7 +78,7 @@ class DeviceCursorRow(Base):
 
     device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     cursor: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(_Utc)
 
 
 class LeaseRow(Base):
@@ -91,7 +88,7 @@ class LeaseRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(300))
-    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(_Utc)
 
 
 TABLES: list[Table] = [cast(Table, t.__table__) for t in (ReminderRow, TriggerRow, DeviceCursorRow, LeaseRow)]
@@ -128,9 +125,9 @@ class Reminder:
     def from_row(cls, row: ReminderRow) -> Reminder:
         schedule = row.schedule()
         state: State = row.state  # type: ignore[assignment]
-        nxt = schedule.next_after(from_db(row.checked_until)) if state == "active" else None
+        nxt = schedule.next_after(row.checked_until) if state == "active" else None
         return cls(row.id, row.content, schedule, tuple(json.loads(row.targets)), state, nxt,
-                   from_db(row.created_at))
+                   row.created_at)
 
     def as_data(self) -> dict[str, Any]:
         """JSON-ready form (the `data` of a `schedule_update` broadcast)."""
@@ -157,7 +154,7 @@ class Trigger:
     @classmethod
     def from_row(cls, row: TriggerRow) -> Trigger:
         status: Status = row.status  # type: ignore[assignment]
-        return cls(row.cursor, row.reminder_id, row.content, from_db(row.due_time), from_db(row.fired_time),
+        return cls(row.cursor, row.reminder_id, row.content, row.due_time, row.fired_time,
                    status, tuple(json.loads(row.targets)))
 
     def for_device(self, device_id: str | None) -> bool:

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Boolean, DateTime, String, Table, Text, select
+from sqlalchemy import Boolean, String, Table, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.fanout import Fanout, Subscription
 from server.storage.db import Base, Database
+from server.storage.utc import UtcDateTime
 
 Operation = Literal["snapshot", "added", "completed", "reopened", "deleted"]
 
@@ -38,22 +39,15 @@ class TaskRow(Base):
     title: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text, default="")
     completed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    due_time: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    return None if t is None else t.replace(tzinfo=UTC)
+    # Created WITHOUT TIME ZONE (naive UTC on disk); the rows hold aware UTC (server/storage/utc.py).
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(timezone=False))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(timezone=False))
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(timezone=False), nullable=True)
+    due_time: Mapped[datetime | None] = mapped_column(UtcDateTime(timezone=False), nullable=True)
 
 
 def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat()
-
-
-def _naive(t: datetime | None) -> datetime | None:
-    return None if t is None else t.astimezone(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -69,8 +63,8 @@ class Task:
 
     @classmethod
     def from_row(cls, row: TaskRow) -> Task:
-        return cls(row.id, row.title, row.notes, row.completed, row.created_at.replace(tzinfo=UTC),
-                   row.updated_at.replace(tzinfo=UTC), _utc(row.completed_at), _utc(row.due_time))
+        return cls(row.id, row.title, row.notes, row.completed, row.created_at, row.updated_at, row.completed_at,
+                   row.due_time)
 
     def as_data(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "notes": self.notes, "completed": self.completed,
@@ -127,9 +121,9 @@ class TaskService:
             raise ValueError("notes must be at most 5000 characters")
         if due_time is not None and due_time.tzinfo is None:
             raise ValueError("due_time must carry a time zone")
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = datetime.now(UTC)
         row = TaskRow(id=uuid.uuid4().hex, title=title, notes=notes, completed=False, created_at=now,
-                      updated_at=now, completed_at=None, due_time=_naive(due_time))
+                      updated_at=now, completed_at=None, due_time=due_time.astimezone(UTC) if due_time else None)
 
         def write(s: Session) -> Task:
             s.add(row)
@@ -185,7 +179,7 @@ class TaskService:
                 raise TaskNotFound(task_id)
             if row.completed == completed:
                 return Task.from_row(row), False
-            now = datetime.now(UTC).replace(tzinfo=None)
+            now = datetime.now(UTC)
             row.completed, row.updated_at, row.completed_at = completed, now, now if completed else None
             return Task.from_row(row), True
 

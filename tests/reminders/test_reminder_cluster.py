@@ -94,7 +94,7 @@ async def test_a_second_log_writer_waits_until_the_first_commits(pg_url: str) ->
     service = ReminderService()
     await service.open(pg_url)
     db = service._db()
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC)
     first = db.sessions()
     try:
         first.begin()

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select, update
 
 from peromesh.reminder.v1 import reminder_service_pb2 as pb
-from server.reminders.store import ReminderRow, TriggerRow, to_db
+from server.reminders.store import ReminderRow, TriggerRow
 from server.storage.db import sqlite_url
 from tests.reminders.harness import Relay, reminder_server, wait_status
 
@@ -131,7 +131,7 @@ async def test_downtime_catch_up_fires_recent_and_reports_old_occurrences(tmp_pa
         before = await srv.service.last_cursor()
         db = srv.service._db()
     # Pretend the server went down 20 minutes ago (the reminder existed then).
-    twenty_ago = to_db(datetime.now(UTC) - timedelta(minutes=20))
+    twenty_ago = datetime.now(UTC) - timedelta(minutes=20)
     from server.storage.db import Database
 
     side = Database(url)
