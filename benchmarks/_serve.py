@@ -55,6 +55,16 @@ def serve(*flags: str, only: str = "tts,core", timeout_s: float = 600) -> Iterat
             proc.stdout.close()
 
 
+def local_model_dir(model: str, data_dir: str = "~/.peromesh") -> str:
+    """The converted folder of local model `model` under `data_dir`, made once (minutes) if missing.
+
+    A benchmark's mesh gets a fresh data dir, where the server would convert the GGUF again on
+    every start; handing it this folder as --model-dir starts it as a prepared install does."""
+    from server.llm.model_store import prepare_model  # only the local-model benchmarks need it
+
+    return str(prepare_model(model, Path(data_dir).expanduser()))
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
