@@ -32,7 +32,6 @@ from collections.abc import AsyncIterator
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from server.aio import TaskOwner, cancel_and_wait
-from server.asr.playout_clock import ClientPlayout
 from server.asr.speech_input import SpeechInput, SpeechUnavailable
 from server.asr.streaming import PartialTranscript, RecognitionEvent, SpeechStarted
 from server.audio import pcm
@@ -41,6 +40,7 @@ from server.dialog.barge_in import BargeInJudge, Verdict, is_backchannel
 from server.dialog.deps import DialogDeps
 from server.dialog.echo import EchoGate
 from server.dialog.gate import OutboundGate
+from server.dialog.playout_clock import ClientPlayout
 from server.dialog.turn import Turn, TurnInput
 from server.dialog.turn_counter import TurnCounter
 

@@ -3,13 +3,17 @@
 The turn asks the port first: an explicit command ("提醒我12点吃饭", "add a
 task ...") is handled deterministically and its confirmation becomes the
 reply, so commands work even with models that cannot call tools. Everything
-else goes to the model.
+else goes to the model through the port's `follow`, which can put the tool
+list on the prompt and run the tool scripts in the reply.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from server.llm.base import LlmRequest
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,14 @@ class TurnRequest:
     text: str
 
 
+Report = Callable[[list[ToolCallRecord]], None]  # the turn's sink for calls made while it streams
+
+
 class ToolPort(Protocol):
     async def intent(self, request: TurnRequest) -> IntentReply | None:
         """Handle an explicit command, or return None to let the model answer."""
+        ...
+
+    def follow(self, request: TurnRequest, llm_request: LlmRequest, report: Report) -> AsyncIterator[str]:
+        """The model's reply to `llm_request`, with the tools it calls run and handed to `report`."""
         ...

@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import cast
 
 from opentelemetry import propagate, trace
 
@@ -46,7 +45,7 @@ from server.events import outbox
 from server.failpoints import failpoint
 from server.llm.base import LlmRequest
 from server.llm.prompt import build_messages
-from server.llm.scripted import tokenize
+from server.llm.tokens import tokenize
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("peromesh.dialog")
@@ -138,10 +137,9 @@ class Turn:
         memories = await self.deps.recall(self.input.session_id, self.input.text)
         request = LlmRequest(build_messages(history, self.input.text, memories), self.input.session_id,
                              self.deps.max_new_tokens)
-        follow = getattr(self.deps.tools, "follow", None)  # tool list on the prompt, <nit> scripts run (server/tools)
-        if follow is not None:
+        if self.deps.tools is not None:  # tool list on the prompt, <nit> scripts run (server/tools)
             turn = TurnRequest(self.input.session_id, self.input.device_id, self.input.text)
-            return cast(AsyncIterator[str], follow(turn, request, self._report_calls))
+            return self.deps.tools.follow(turn, request, self._report_calls)
         return self.deps.llm.stream(request)
 
     async def _unheard_remainder(self) -> str:

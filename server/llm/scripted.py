@@ -1,6 +1,6 @@
 """A deterministic provider for tests and benchmarks: a fixed answer, token by token.
 
-Tokens are words, CJK characters and punctuation, each after `delay_ms` (also
+Tokens are words, Han characters and punctuation (`server/llm/tokens.py`), each after `delay_ms` (also
 the first), so a benchmark can subtract the provider's own delay exactly. The
 first token is timed precisely: asyncio's sleeps overshoot by up to a
 millisecond (the selector rounds its timeout up), which would otherwise be
@@ -10,11 +10,11 @@ counted as mesh overhead; the last stretch is spent yielding to the loop.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator
 
 from server.llm.base import LlmRequest
+from server.llm.tokens import tokenize
 
 DEFAULT_TEXT = (
     "Hello! I am Pero, your desktop companion, and I am happy to help you today. "
@@ -23,16 +23,6 @@ DEFAULT_TEXT = (
     "如果你想聊天，我随时都在这里。"
     "Tell me what you would like to do next, and we will plan it together."
 )
-_TOKEN = re.compile(r"\s*[A-Za-z0-9']+|\s*[\u3400-\u9fff]|\s*[^\sA-Za-z0-9'\u3400-\u9fff]")
-
-
-def tokenize(text: str) -> list[str]:
-    """Split into the deltas the provider emits; joining them gives `text` back."""
-    tokens = _TOKEN.findall(text)
-    rest = text[len("".join(tokens)):]
-    return [*tokens, rest] if rest else tokens
-
-
 class ScriptedProvider:
     name = "scripted"
 

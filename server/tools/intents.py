@@ -24,8 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from server.reminders.timeparse import TimeParseError, parse_reminder
-from server.text.language import Language
-from server.text.language import language_of as language_of  # nit_step.py imports it from here
+from server.text.language import Language, language_of
 
 Kind = Literal["reminder", "task", "tool"]
 NO_TIME = ("no time found", "not a number", "empty phrase")  # TimeParseErrors that mean "not a reminder"

@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from server.dialog.tool_port import ToolCallRecord, TurnRequest
+from server.dialog.tool_port import Report, ToolCallRecord, TurnRequest
 from server.llm.base import ChatMessage, LlmProvider, LlmRequest
 from server.nit import Runtime, run_with_reflection
 from server.nit.runtime import CallRecord, Pending
+from server.text.language import language_of
 from server.tools.broadcasts import Announcer
-from server.tools.intents import language_of
-from server.tools.port import GridToolPort, Report
+from server.tools.port import GridToolPort
 
 # (opening, closing, kind). <tool_call>{"name": …, "arguments": {…}}</tool_call> is Qwen2.5's call format;
 # small models often fence a script as Markdown (```nit … ```), which counts too.

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from server.dialog.tool_port import IntentReply, ToolCallRecord, TurnRequest
+from server.dialog.tool_port import IntentReply, Report, ToolCallRecord, TurnRequest
 from server.hub.capabilities import CapabilityGrid
 from server.llm.base import LlmProvider, LlmRequest
 from server.reminders.service import ReminderService
@@ -41,9 +41,6 @@ class ToolError(Exception):
 class Recaller(Protocol):
     async def recall_context(self, session_id: str, query: str, top_k: int = 5,
                              min_score: float = 0.05) -> list[str]: ...
-
-
-Report = Callable[[list[ToolCallRecord]], None]
 
 
 class GridToolPort:

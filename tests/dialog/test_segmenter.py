@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from server.dialog.segmenter import ClauseSegmenter
-from server.llm.scripted import DEFAULT_TEXT, tokenize
+from server.llm.scripted import DEFAULT_TEXT
+from server.llm.tokens import tokenize
 
 
 def segment(pieces: list[str]) -> tuple[list[str], str]:
