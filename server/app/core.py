@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from peromesh.tts.v1 import tts_service_pb2_grpc as tts_grpc
@@ -21,7 +21,9 @@ from server.asr.speech_input import SpeechSettings, speech_loader, warm_up
 from server.asr.streaming import EndpointConfig
 from server.cluster.hub_link import HubClusterLink
 from server.dialog import wiring as dialog_wiring
+from server.dialog.barge_in import BargeInSettings
 from server.dialog.deps import DialogDeps
+from server.dialog.echo import EchoSettings
 from server.dialog.history import HistoryStore, upgrade_schema
 from server.dialog.live_sessions import LiveSessions
 from server.dialog.servicer import DialogServicer
@@ -158,7 +160,10 @@ async def start_core(settings: MeshSettings, stack: AsyncExitStack, *, peers: Pe
 
     deps = DialogDeps(llm=llm, history=HistoryStore(db, s.history_turns), tts=tts, tts_metadata=bearer_metadata(token),
                       max_new_tokens=s.llm.max_new_tokens, outbound_capacity=s.outbound_queue_events,
-                      recall=recall, events_committed=events.relay.notify, tools=tools, asr=asr)
+                      recall=recall, events_committed=events.relay.notify, tools=tools, asr=asr,
+                      barge_in=replace(BargeInSettings(), max_backchannel_s=s.turn_taking.max_backchannel),
+                      echo=replace(EchoSettings(), threshold=s.turn_taking.echo_threshold,
+                                   guard_s=s.turn_taking.echo_guard))
     dialog = DialogServicer(deps, sessions)
     stack.push_async_callback(dialog.drain)  # after the server stopped: stream teardowns still running
     bindings = [hub_wiring.binding(hub, grid), reminder_wiring.binding(reminders), task_wiring.binding(tasks),

@@ -19,6 +19,8 @@ from server.asr.speech_input import SpeechSettings
 from server.asr.streaming import EndpointConfig
 from server.asr.turn_detector import BUNDLED
 from server.config.flags import flag
+from server.dialog.barge_in import BargeInSettings
+from server.dialog.echo import EchoSettings
 from server.events.config import EventsConfig
 from server.hub.hub import HubConfig
 from server.llm.settings import LlmSettings
@@ -95,6 +97,19 @@ class SpeechFlags:
 
 
 @dataclass(frozen=True)
+class TurnTakingSettings:
+    """Speech during playback: barge-in judging (`server/dialog/barge_in.py`) and the echo gate (`echo.py`)."""
+
+    max_backchannel: float = flag(BargeInSettings.max_backchannel_s, "barge-in-max-backchannel",
+                                  "seconds of voiced speech during playback after which it is a barge-in, whatever "
+                                  "it says (shorter backchannels such as 'mm hmm' only pause the answer)")
+    echo_threshold: float = flag(EchoSettings.threshold, "echo-threshold", "correlation with our own recent "
+                                 "speech above which microphone audio counts as its echo (1: gate off)")
+    echo_guard: float = flag(EchoSettings.guard_s, "echo-guard", "seconds after our speech starts playing in which "
+                             "user speech does not pause it (its onset is most likely our echo; 0: off)")
+
+
+@dataclass(frozen=True)
 class HubSettings:
     heartbeat_interval: float = flag(HubConfig.heartbeat_interval_s, "hub-heartbeat-interval",
                                      "seconds between node heartbeats (told to nodes in the welcome)")
@@ -151,6 +166,7 @@ class CoreSettings:
     monitor_interval: float = flag(DEFAULT_INTERVAL_S, "monitor-interval", "seconds between system_stats samples")
     llm: LlmSettings = field(default_factory=LlmSettings)
     speech: SpeechFlags = field(default_factory=SpeechFlags)
+    turn_taking: TurnTakingSettings = field(default_factory=TurnTakingSettings)
     events: EventFlags = field(default_factory=EventFlags)
     hub: HubSettings = field(default_factory=HubSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
