@@ -44,6 +44,7 @@ from server.hub.nodes import NodeChange, NodeInfo
 from server.reminders.service import ReminderService
 from server.reminders.store import CaughtUp, Trigger
 from server.rpc.errors import StatusError
+from server.text.language import has_han
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class SessionAnnouncer(Protocol):
 
 def spoken(trigger: Trigger) -> str:
     """What the companion says when a reminder fires (or was missed while the mesh was down)."""
-    zh = any("\u3400" <= ch <= "\u9fff" for ch in trigger.content)
+    zh = has_han(trigger.content)
     if trigger.status == "missed":
         return f"你错过了一个提醒：{trigger.content}" if zh else f"You missed a reminder: {trigger.content}"
     return f"提醒你：{trigger.content}" if zh else f"Reminder: {trigger.content}"
