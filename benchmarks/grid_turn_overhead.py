@@ -54,7 +54,7 @@ async def main(turns: int, nodes: int) -> None:
                                             register=gw.CapabilityRegister(capabilities=capabilities(i))))
             print(f"{nodes} nodes attached; {len(port.tools())} tools in the list")
             async with open_channel(mesh.addresses["core"], "bench") as channel:
-                samples = await measure(channel, turns, deps, port, grid)
+                samples = await measure(channel, turns, deps, deps.tools, grid)
         finally:
             await mesh.stop()
     out = {}
@@ -81,7 +81,7 @@ async def measure(channel: object, turns: int, deps: object, port: object, grid:
     samples: dict[str, list[float]] = {"with": [], "without": []}
     for i in range(turns + 10):
         mode = "with" if i % 2 else "without"
-        deps.tools = port if mode == "with" else None  # type: ignore[attr-defined]
+        deps.tools = port if mode == "with" else None  # type: ignore[attr-defined]  # the DialogToolPort
         grid.revision += 1  # type: ignore[attr-defined]  # a node changed: the list is rebuilt
         started = time.perf_counter()
         requests.put_nowait(pb.ConverseRequest(user_text=pb.UserText(text=CHAT[i % len(CHAT)])))

@@ -47,7 +47,8 @@ from server.tasks import wiring as task_wiring
 from server.tasks.service import TaskService
 from server.tools import actions
 from server.tools.broadcasts import Broadcaster
-from server.tools.nit_step import NitFollower, wire
+from server.tools.dialog_port import DialogToolPort
+from server.tools.nit_step import NitFollower
 from server.tools.port import GridToolPort
 from server.tools.reminder_delivery import ReminderDelivery
 
@@ -149,18 +150,18 @@ async def start_core(settings: MeshSettings, stack: AsyncExitStack, *, peers: Pe
     delivery = ReminderDelivery(hub, reminders, window_s=s.reminders.replay_window, announcer=sessions)
     delivery.start()
     stack.push_async_callback(delivery.close)
-    tools = GridToolPort(reminders=reminders, tasks=tasks, grid=grid, memory=memory, llm=llm,
-                         timeout_s=s.tools.timeout, tool_prompt=s.tools.prompt == "on")
-    nit = wire(tools, llm, sessions) if s.tools.nit == "on" else None
+    tools = GridToolPort(reminders=reminders, tasks=tasks, grid=grid, memory=memory, timeout_s=s.tools.timeout)
+    nit = NitFollower(tools, llm, announcer=sessions) if s.tools.nit == "on" else None
     if nit is not None:
         stack.push_async_callback(nit.close)
+    dialog_tools = DialogToolPort(tools, llm, nit, tool_prompt=s.tools.prompt == "on")
 
     async def recall(session_id: str, text: str) -> list[str]:
         return await memory.recall_context(session_id, text, s.recall_top_k) if memory is not None else []
 
     deps = DialogDeps(llm=llm, history=HistoryStore(db, s.history_turns), tts=tts, tts_metadata=bearer_metadata(token),
                       max_new_tokens=s.llm.max_new_tokens, outbound_capacity=s.outbound_queue_events,
-                      recall=recall, events_committed=events.relay.notify, tools=tools, asr=asr,
+                      recall=recall, events_committed=events.relay.notify, tools=dialog_tools, asr=asr,
                       barge_in=replace(BargeInSettings(), max_backchannel_s=s.turn_taking.max_backchannel),
                       echo=replace(EchoSettings(), threshold=s.turn_taking.echo_threshold,
                                    guard_s=s.turn_taking.echo_guard))

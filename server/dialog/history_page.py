@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -122,11 +122,4 @@ def _turn(index: int, parts: dict[str, DialogTurnRow]) -> StoredTurn:
         interrupted=bool(answer and answer.interrupted),
         heard_text=(answer.heard_text if answer.interrupted else answer.text) if answer else "",
         abandoned=bool(user and user.abandoned and answer is None),
-        created_at=_utc(first))
-
-
-def _utc(when: datetime | None) -> datetime | None:
-    """SQLite hands timezone-aware columns back naive; they were written in UTC."""
-    if when is None or when.tzinfo is not None:
-        return when
-    return when.replace(tzinfo=UTC)
+        created_at=first)

@@ -105,7 +105,7 @@ def _partial_tag(text: str, tag: str) -> int:
 
 
 class NitFollower:
-    """`GridToolPort.nit`: wraps the model's stream of a turn.
+    """Wraps the model's stream of a turn (`DialogToolPort.follow`), calling tools through `port`.
 
     `async` calls a script leaves unawaited keep running after the turn (the
     companion does not wait for a slow tool); each result is spoken on the
@@ -257,11 +257,3 @@ def _record(index: int, call: CallRecord) -> ToolCallRecord:
 def _short(value: Any, limit: int = 200) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def wire(port: GridToolPort, llm: LlmProvider | None,
-         announcer: Announcer | None = None) -> NitFollower:
-    """Install NIT on `port` (its `follow()` then runs scripts in model replies)."""
-    follower = NitFollower(port, llm, announcer=announcer)
-    port.nit = follower
-    return follower

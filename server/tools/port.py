@@ -1,6 +1,6 @@
-"""The dialog's tool port: deterministic commands, tool calls, and the tool list of a turn.
+"""Tools of the grid: deterministic commands, tool calls, and the tool list of a turn.
 
-`GridToolPort` is what `DialogDeps.tools` holds in the core. The turn asks
+The dialog reaches it through `DialogToolPort` (dialog_port.py). The turn asks
 `intent()` first: an explicit command (a reminder phrase, "add task …", a
 "/tool NAME {json}" call) runs here and its confirmation becomes the reply,
 reported as tool_call + tool_result. `call()` runs any tool by name — a
@@ -14,13 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from server.dialog.tool_port import IntentReply, Report, ToolCallRecord, TurnRequest
+from server.dialog.tool_port import IntentReply, ToolCallRecord, TurnRequest
 from server.hub.capabilities import CapabilityGrid
-from server.llm.base import LlmProvider, LlmRequest
 from server.reminders.service import ReminderService
 from server.reminders.timeparse import TimeParseError
 from server.rpc.errors import StatusError
@@ -28,7 +26,6 @@ from server.tasks.service import TaskService
 from server.tools import intents, replies
 from server.tools.catalog import ToolCatalog, ToolSpec, builtin_specs
 from server.tools.intents import Intent
-from server.tools.prompt import with_tool_note
 
 log = logging.getLogger(__name__)
 TOOL_TIMEOUT_S = 10.0
@@ -45,24 +42,21 @@ class Recaller(Protocol):
 
 class GridToolPort:
     def __init__(self, *, reminders: ReminderService | None = None, tasks: TaskService | None = None,
-                 grid: CapabilityGrid | None = None, memory: Recaller | None = None, llm: LlmProvider | None = None,
-                 timeout_s: float = TOOL_TIMEOUT_S, tool_prompt: bool = False) -> None:
+                 grid: CapabilityGrid | None = None, memory: Recaller | None = None,
+                 timeout_s: float = TOOL_TIMEOUT_S) -> None:
         self.reminders = reminders
         self.tasks = tasks
         self.grid = grid
         self.memory = memory
-        self.llm = llm
         self.timeout_s = timeout_s
-        self.tool_prompt = tool_prompt
         self.catalog = ToolCatalog(builtin_specs(reminders is not None, tasks is not None, memory is not None), grid)
-        self.nit: Callable[[TurnRequest, AsyncIterator[str], Report], AsyncIterator[str]] | None = None
 
     # -- the tool list -----------------------------------------------------
     def tools(self) -> list[ToolSpec]:
         """The LLM's tool list for this turn: built-ins and the capabilities online now."""
         return self.catalog.tools()
 
-    # -- ToolPort ----------------------------------------------------------
+    # -- explicit commands (the dialog port's intent, dialog_port.py) --------
     async def intent(self, request: TurnRequest) -> IntentReply | None:
         found = intents.match(request.text, lambda name: self.catalog.find(name) is not None)
         if found is None:
@@ -72,16 +66,6 @@ class GridToolPort:
         if found.kind == "task":
             return await self._add_task(found)
         return await self._run_tool(request, found)
-
-    def follow(self, request: TurnRequest, llm_request: LlmRequest, report: Report) -> AsyncIterator[str]:
-        """The model's reply to `llm_request`: with the tool note on its prompt (--tool-prompt on), and
-        any <nit> script in it run and reported (when NIT is wired; see nit_step.py)."""
-        if self.llm is None:
-            raise RuntimeError("the tool port has no model to follow")
-        if self.tool_prompt:
-            llm_request = with_tool_note(llm_request, self.tools())
-        stream = self.llm.stream(llm_request)
-        return self.nit(request, stream, report) if self.nit is not None else stream
 
     # -- calling tools -----------------------------------------------------
     async def call(self, name: str, arguments: dict[str, Any], device_id: str = "") -> Any:
