@@ -185,7 +185,9 @@ def pyright_unresolved(root: Path) -> int | None:
     """reportMissingImports from pyright, if `npx --offline pyright` runs here (it needs no network)."""
     if shutil.which("npx") is None:
         return None
-    cmd = ["npx", "--offline", "--yes", "pyright", "--outputjson", *PACKAGES]
+    venv_python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
+    # As the issue measures it: pyright given only the project's interpreter (what Pylance sees).
+    cmd = ["npx", "--offline", "--yes", "pyright", "--pythonpath", str(venv_python), "--outputjson", *PACKAGES]
     try:
         done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
         report = json.loads(done.stdout)
