@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 import jsonschema
@@ -35,8 +35,23 @@ from peromesh.gateway.v1 import envelope_pb2 as gw
 from server.hub.nodes import NodeChange, NodeInfo
 from server.rpc.errors import StatusError
 
-if TYPE_CHECKING:
-    from server.hub.hub import Hub
+
+class GridHub(Protocol):
+    """What the grid needs of the hub that owns it (`server.hub.hub.Hub` is one): named here so the
+    grid does not import the hub module, which imports this one (no cycle, also not for types)."""
+
+    danger: DangerPolicy
+
+    def nodes(self) -> list[NodeInfo]: ...
+
+    def remote_nodes(self) -> list[NodeInfo]: ...
+
+    def add_listener(self, listener: Callable[[NodeChange, NodeInfo, str], None]) -> Callable[[], None]: ...
+
+    def add_remote_listener(self, listener: Callable[[], None]) -> Callable[[], None]: ...
+
+    async def request(self, node_id: str, action: str, params: Mapping[str, str] | None = None,
+                      timeout_s: float = 10.0) -> gw.ActionResponse: ...
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +230,7 @@ class CapabilityGrid:
     cache what they derive from the offers (the dialog's tool list).
     """
 
-    def __init__(self, hub: Hub, allow_dangerous: Iterable[str] | None = None) -> None:
+    def __init__(self, hub: GridHub, allow_dangerous: Iterable[str] | None = None) -> None:
         """`allow_dangerous` replaces the hub's policy (tests); by default the grid and the hub's
         routing decide with the same one."""
         self.hub = hub
