@@ -159,7 +159,9 @@ async def start_core(settings: MeshSettings, stack: AsyncExitStack, *, peers: Pe
     async def recall(session_id: str, text: str) -> list[str]:
         return await memory.recall_context(session_id, text, s.recall_top_k) if memory is not None else []
 
-    deps = DialogDeps(llm=llm, history=HistoryStore(db, s.history_turns), tts=tts, tts_metadata=bearer_metadata(token),
+    # several cores on one database (a cluster): turn numbers come from the database
+    history = HistoryStore(db, s.history_turns, shared=bool(settings.common.cluster_url))
+    deps = DialogDeps(llm=llm, history=history, tts=tts, tts_metadata=bearer_metadata(token),
                       max_new_tokens=s.llm.max_new_tokens, outbound_capacity=s.outbound_queue_events,
                       recall=recall, events_committed=events.relay.notify, tools=dialog_tools, asr=asr,
                       barge_in=replace(BargeInSettings(), max_backchannel_s=s.turn_taking.max_backchannel),

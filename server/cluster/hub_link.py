@@ -9,6 +9,9 @@
   remembers where the answer goes, as the hub does for its own nodes. Answers to a core's
   own `Hub.request` (Invoke, the model's tools) come back to that core's waiting request.
 - Broadcasts of a node reach every other core's nodes.
+- Resume state: the session of every device attached here (or that left inside the grace
+  window) is in Redis too (sessions.py), so a device that reconnects through another bridge
+  and core gets its session back.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from server.aio import TaskOwner
 from server.cluster import bus
 from server.cluster.keys import connect
 from server.cluster.presence import Presence, PresenceTable
+from server.cluster.sessions import ClusterSessions
 from server.hub.hub import MAX_PENDING, Hub
 from server.hub.nodes import NodeChange, NodeInfo
 from server.wire import envelopes as env
@@ -46,7 +50,9 @@ class HubClusterLink:
         self.refresh_s = max(0.05, timeout_s / 4)
         self._client, keys = connect(url)
         # written every refresh_s, expiring after twice that: a dead core's nodes vanish within timeout_s
-        self._presence = PresenceTable(self._client, keys, self.core_id, int(timeout_s * 500))
+        ttl_ms = int(timeout_s * 500)
+        self._presence = PresenceTable(self._client, keys, self.core_id, ttl_ms)
+        self._sessions = ClusterSessions(self._client, keys, self.core_id, hub.config.resume_grace_s, ttl_ms)
         self._bus = bus.ClusterBus(self._client, keys, self.core_id)
         self._nodes: dict[str, Presence] = {}  # the other cores' nodes
         self._infos: dict[str, NodeInfo] = {}
@@ -80,11 +86,16 @@ class HubClusterLink:
         with contextlib.suppress(RedisError):
             for link in self.hub.local_links():
                 await self._presence.remove(link.node_id)
+                await self._sessions.left(link.node_id)  # its device will come back through another core
             self._bus.broadcast(bus.CHANGED, b"")
         await self._bus.close()
         await self._client.aclose()
 
     # -- ClusterPort -----------------------------------------------------
+    @property
+    def sessions(self) -> ClusterSessions:
+        return self._sessions
+
     def remote_node(self, node_id: str) -> NodeInfo | None:
         if self.hub.local_link(node_id) is not None:
             return None
@@ -203,9 +214,13 @@ class HubClusterLink:
         left, self._left = self._left, set()
         for node_id in left:
             await self._presence.remove(node_id)
-        await self._presence.write(link.info.to_proto() for link in self.hub.local_links())
+            await self._sessions.left(node_id)
+        links = self.hub.local_links()
+        await self._presence.write(link.info.to_proto() for link in links)
+        await self._sessions.attached({link.node_id: link.info.session_id for link in links})
         if changed:
             self._bus.broadcast(bus.CHANGED, b"")
+        await self._sessions.read()
         everyone = await self._presence.read()
         others = {node_id: p for node_id, p in everyone.items() if p.core_id != self.core_id}
         if _shape(others) != _shape(self._nodes):

@@ -28,6 +28,15 @@ class ClusterKeys:
         """String with expiry: "<core id>:" + the node's hub.v1.Node record."""
         return f"{self.prefix}:node:{node_id}"
 
+    @property
+    def sessions(self) -> str:
+        """Sorted set: device id → the time (ms) its resume record expires."""
+        return f"{self.prefix}:sessions"
+
+    def session(self, device_id: str) -> str:
+        """String with expiry: "<core id>:" + the device's dialog session id (server/cluster/sessions.py)."""
+        return f"{self.prefix}:session:{device_id}"
+
     def inbox(self, core_id: str) -> str:
         """Channel of envelopes for the nodes (and the master) of one core."""
         return f"{self.prefix}:core:{core_id}"

@@ -13,6 +13,12 @@ itself, or when a later start of the core opens the session (`open_session`).
 Abandoned questions stay on disk but are not fed to the model, and
 `answered_turns` counts only turns that have an answer.
 
+Turn numbers: one process numbers its sessions itself (server/dialog/turn_counter.py). When
+other processes write the same sessions (`shared`: several cores on one database, a cluster),
+numbers are allocated in the database instead (`allocate_turn`: one atomic upsert of the
+session's counter row in `dialog_turn_numbers`), so two cores answering the same session at
+once never use one number twice, and a cache that missed another core's turns is reloaded.
+
 Bounded: the context cache keeps at most `max_sessions` sessions (least
 recently used out; they reload from the database), each at most
 4 × `max_context_turns` messages.
@@ -32,6 +38,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    case,
     false,
     func,
     inspect,
@@ -40,6 +47,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from server.events.outbox import OutboxEvent
@@ -63,6 +71,15 @@ class DialogTurnRow(Base):
     abandoned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False,
                                                  default=lambda: datetime.now(UTC))
+
+
+class TurnNumberRow(Base):
+    """The last turn number allocated to a session (only where numbers are allocated in the database)."""
+
+    __tablename__ = "dialog_turn_numbers"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_index: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 def upgrade_schema(engine: Engine) -> None:
@@ -98,8 +115,10 @@ class HistoryStore:
     between the user's words and the first token.
     """
 
-    def __init__(self, db: Database, max_context_turns: int = 12, max_sessions: int = 256) -> None:
+    def __init__(self, db: Database, max_context_turns: int = 12, max_sessions: int = 256,
+                 shared: bool = False) -> None:
         self.db = db
+        self.shared = shared  # other processes write these sessions too: numbers come from `allocate_turn`
         self.max_context_turns = max_context_turns
         self.max_sessions = max_sessions
         self.opened_at = datetime.now(UTC)  # rows older than this were written by an earlier life of the core
@@ -141,6 +160,28 @@ class HistoryStore:
             return int(s.execute(stmt).scalar() or 0)
 
         return await self.db.run(query)
+
+    async def allocate_turn(self, session_id: str) -> int:
+        """The session's next turn number, allocated in the database (atomic across processes).
+
+        One upsert: a session's first allocation starts after the highest number its rows use
+        (sessions numbered before by one process alone); later ones add one to the counter row,
+        which the database locks, so concurrent allocations get distinct consecutive numbers."""
+        insert = postgresql.insert if self.db.engine.dialect.name == "postgresql" else sqlite.insert
+        stored = select(func.coalesce(func.max(DialogTurnRow.turn_index), 0) + 1).where(
+            DialogTurnRow.session_id == session_id).scalar_subquery()
+        proposed = insert(TurnNumberRow).values(session_id=session_id, last_index=stored)
+        last = TurnNumberRow.last_index
+        floor = proposed.excluded.last_index - 1  # never below what the rows use
+        stmt = proposed.on_conflict_do_update(
+            index_elements=[TurnNumberRow.session_id],
+            set_={"last_index": case((last < floor, floor), else_=last) + 1},
+        ).returning(TurnNumberRow.last_index)
+        return await self.db.run(lambda s: int(s.execute(stmt).scalar_one()))
+
+    def forget(self, session_id: str) -> None:
+        """Drop the session's cached context (another process wrote turns): the next read reloads it."""
+        self._cache.pop(session_id, None)
 
     async def context(self, session_id: str) -> list[ChatMessage]:
         """The last turns as chat messages, oldest first."""

@@ -5,6 +5,12 @@ at most `max_idle` sessions without one (least recently closed out). A
 forgotten session reloads its number from the history, which is exact then:
 a stream's teardown waits until its turns have stored their rows, so a
 session without open streams has nothing in flight.
+
+Shared history (several cores on one database, `HistoryStore.shared`): the
+database allocates every number (`HistoryStore.allocate_turn`), so two cores
+serving one session at once never hand out the same one. A number that is not
+the one after this process's last means another core answered turns in
+between: the session's cached context is dropped and read again.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ class TurnCounter:
         return len(self._last)
 
     async def next(self, session_id: str) -> int:
+        if self._history.shared:
+            return await self._allocated(session_id)
         async with self._lock:
             if session_id not in self._last:
                 self._last[session_id] = await self._history.last_turn_index(session_id)
@@ -59,3 +67,12 @@ class TurnCounter:
             if session_id not in self._streams:  # numbered without a stream: bounded like a closed one
                 self._went_idle(session_id)
             return self._last[session_id]
+
+    async def _allocated(self, session_id: str) -> int:
+        index = await self._history.allocate_turn(session_id)
+        if self._last.get(session_id) != index - 1:
+            self._history.forget(session_id)  # turns we did not number: our cached context missed them
+        self._last[session_id] = max(index, self._last.get(session_id, 0))
+        if session_id not in self._streams:
+            self._went_idle(session_id)
+        return index

@@ -127,6 +127,7 @@ class Hub:
     # -- the other cores (see server/hub/remote.py) ------------------------
     def attach_cluster(self, cluster: ClusterPort) -> None:
         self.cluster = cluster
+        self._sessions.shared = cluster.sessions
 
     def remote_nodes(self) -> list[NodeInfo]:
         """Nodes attached to other cores of the cluster (empty without one)."""

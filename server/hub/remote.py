@@ -1,7 +1,8 @@
 """The hub's view of other cores (`--cluster-url`): the port a cluster link implements.
 
 The hub routes to its own links first; what it cannot deliver here it hands to this port,
-which knows the nodes attached to other cores and carries envelopes to them. Without a
+which knows the nodes attached to other cores and carries envelopes to them, and the
+sessions devices left on other cores (so one resumes wherever it reconnects). Without a
 cluster the hub has no port and behaves exactly as a single process. The implementation
 (Redis) lives in `server.cluster.hub_link`; the hub never imports it.
 """
@@ -12,9 +13,14 @@ from typing import Protocol
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from server.hub.nodes import NodeInfo
+from server.hub.sessions import SharedSessions
 
 
 class ClusterPort(Protocol):
+    @property
+    def sessions(self) -> SharedSessions:
+        """The cluster's resume state: a device that left another core comes back to its session here."""
+
     def remote_node(self, node_id: str) -> NodeInfo | None:
         """The node's record when it is attached to another core (and not here)."""
 

@@ -2,6 +2,12 @@
 
 A device that reconnects inside the window gets its old session id back (so
 the dialog continues with the same history); later it starts a new one.
+
+In a cluster (`--cluster-url`) the device may come back through another core:
+the directory then asks `shared` (the cluster's resume records, kept in Redis
+with the grace as expiry by server/cluster/sessions.py) for a device it does
+not know itself. Without a cluster `shared` is None and this process's memory
+is the whole truth.
 """
 
 from __future__ import annotations
@@ -9,6 +15,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class SharedSessions(Protocol):
+    def lookup(self, device_id: str) -> str | None:
+        """The device's session id while another core holds it or it left one inside the grace window."""
 
 
 @dataclass
@@ -21,6 +33,7 @@ class _Entry:
 class SessionDirectory:
     def __init__(self, grace_s: float) -> None:
         self.grace_s = grace_s
+        self.shared: SharedSessions | None = None  # the other cores' resume state (a cluster)
         self._entries: dict[str, _Entry] = {}
 
     def claim(self, device_id: str) -> tuple[str, bool]:
@@ -29,7 +42,9 @@ class SessionDirectory:
         entry = self._entries.get(device_id)
         resumed = entry is not None
         if entry is None:
-            entry = self._entries[device_id] = _Entry(uuid.uuid4().hex)
+            elsewhere = self.shared.lookup(device_id) if self.shared is not None else None
+            resumed = elsewhere is not None
+            entry = self._entries[device_id] = _Entry(elsewhere or uuid.uuid4().hex)
         entry.attached += 1
         return entry.session_id, resumed
 

@@ -4,44 +4,27 @@ broadcasts, Invoke, the dangerous-capability policy on forwarded requests, and l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from server.cluster.hub_link import HubClusterLink
-from server.hub.capabilities import CapabilityGrid, DangerPolicy
-from server.hub.hub import Hub, HubConfig
+from server.hub.capabilities import CapabilityGrid
+from server.hub.hub import Hub
 from server.hub.nodes import Closing, NodeLink
 from server.rpc.errors import StatusError
-
-TOKEN = "cluster-token"
-
-
-async def _hub(url: str) -> tuple[Hub, HubClusterLink]:
-    hub = Hub(TOKEN, HubConfig(heartbeat_interval_s=0.5, heartbeat_timeout_s=2.0), DangerPolicy.of(()))
-    await hub.start()
-    link = HubClusterLink(hub, url)
-    await link.start()
-    return hub, link
+from tests.cluster.hubs import TOKEN, join, joined_hub, until
 
 
 @pytest.fixture
 async def two(cluster_url: str) -> AsyncIterator[tuple[Hub, Hub]]:
-    (h1, c1), (h2, c2) = await _hub(cluster_url), await _hub(cluster_url)
+    (h1, c1), (h2, c2) = await joined_hub(cluster_url), await joined_hub(cluster_url)
     yield h1, h2
     for hub, link in ((h1, c1), (h2, c2)):
         await link.close()
         await hub.close()
-
-
-def _join(hub: Hub, node_id: str, *capabilities: gw.Capability) -> NodeLink:
-    link = hub.join(gw.Envelope(id="hello", source_id=node_id, target_id="master",
-                                hello=gw.Hello(token=TOKEN, platform="test")))
-    if capabilities:
-        hub.route(link, gw.Envelope(id="reg", register=gw.CapabilityRegister(capabilities=list(capabilities))))
-    return link
 
 
 async def _next(link: NodeLink, kind: str, wait_s: float = 5.0) -> gw.Envelope:
@@ -54,19 +37,13 @@ async def _next(link: NodeLink, kind: str, wait_s: float = 5.0) -> gw.Envelope:
                 return e
 
 
-async def _until(check: Callable[[], bool], wait_s: float = 5.0) -> None:
-    async with asyncio.timeout(wait_s):
-        while not check():  # noqa: ASYNC110 - the state changes in Redis and another hub: no event here
-            await asyncio.sleep(0.02)
-
-
 async def test_nodes_of_two_hubs_meet(two: tuple[Hub, Hub]) -> None:
     h1, h2 = two
-    a = _join(h1, "dev-a")
-    b = _join(h2, "dev-b", gw.Capability(name="echo"), gw.Capability(name="shell", dangerous=True))
-    await _until(lambda: [n.node_id for n in h1.remote_nodes()] == ["dev-b"] and
+    a = join(h1, "dev-a")
+    b = join(h2, "dev-b", gw.Capability(name="echo"), gw.Capability(name="shell", dangerous=True))
+    await until(lambda: [n.node_id for n in h1.remote_nodes()] == ["dev-b"] and
                  len(h1.remote_nodes()[0].capabilities) == 2)
-    await _until(lambda: [n.node_id for n in h2.remote_nodes()] == ["dev-a"])
+    await until(lambda: [n.node_id for n in h2.remote_nodes()] == ["dev-a"])
 
     # a request to a node of the other core, and its answer back
     h1.route(a, gw.Envelope(id="q1", target_id="dev-b", request=gw.ActionRequest(action_name="echo")))
@@ -116,21 +93,21 @@ async def test_nodes_of_two_hubs_meet(two: tuple[Hub, Hub]) -> None:
     h2.leave(b, grpc.StatusCode.OK, "bye")
     with pytest.raises(ConnectionError):
         await asyncio.wait_for(waiting, 1.0)
-    await _until(lambda: not h1.remote_nodes(), 1.0)
+    await until(lambda: not h1.remote_nodes(), 1.0)
 
 
 async def test_a_dead_cores_nodes_expire(cluster_url: str) -> None:
     """A core that stops without a word (its link's tasks gone, nothing deleted): its nodes vanish
     from the other core within the heartbeat timeout."""
-    h1, c1 = await _hub(cluster_url)
-    h2, c2 = await _hub(cluster_url)
+    h1, c1 = await joined_hub(cluster_url)
+    h2, c2 = await joined_hub(cluster_url)
     try:
-        _join(h2, "dev-b")
-        await _until(lambda: bool(h1.remote_nodes()))
+        join(h2, "dev-b")
+        await until(lambda: bool(h1.remote_nodes()))
         await c2._tasks.close()  # no more refreshes, no goodbye: what kill -9 leaves behind
         await c2._bus.close()
         started = asyncio.get_running_loop().time()
-        await _until(lambda: not h1.remote_nodes(), 3.0)
+        await until(lambda: not h1.remote_nodes(), 3.0)
         assert asyncio.get_running_loop().time() - started <= h1.config.heartbeat_timeout_s
     finally:
         await c1.close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -17,37 +15,9 @@ from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
 from server.rpc.auth import bearer_metadata
 from server.rpc.channels import open_channel as grpc_channel
 from tests.bridge.gateway_client import GatewayClient, action_is
-from tests.cluster.processes import TOKEN, Served, bridge, core
+from tests.cluster.processes import TOKEN, Served, device
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, pg_url: str, cluster_url: str) -> AsyncIterator[list[Served]]:
-    cores = [core(tmp_path / f"core{i}", pg_url, cluster_url) for i in (1, 2)]
-    started: list[Served] = []
-    try:
-        for c in cores:  # one after the other: both create the same tables in the fresh schema
-            await c.start()
-            started.append(c)
-        a1, a2 = cores[0].address, cores[1].address
-        bridges = [bridge(tmp_path / "bridge1", [a1, a2]), bridge(tmp_path / "bridge2", [a2, a1])]
-        for b in bridges:
-            await b.start()
-            started.append(b)
-        yield started
-    finally:
-        for part in reversed(started):
-            await part.stop()
-
-
-async def _device(bridge_part: Served, name: str, *capabilities: str) -> GatewayClient:
-    client = await GatewayClient.open(f"ws://{bridge_part.address}/ws", name, token=TOKEN)
-    if capabilities:
-        register = gw.CapabilityRegister(capabilities=[gw.Capability(name=c, description=c) for c in capabilities])
-        await client.send(gw.Envelope(id=f"{name}-reg", source_id=name, target_id="master", register=register))
-        await client.recv_until(lambda e: e.HasField("response") and e.response.request_id == f"{name}-reg")
-    return client
 
 
 async def _offers(core_address: str) -> set[str]:
@@ -65,8 +35,8 @@ async def _eventually_offers(core_address: str, wanted: set[str], wait_s: float 
 
 async def test_devices_meet_across_bridges_and_survive_a_core(cluster: list[Served]) -> None:
     core1, core2, bridge1, bridge2 = cluster
-    one = await _device(bridge1, "dev-one", "lamp.on")
-    two = await _device(bridge2, "dev-two", "echo")
+    one = await device(bridge1, "dev-one", "lamp.on")
+    two = await device(bridge2, "dev-two", "echo")
     try:
         # capabilities cluster-wide: each core offers the other core's device
         await _eventually_offers(core1.address, {"dev-two/echo", "dev-one/lamp.on"})
