@@ -43,7 +43,7 @@ async def main(turns: int, nodes: int) -> None:
             "--data-dir", tmp, "--only", "core", "--core-port", "0", "--llm", "scripted",
             "--scripted-delay-ms", "0", "--scripted-text", "好的，我知道了。", "--tool-prompt", "on",
             "--asr-model", "none"])
-        mesh = await start_mesh(settings, gateway_token="bench", token="bench")
+        mesh = await start_mesh(settings, gateway_token="bench")
         try:
             assert mesh.core is not None
             hub, grid, deps, port = mesh.core.hub, mesh.core.grid, mesh.core.deps, mesh.core.tools

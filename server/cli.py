@@ -64,11 +64,10 @@ async def serve(settings: MeshSettings) -> None:
     if created:
         print(f"peromesh: created access token {token} (saved in {data_dir / 'token'})", flush=True)
     telemetry.configure(common.telemetry)
-    grpc_token = common.token if common.allow_unauthenticated_loopback else token
 
     async def start(stack: AsyncExitStack) -> None:
         started = time.perf_counter()
-        mesh = await start_mesh(settings, gateway_token=token, token=grpc_token)  # returns when every model is warm
+        mesh = await start_mesh(settings, gateway_token=token)  # returns when every model is warm
         stack.push_async_callback(mesh.stop)
         for name, address in mesh.addresses.items():
             print(f"peromesh: {name} listening on {address}", flush=True)

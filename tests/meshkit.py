@@ -1,7 +1,7 @@
-"""Test kit: start real PeroMesh components in-process on ephemeral loopback ports.
+"""Test kit: start real PeroMesh servers in-process on ephemeral loopback ports.
 
-Everything goes through the same CLI parser and component registry as
-`peromesh serve`, so tests exercise the real wiring, not a hand-built copy.
+Everything goes through the same settings parser and composition root as
+`peromesh serve` (server/app/root.py), so tests exercise the real wiring, not a copy.
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ async def start_test_mesh(data_dir: Path, *flags: str, only: Sequence[str] = ())
     if only:
         argv += ["--only", ",".join(only)]
     settings = parse_serve([*argv, *flags])
-    token = settings.common.token or TEST_TOKEN
-    grpc_token = settings.common.token if settings.common.allow_unauthenticated_loopback else token
-    return await start_mesh(settings, gateway_token=token, token=grpc_token)
+    return await start_mesh(settings, gateway_token=settings.common.token or TEST_TOKEN)
 
 
 class Conversation:

@@ -66,8 +66,20 @@ def bridge_limits(settings: MeshSettings) -> Limits:
                   rate_per_s=b.rate, burst=int(2 * b.rate), max_queue_frames=b.queue_frames)
 
 
-async def start_mesh(settings: MeshSettings, *, gateway_token: str, token: str | None) -> Mesh:
-    """Start the selected servers in order; returns once every one listens with its models warm."""
+def grpc_token(settings: MeshSettings, gateway_token: str) -> str | None:
+    """What gRPC servers demand: the mesh token, unless --allow-unauthenticated-loopback and no
+    --token (then None: loopback servers answer anyone local)."""
+    if settings.common.allow_unauthenticated_loopback:
+        return settings.common.token or None
+    return gateway_token
+
+
+async def start_mesh(settings: MeshSettings, *, gateway_token: str) -> Mesh:
+    """Start the selected servers in order; returns once every one listens with its models warm.
+
+    `gateway_token`: the mesh token (--token, or the one in the data dir), which device hellos carry
+    and, unless loopback was opened explicitly, every gRPC call."""
+    token = grpc_token(settings, gateway_token)
     mesh = Mesh(settings, token, gateway_token, AsyncExitStack())
     common = settings.common
     try:
