@@ -68,3 +68,34 @@ def local_model_dir(model: str, data_dir: str = "~/.peromesh") -> str:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+PG = "postgresql://postgres@127.0.0.1:5432/postgres"  # the local PostgreSQL (trust auth, scripts/services.sh)
+REDIS = "redis://127.0.0.1:6379/0"  # the local Redis
+
+
+@contextlib.contextmanager
+def cluster_urls(pg: str = PG, redis_url: str = REDIS) -> Iterator[tuple[str, str]]:
+    """(--db-url, --cluster-url) of one benchmark cluster: a fresh PostgreSQL schema and a Redis key prefix
+    of its own, both removed afterwards, so a run never counts rows or keys of another (the benchmark-side
+    twin of the cluster tests' pg_url and cluster_url fixtures, which only pytest can call)."""
+    import uuid
+
+    import psycopg  # only the cluster benchmarks need PostgreSQL and Redis
+    import redis
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield f"{pg}?options=-csearch_path%3D{name}", f"{redis_url}?prefix={name}"
+    finally:
+        with psycopg.connect(pg, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+        client = redis.Redis.from_url(redis_url)
+        try:
+            keys = list(client.scan_iter(f"{name}:*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()

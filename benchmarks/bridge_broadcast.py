@@ -47,7 +47,8 @@ def serve_process() -> psutil.Process:
     return child
 
 
-async def open_clients(url: str, count: int, arrivals: dict[str, list[float]], parallel: int = 32) -> list[RawClient]:
+async def open_clients(url: str, count: int, arrivals: dict[str, list[float]], parallel: int = 32,
+                       prefix: str = "idle", token: str = TOKEN) -> list[RawClient]:
     """Full Gateway sessions (hello → welcome) on light raw-socket clients that only timestamp frames."""
     host, port = url.split("/")[2].rsplit(":", 1)
     gate = asyncio.Semaphore(parallel)
@@ -60,8 +61,8 @@ async def open_clients(url: str, count: int, arrivals: dict[str, list[float]], p
     async def one(i: int) -> RawClient:
         async with gate:
             client = await open_raw(host, int(port), "/ws", arrived)
-            client.send(gw.Envelope(id="h", source_id=f"idle-{i:05d}",
-                                    hello=gw.Hello(token=TOKEN)).SerializeToString())
+            client.send(gw.Envelope(id="h", source_id=f"{prefix}-{i:05d}",
+                                    hello=gw.Hello(token=token)).SerializeToString())
             welcome = gw.Envelope.FromString(await client.first_frame)
             assert welcome.HasField("welcome"), welcome
             return client
