@@ -7,7 +7,8 @@ Each campaign is one function `(args, data_dir) -> figures`, registered in CAMPA
 JSON line. `turns`: the core is killed at `turn.after_final` / `turn.before_store` / `turn.after_store`
 (in turn), at a seeded-random turn of each life (up to --turns), then restarted on the same data dir;
 the figures are kills survived, answers the client received that history lost, duplicates, questions
-recovered as abandoned, and wrong `history_turns`. Campaigns of other parts (reminders) add a function.
+recovered as abandoned, and wrong `history_turns`. `reminders`: 7 kills while 40 occurrences fall due
+(see `reminders` below and tests/chaos/reminder_campaign.py); lost, duplicated and redelivered per device.
 """
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ async def turns(args: argparse.Namespace, data_dir: Path) -> dict[str, object]:
             "duplicate_ids": report.duplicates[:20]}
 
 
+REMINDER_POINTS = ("reminder.after_fire", "attach.before_receipted_write", "reminder.before_ack",
+                   "bridge.before_reminder_write")
+
+
 async def reminders(args: argparse.Namespace, data_dir: Path) -> dict[str, object]:
-    """Kill at reminder.after_fire / reminder.before_ack (in turn, at a seeded hit 1-3) while --reminders
-    occurrences fall due, "phone" offline every other life; lost/duplicated per device."""
+    """Kill at reminder.after_fire / attach.before_receipted_write / reminder.before_ack /
+    bridge.before_reminder_write (in turn, at a seeded hit 1-3) while --reminders occurrences fall due;
+    "desk" (PeroLink v1 on Attach) and "console" (PeroLink v1 on the bridge's WebSocket) every life,
+    "phone" (acks itself) every other life; lost/duplicated per device."""
     rng = random.Random(args.seed)
-    points = ("reminder.after_fire", "reminder.before_ack")
-    kills = tuple(f"{points[i % 2]}={rng.randint(1, 3)}" for i in range(args.reminder_kills))
+    points = REMINDER_POINTS
+    kills = tuple(f"{points[i % len(points)]}={rng.randint(1, 3)}" for i in range(args.reminder_kills))
     report = await run_reminder_campaign(data_dir, kills, reminders=args.reminders, spacing_s=args.reminder_spacing)
-    return {"kills": report.kills, "sigkills": report.sigkills, "occurrences": report.occurrences,
+    return {"kill_points": list(kills), "kills": report.kills, "sigkills": report.sigkills,
+            "occurrences": report.occurrences,
             "lost": report.lost(), "duplicates": report.duplicates(),
             "devices": {name: vars(d) for name, d in report.devices.items()}}
 

@@ -11,7 +11,10 @@ audio_cancel purges the turn from the outbound queue first; it starts with
 the Converse stream, at the device's first dialog message), and the writer.
 Every frame for the client goes through `_out`, the one outbound point: it
 is written at once when nothing is queued or in flight, else queued for the
-writer; the barge-in check (OutboundQueue.admit) applies to both.
+writer; the barge-in check (OutboundQueue.admit) applies to both. A frame
+with a receipt (a reminder the bridge acknowledges for a client that does not,
+reminder_acks.py) always goes through the writer, which calls the receipt only
+after `send` returned.
 
 Every task the connection owns is a pump spawned through `_spawn_pump`, and
 the first pump to end, in any way, ends the connection: the expected endings
@@ -45,6 +48,7 @@ from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from server.aio import TaskOwner
+from server.failpoints import failpoint
 from server.wire import envelopes as env
 
 from . import codec
@@ -54,9 +58,9 @@ from .history_reads import HistoryReads
 from .hub_port import HubClosed, HubPort
 from .limits import Limits, RateLimiter
 from .outbound import Outbound, OutboundQueue, SlowClientError
+from .reminder_acks import REMINDER_TRIGGER, ReminderAcks
 
 log = logging.getLogger(__name__)
-REMINDER_TRIGGER = "reminder_trigger"
 FAST_WRITE_BYTES = 64 * 1024
 _HUB_CLOSE = {grpc.StatusCode.UNAUTHENTICATED: 4401, grpc.StatusCode.INVALID_ARGUMENT: 4400,
               grpc.StatusCode.DEADLINE_EXCEEDED: 4408, grpc.StatusCode.ABORTED: 4409,
@@ -107,6 +111,7 @@ class GatewayConnection:
         self._last_rate_error = 0.0
         self._tasks = TaskOwner("bridge-conn")
         self.history = HistoryReads(stubs.dialog, stubs.metadata, self._out, self._tasks.spawn)
+        self.reminder_acks = ReminderAcks(self._to_hub_soon)
 
     async def run(self) -> None:
         """Serve the client until it leaves or must be closed.
@@ -141,7 +146,7 @@ class GatewayConnection:
         if not VOICE_NAME.fullmatch(hello.hello.voice):
             await self._refuse(hello.id, "INVALID_ARGUMENT", "hello.voice must be a voice name: at most 64 "
                                                              "letters, digits and - _ + (e.g. en-gb, cmn)", 4400)
-        welcome = await self._attach_to_hub(hello)
+        welcome = await self._attach_to_hub(self.reminder_acks.attach_hello(hello))
         self.node_id = welcome.node_id
         self.dialog.configure(welcome.node_id, welcome.session_id, perocore_twins=hello.hello.protocol_version < 1,
                               voice=hello.hello.voice)
@@ -203,14 +208,14 @@ class GatewayConnection:
     def _from_hub(self, answer: hpb.AttachResponse) -> None:
         if answer.envelope.request.action_name == REMINDER_TRIGGER and not self.dialog.is_open:
             self._tasks.spawn(self.dialog.open_now(), "dialog-open")  # so the reminder can be spoken here
-        self._out(Outbound(answer.envelope, shared=answer))
+        self._out(Outbound(answer.envelope, shared=answer, written=self.reminder_acks.receipt(answer.envelope)))
 
     def _out(self, item: Outbound) -> None:
         """The one outbound point: write now when nothing is queued or being sent and the
         socket buffer is small (no task switch), else queue for the writer. Barge-in and the
         slow-client policy apply either way (OutboundQueue.admit / push)."""
         ws = self.ws
-        if (self._writer_idle and not len(self.queue) and ws.state is State.OPEN
+        if (self._writer_idle and not len(self.queue) and item.written is None and ws.state is State.OPEN
                 and ws.transport.get_write_buffer_size() < FAST_WRITE_BYTES):
             if self.queue.admit(item):
                 broadcast((ws,), self.stubs.frames.encode(item, self.binary or item.envelope.HasField("stream")))
@@ -221,14 +226,20 @@ class GatewayConnection:
         """Sends what queued up (behind a busy socket). While the socket's buffer is small a
         frame is written at once (websockets' `broadcast` for one connection: no lock, no
         drain); above FAST_WRITE_BYTES it waits in `send` until the client reads, so a slow
-        client backs up into the queue, where the slow-client policy applies."""
+        client backs up into the queue, where the slow-client policy applies. A frame with a
+        receipt is always sent with `send` (which raises on a closed socket, where `broadcast`
+        skips it silently), and its receipt is called once `send` returned."""
         frames, ws = self.stubs.frames, self.ws
         while True:
             self._writer_idle = True
             item = await self.queue.get()
             self._writer_idle = False
             frame = frames.encode(item, self.binary or item.envelope.HasField("stream"))
-            if ws.transport.get_write_buffer_size() < FAST_WRITE_BYTES:
+            if item.written is not None:
+                failpoint("bridge.before_reminder_write")  # queued for the client, not yet written
+                await ws.send(frame)
+                item.written()
+            elif ws.transport.get_write_buffer_size() < FAST_WRITE_BYTES:
                 broadcast((ws,), frame)
             else:
                 await ws.send(frame)
@@ -253,6 +264,11 @@ class GatewayConnection:
         else:
             assert self._hub is not None
             await self._hub.send(envelope)
+
+    def _to_hub_soon(self, envelope: gw.Envelope) -> None:
+        """Route an envelope of the bridge's own (an ack for the client) without blocking the writer."""
+        assert self._hub is not None
+        self._tasks.spawn(self._hub.send(envelope), "to-hub")
 
     def _error(self, request_id: str, code: str, message: str) -> None:
         self._out(Outbound(env.error(request_id, self.node_id, code, message)))

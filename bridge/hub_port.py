@@ -48,7 +48,7 @@ class HubPort(Protocol):
         """Attach with the client's hello; the welcome, or HubClosed with the hub's error envelope."""
 
     async def send(self, envelope: gw.Envelope) -> None:
-        """Route one envelope from the node."""
+        """Route one envelope from the node (several tasks may send; writes are serialized)."""
 
     async def pump(self, deliver: Deliver) -> None:
         """Hand every envelope for the node to `deliver` (shared objects: do not modify) until the
@@ -63,6 +63,7 @@ class GrpcHubPort:
         self._stub = stub
         self._metadata = metadata
         self._call: grpc.aio.StreamStreamCall | None = None
+        self._writing = asyncio.Lock()  # gRPC allows one write in flight; the reader and the bridge's acks both send
 
     async def open(self, hello: gw.Envelope, peer: str) -> gw.Welcome:
         self._call = self._stub.Attach(metadata=(*self._metadata, (TRANSPORT_KEY, "websocket"), (PEER_KEY, peer)))
@@ -77,7 +78,8 @@ class GrpcHubPort:
 
     async def send(self, envelope: gw.Envelope) -> None:
         assert self._call is not None
-        await self._call.write(hpb.AttachRequest(envelope=envelope))
+        async with self._writing:
+            await self._call.write(hpb.AttachRequest(envelope=envelope))
 
     async def pump(self, deliver: Deliver) -> None:
         while True:

@@ -52,6 +52,7 @@ class Outbound:
     turn_id: str = ""
     size: int = field(default=0)
     shared: object = None  # the hub's message object when many connections get the same one (frame cache key)
+    written: Callable[[], None] | None = None  # called once the writer sent it (bridge/reminder_acks.py)
 
     def __post_init__(self) -> None:
         if not self.size:

@@ -17,7 +17,11 @@ truthiness check of an empty dict.
 
 Points in the tree: `turn.before_store` (the user row is stored, the answer is not),
 `turn.after_store` (the answer committed, its `assistant_final` not yet emitted),
-`turn.after_final` (the `assistant_final` was handed to gRPC), `reminder.after_fire`.
+`turn.after_final` (the `assistant_final` was handed to gRPC), `reminder.after_fire`,
+`reminder.before_ack`, `attach.before_receipted_write` (an envelope whose sender waits for its
+write receipt, e.g. a reminder for a PeroLink v1 node, is dequeued, not yet written to the Attach
+stream), `bridge.before_reminder_write` (a reminder the bridge acknowledges for a WebSocket client
+that does not is queued, not yet written to the socket).
 """
 
 from __future__ import annotations

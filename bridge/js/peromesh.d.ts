@@ -62,6 +62,12 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** The voice answers are spoken in (hello.voice: an espeak-ng name such as "en-gb"); empty: by language. */
   voice?: string;
+  /**
+   * hello.reminderAcks (default true): the SDK sends `reminder_ack {cursor}` once the `reminder_trigger`
+   * handlers returned, and drops a cursor it has shown already; the mesh re-sends what was not acknowledged
+   * at the next connect. false: the bridge acknowledges each trigger once it wrote it to the socket.
+   */
+  reminderAcks?: boolean;
   backoff?: { initialMs: number; maxMs: number; factor: number };
   WebSocket?: typeof WebSocket;
 }
@@ -108,6 +114,10 @@ export interface EventMap {
   voice_update: ActionEvent; // PeroCore compatibility (only for hello.protocolVersion 0; the SDK sends 1)
   text_response: ActionEvent; // PeroCore compatibility (idem)
   error: { params: { code: string; message: string } } | ActionEvent;
+  /** A reminder fell due (or was missed while offline): params id, content, due_time, fired_time, status
+   * ("fired" | "missed"), cursor, target_devices, replayed ("true" when sent again after a reconnect).
+   * Each cursor reaches the handlers once; it is acknowledged when they return. */
+  reminder_trigger: ActionEvent;
   /** Any other action routed to this node (broadcasts such as reminder_trigger, task:update, system_stats). */
   action: ActionEvent;
   [name: string]: unknown;

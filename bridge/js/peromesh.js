@@ -18,6 +18,13 @@
 // state_update, audio_cancel) still pass. An audio_cancel always passes, also
 // for an older turn whose audio may still be playing (voice barge-in).
 //
+// Reminders: the hello sets reminderAcks, so the mesh sends a `reminder_trigger` again (at the
+// next connect) until this client acknowledges it. The SDK shows each cursor once: the
+// `reminder_trigger` (and `action`) handlers run for a cursor it has not seen, and once they
+// returned (the app showed or played it) it sends `reminder_ack {cursor}`; a cursor seen before
+// is acknowledged again without reaching the handlers. With `reminderAcks: false` the hello
+// leaves it unset and the bridge acknowledges what it wrote to the socket.
+//
 // Types: see peromesh.d.ts next to this file.
 
 import { decodeBinary, decodeText, encodeBinary, encodeText, payloadOf } from "./wire.js";
@@ -31,6 +38,8 @@ const TURN_EVENTS = new Set(["state_update", "assistant_delta", "assistant_final
 const CLOSING_EVENTS = new Set(["assistant_final", "metrics", "state_update", "audio_cancel", "text_response",
   "voice_update"]);
 const FINAL_CLOSE_CODES = new Set([4400, 4401, 4409]); // bad hello, bad token, replaced: reconnecting cannot help
+const REMINDER_TRIGGER = "reminder_trigger";
+const SEEN_CURSORS = 1000; // reminder cursors remembered to drop a replay that was shown already
 
 let counter = 0;
 const newId = (prefix) => `${prefix}-${Date.now().toString(36)}-${(++counter).toString(36)}`;
@@ -39,7 +48,7 @@ export class PeroMeshClient {
   /** @param {import("./peromesh").ClientOptions} options */
   constructor(options) {
     this.options = {
-      deviceName: options.deviceId, platform: "web", capabilities: [], requestTimeoutMs: 10000,
+      deviceName: options.deviceId, platform: "web", capabilities: [], requestTimeoutMs: 10000, reminderAcks: true,
       backoff: { initialMs: 500, maxMs: 15000, factor: 2 }, WebSocket: globalThis.WebSocket, ...options,
     };
     if (!this.options.url || !this.options.deviceId) throw new Error("url and deviceId are required");
@@ -57,6 +66,7 @@ export class PeroMeshClient {
     this._heartbeatSeq = 0;
     this._lastHeard = 0;
     this._userClosed = false;
+    this._seenCursors = new Set(); // insertion order: the oldest is forgotten first
   }
 
   // -- events ------------------------------------------------------------------
@@ -126,7 +136,7 @@ export class PeroMeshClient {
       id: newId("hello"), sourceId: this.options.deviceId, targetId: "master", timestamp: Date.now(),
       hello: { token: this.options.token, deviceName: this.options.deviceName, clientVersion: SDK_VERSION,
         platform: this.options.platform, capabilities: this.options.capabilities, protocolVersion: PROTOCOL_VERSION,
-        voice: this.options.voice || "" },
+        reminderAcks: !!this.options.reminderAcks, voice: this.options.voice || "" },
     });
     ws.onmessage = (message) => this._onFrame(message.data);
     ws.onclose = (event) => this._onClose(ws, event.code, event.reason);
@@ -311,8 +321,23 @@ export class PeroMeshClient {
       if (name === "audio_cancel") this._cancelled.add(event.turnId);
       if (name === "assistant_final" || name === "audio_cancel") this._finished.add(event.turnId);
     }
+    const reminder = name === REMINDER_TRIGGER && params.cursor ? params.cursor : "";
+    if (reminder && this._seenCursors.has(reminder)) { this._ackReminder(reminder); return; } // shown already
     this._emit(name, event);
     if (!TURN_EVENTS.has(name)) this._emit("action", event);
+    if (reminder) this._ackReminder(reminder); // after the handlers showed it
+  }
+
+  /** Remember a shown reminder's cursor and acknowledge it (the mesh then stops re-sending it). */
+  _ackReminder(cursor) {
+    this._seenCursors.delete(cursor);
+    this._seenCursors.add(cursor);
+    if (this._seenCursors.size > SEEN_CURSORS) this._seenCursors.delete(this._seenCursors.values().next().value);
+    if (!this.options.reminderAcks) return;
+    this.request("master", "reminder_ack", { cursor }).catch((err) => {
+      // not recorded: the mesh sends the trigger again at the next connect and it is acknowledged then
+      console.warn(`peromesh: reminder_ack ${cursor} failed`, err);
+    });
   }
 
   _onStream(envelope) {

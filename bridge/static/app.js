@@ -101,8 +101,11 @@ async function main() {
   const device = deviceId();
   $("fact-device").textContent = device;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+  // reminderAcks: each reminder_trigger is acknowledged once the panels and the activity list showed it
+  // (their handlers ran); one not acknowledged (the page closed first) comes again at the next connect.
   const client = new PeroMeshClient({ url, token, deviceId: device, deviceName: "Web console", platform: "web",
-    capabilities: ["ui.display", "audio.playback"], voice: localStorage.getItem("peromesh.voice") ?? "" });
+    capabilities: ["ui.display", "audio.playback"], voice: localStorage.getItem("peromesh.voice") ?? "",
+    reminderAcks: true });
   const transcript = new Transcript(device);
   const chat = new ChatView(ui.chat, transcript);
   const history = new HistoryView(chat, client);

@@ -3,12 +3,22 @@
 NodeInfo is the registry record the capability grid builds on: id, kind
 (platform, transport), capabilities and liveness. NodeLink is the node's
 bounded outbox; a node that does not drain it is closed, never waited for.
+
+A delivery may carry a receipt (`deliver(..., on_written=...)`): called once
+the envelope was written to the node's transport, never earlier, so a sender
+that must not count "queued" as "received" (reminders for PeroLink v1 nodes,
+which send no ack) learns when it really left. The consumer that writes says
+so with `written(item)` (the Attach servicer, after its stream write). A
+receipt never fires for an envelope dropped or left unwritten when the link
+ends: the sender treats that as not delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -21,6 +31,7 @@ from server.wire.attach import Sink
 from server.wire.envelopes import now_ms
 
 DEFAULT_OUTBOX = 4096
+Receipt = Callable[[], None]  # "written to the node's transport"
 
 
 class NodeChange(Enum):
@@ -81,7 +92,11 @@ class NodeLink:
 
     An in-process consumer (the bridge in the core's process) may install a
     `sink` instead: deliveries are then handed to it synchronously, with no
-    task switch per envelope; the sink applies its own bound.
+    task switch per envelope; the sink applies its own bound. A sink's consumer
+    writes where the hub cannot see, so receipts are for outbox consumers only:
+    one given for a sink link never fires (the sender counts it undelivered and
+    sends it again later). The bridge, the sink consumer, acknowledges what it
+    wrote itself (it attaches its nodes with hello.reminder_acks).
     """
 
     def __init__(self, info: NodeInfo, capacity: int = DEFAULT_OUTBOX) -> None:
@@ -90,19 +105,24 @@ class NodeLink:
         self.outbox: asyncio.Queue[pb.AttachResponse | Closing] = asyncio.Queue()
         self.closing: Closing | None = None
         self._sink: Sink | None = None
+        self._receipts: collections.deque[tuple[pb.AttachResponse, Receipt]] = collections.deque()
 
     def attach_sink(self, sink: Sink) -> None:
         """Hand what is queued, then every later delivery (and the closing), to `sink`."""
         while not self.outbox.empty():
             sink(self.outbox.get_nowait())
+        self._receipts.clear()  # the sink's consumer writes them: no receipt can come (see above)
         self._sink = sink
 
     @property
     def node_id(self) -> str:
         return self.info.node_id
 
-    def deliver(self, response: pb.AttachResponse) -> bool:
-        """Queue `response`; a node whose outbox is full is closed (slow consumer)."""
+    def deliver(self, response: pb.AttachResponse, on_written: Receipt | None = None) -> bool:
+        """Queue `response`; a node whose outbox is full is closed (slow consumer).
+
+        `on_written` is called when the consumer has written it (see `written`).
+        """
         if self.closing is not None:
             return False
         if self._sink is not None:
@@ -113,10 +133,21 @@ class NodeLink:
                        f"slow consumer: {self.capacity} envelopes queued for node {self.node_id!r}", discard=True)
             return False
         self.outbox.put_nowait(response)
+        if on_written is not None:  # bounded with the outbox: one entry per queued envelope at most
+            self._receipts.append((response, on_written))
         return True
 
-    def send(self, envelope: gw.Envelope) -> bool:
-        return self.deliver(pb.AttachResponse(envelope=envelope))
+    def send(self, envelope: gw.Envelope, on_written: Receipt | None = None) -> bool:
+        return self.deliver(pb.AttachResponse(envelope=envelope), on_written)
+
+    def awaits_receipt(self, item: pb.AttachResponse) -> bool:
+        """Whether a sender waits to hear that `item` (just taken from the outbox) was written."""
+        return bool(self._receipts) and self._receipts[0][0] is item
+
+    def written(self, item: pb.AttachResponse) -> None:
+        """The consumer wrote `item` (taken from the outbox, in order) to the node's transport."""
+        if self.awaits_receipt(item):
+            self._receipts.popleft()[1]()
 
     def close(self, code: grpc.StatusCode, reason: str, discard: bool = False) -> None:
         """End the link after what is queued (or at once, dropping it, with `discard`).
@@ -131,4 +162,6 @@ class NodeLink:
             return
         while discard and not self.outbox.empty():
             self.outbox.get_nowait()
+        if discard:
+            self._receipts.clear()
         self.outbox.put_nowait(self.closing)

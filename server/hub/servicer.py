@@ -11,6 +11,7 @@ import grpc
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
 from server.aio import TaskOwner
+from server.failpoints import failpoint
 from server.hub.capabilities import DEFAULT_TIMEOUT_S, CapabilityGrid
 from server.hub.hub import Hub
 from server.hub.nodes import Closing, NodeChange, NodeInfo, NodeLink
@@ -49,7 +50,12 @@ class HubServicer(pb_grpc.HubServiceServicer):
         tasks.spawn(self._read(link, request_iterator), "reader")
         try:
             while not isinstance(item := await link.outbox.get(), Closing):
-                yield item
+                if link.awaits_receipt(item):  # its sender moves on only once it was written
+                    failpoint("attach.before_receipted_write")
+                    yield item  # grpc resumes this generator once the message is written to the stream
+                    link.written(item)
+                else:
+                    yield item
             if item.code != grpc.StatusCode.OK:
                 await context.abort(item.code, item.reason)
         finally:

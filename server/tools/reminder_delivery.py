@@ -12,8 +12,17 @@ Delivery state is the device's cursor in the database (`device_cursor`,
   master; what it has not acknowledged is sent again at its next attach (on
   the wire at least once; the client drops a cursor it has already seen, so it
   shows each trigger once);
-- any other node (PeroLink v1 clients) counts as acknowledging when the hub
-  has queued the envelope on its link.
+- any other node (PeroLink v1 clients) counts as acknowledging once the
+  envelope was written to its transport: the link's delivery receipt
+  (NodeLink.send `on_written`, fired by the Attach servicer after the
+  stream write), never when it is merely queued, so a core killed between the
+  two sends it again at the next attach (at least once, never lost). The
+  bridge's WebSocket clients never reach that branch: the bridge attaches
+  them with `reminder_acks` and sends `reminder_ack` itself after it wrote the
+  frame to a client that does not ack (bridge/reminder_acks.py).
+
+A node of another core is delivered to by that core's own ReminderDelivery
+(pumps run for local nodes only), so receipts never cross the cluster.
 
 A trigger fired longer ago than the replay window (default 24 h) is delivered
 with status `missed`; backlog envelopes carry `replayed: true`. Each delivered
@@ -45,6 +54,7 @@ from server.reminders.service import ReminderService
 from server.reminders.store import CaughtUp, Trigger
 from server.rpc.errors import StatusError
 from server.text.language import has_han
+from server.wire import envelopes as env
 
 log = logging.getLogger(__name__)
 
@@ -151,14 +161,18 @@ class ReminderDelivery:
         if replayed:
             payload["replayed"] = True
         params = {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in payload.items()}
-        if not self.hub.send_action(node.node_id, REMINDER_TRIGGER, params):
-            return False
-        if not node.reminder_acks:  # PeroLink v1: delivered counts as acknowledged
-            self._owner.spawn(self._auto_ack(node.node_id, trigger.cursor), f"ack:{node.node_id}")
-        return True
+        if node.reminder_acks:
+            return self.hub.send_action(node.node_id, REMINDER_TRIGGER, params)
+        node_id, cursor = node.node_id, trigger.cursor  # PeroLink v1: written counts as acknowledged
+        link = self.hub.local_link(node_id)
+
+        def written() -> None:
+            self._owner.spawn(self._auto_ack(node_id, cursor), f"ack:{node_id}")
+
+        return link is not None and link.send(env.action(node_id, REMINDER_TRIGGER, params), on_written=written)
 
     async def _auto_ack(self, node_id: str, cursor: int) -> None:
-        failpoint("reminder.before_ack")  # queued for the device; its cursor not yet moved
+        failpoint("reminder.before_ack")  # written to the device; its cursor not yet moved
         await self.reminders.acknowledge(node_id, cursor)
 
 

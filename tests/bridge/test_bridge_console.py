@@ -208,3 +208,42 @@ async def test_sdk_turn_filter_requests_and_reconnect(mesh: Mesh, browser: Brows
     assert r["interrupt"] == {"actionName": "interrupt", "params": {"turn_id": "s#2"}}
     assert "no response within 200 ms" in r["timeout"] and r["code"] == "NOT_FOUND"
     assert r["states"][:1] == ["reconnecting"] and r["reconnected"] and r["againSource"] == "d"
+
+
+SDK_REMINDERS = """async () => {
+    const { PeroMeshClient, encodeText } = await import('/js/peromesh.js');
+    class FakeSocket {
+        constructor(url) { this.readyState = 1; this.sent = []; FakeSocket.last = this;
+                           setTimeout(() => this.onopen && this.onopen(), 0); }
+        send(frame) { this.sent.push(JSON.parse(frame)); }
+        close(code = 1000, reason = '') { this.readyState = 3; this.onclose && this.onclose({ code, reason }); }
+        feed(envelope) { this.onmessage({ data: encodeText(envelope) }); }
+    }
+    const client = new PeroMeshClient({ url: 'ws://fake/ws', token: 't', deviceId: 'd', WebSocket: FakeSocket });
+    const ws = () => FakeSocket.last;
+    const acks = () => ws().sent.filter((e) => e.request?.actionName === 'reminder_ack')
+        .map((e) => e.request.params.cursor);
+    const shown = [];  // what the handler saw, and how many acks had gone out when it ran
+    client.on('reminder_trigger', (e) => shown.push([e.params.cursor, acks().length]));
+    const connected = client.connect();
+    await new Promise((r) => setTimeout(r, 5));
+    const hello = ws().sent[0].hello;
+    ws().feed({ id: 'w', welcome: { sessionId: 's', nodeId: 'd', protocolVersion: 1, heartbeatIntervalMs: 60000 } });
+    await connected;
+    const trigger = (cursor) => ({ id: `t${cursor}`, sourceId: 'master', targetId: 'd', request: {
+        actionName: 'reminder_trigger', params: { id: 'r1', content: 'water', cursor, status: 'fired' } } });
+    ws().feed(trigger('5'));
+    ws().feed(trigger('6'));
+    ws().feed(trigger('5'));  // a replay after a reconnect: shown already, acknowledged again
+    client.close();
+    return { hello, shown, acks: acks() };
+}"""
+
+
+async def test_sdk_acknowledges_each_reminder_after_showing_it_once(mesh: Mesh, browser: Browser) -> None:
+    page = await browser.new_page()
+    await page.goto(f"http://{mesh.addresses['bridge']}/js/peromesh.js")
+    r = await page.evaluate(SDK_REMINDERS)
+    assert r["hello"]["reminderAcks"] is True
+    assert r["shown"] == [["5", 0], ["6", 1]]  # each cursor once, acknowledged only after its handler ran
+    assert r["acks"] == ["5", "6", "5"]

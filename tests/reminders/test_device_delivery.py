@@ -2,7 +2,9 @@
 
 Real meshes (the core, and the bridge where a WebSocket client is the device),
 real Attach streams; a reminder "has fired" when the service published its
-trigger (awaited, not slept for).
+trigger (awaited, not slept for). A device that sends no ack (PeroLink v1)
+counts as acknowledging once the trigger was written to it, never when it
+was only queued.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 from meshkit import TEST_TOKEN, Conversation, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
+from peromesh.gateway.v1 import envelope_pb2 as gw
+from peromesh.hub.v1 import hub_service_pb2 as hpb
 from server.app.root import Mesh
 from server.hub.hub import Hub
+from server.hub.nodes import NodeLink
 from server.reminders.service import ReminderService
 from server.reminders.store import Trigger
 from server.rpc.channels import open_channel
 from tests.bridge.gateway_client import GatewayClient, action_is
-from tests.reminders.device import Device
+from tests.reminders.device import Device, WsDevice
 
 FLAGS = ("--reminder-timezone", "UTC", "--scripted-delay-ms", "1")
 
@@ -178,3 +184,114 @@ async def test_reminder_is_spoken_on_a_console_that_has_not_talked_yet(
         assert final.request.params["text"] == "Reminder: drink water"
     finally:
         await console.close()
+
+
+class AckLog:
+    """Every acknowledgement the delivery records, noted when it is asked for (before the commit)."""
+
+    def __init__(self, service: ReminderService, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.service = service
+        self._committed = asyncio.Event()
+        real = service.acknowledge
+
+        async def recording(device_id: str, cursor: int) -> int:
+            self.calls.append((device_id, cursor))
+            try:
+                return await real(device_id, cursor)
+            finally:
+                self._committed.set()
+
+        monkeypatch.setattr(service, "acknowledge", recording)
+
+    def of(self, node_id: str) -> list[int]:
+        return [cursor for device, cursor in self.calls if device == node_id]
+
+    async def reached(self, node_id: str, cursor: int, wait_s: float = 10.0) -> None:
+        """Until `node_id`'s stored cursor is at least `cursor`."""
+        async with asyncio.timeout(wait_s):
+            while True:
+                self._committed.clear()  # before the read: an ack committing meanwhile still wakes us
+                if await self.service.device_cursor(node_id) >= cursor:
+                    return
+                await self._committed.wait()
+
+
+async def next_trigger(link: NodeLink) -> hpb.AttachResponse:
+    """The next reminder_trigger queued on `link` (broadcasts such as schedule_update are passed over)."""
+    async with asyncio.timeout(10):
+        while True:
+            item = await link.outbox.get()
+            if isinstance(item, hpb.AttachResponse) and item.envelope.request.action_name == "reminder_trigger":
+                return item
+
+
+def hello(node_id: str, reminder_acks: bool = False) -> gw.Envelope:
+    return gw.Envelope(id="hello", source_id=node_id, target_id="master",
+                       hello=gw.Hello(token=TEST_TOKEN, platform="test", protocol_version=1,
+                                      reminder_acks=reminder_acks))
+
+
+async def test_perolink_v1_node_counts_as_acknowledging_only_once_the_trigger_was_written(
+        make_mesh: Callable[..., object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link's outbox stands for an Attach stream whose servicer has not written yet."""
+    mesh: Mesh = await make_mesh()  # type: ignore[operator]
+    hub: Hub = mesh.core.hub
+    acks = AckLog(reminders_of(mesh), monkeypatch)
+    start = await reminders_of(mesh).device_cursor("desk")  # known to the mesh from here on
+    link = hub.join(hello("desk"), hpb.TRANSPORT_GRPC, "test")
+    welcome = link.outbox.get_nowait()
+    assert isinstance(welcome, hpb.AttachResponse) and welcome.envelope.HasField("welcome")
+    one = await fire(mesh, "one")
+    queued_one = await next_trigger(link)
+    two = await fire(mesh, "two")  # the pump went through its log reads and sends meanwhile
+    queued_two = await next_trigger(link)
+    assert [q.envelope.request.params["cursor"] for q in (queued_one, queued_two)] == [str(one.cursor),
+                                                                                         str(two.cursor)]
+    assert acks.of("desk") == [] and await reminders_of(mesh).device_cursor("desk") == start  # queued ≠ received
+    assert link.awaits_receipt(queued_one)
+    link.written(queued_one)
+    await acks.reached("desk", one.cursor)
+    hub.leave(link, grpc.StatusCode.CANCELLED, "the stream ended before the second was written")
+    await detached(mesh, "desk")
+    assert acks.of("desk") == [one.cursor]
+    again = hub.join(hello("desk"), hpb.TRANSPORT_GRPC, "test")
+    replayed = await next_trigger(again)
+    assert (replayed.envelope.request.params["cursor"], replayed.envelope.request.params["replayed"]) == (
+        str(two.cursor), "true")
+    again.written(replayed)
+    await acks.reached("desk", two.cursor)
+    hub.leave(again, grpc.StatusCode.CANCELLED, "done")
+
+
+@pytest.mark.parametrize("hub_port", ["in-process", "grpc"])
+async def test_bridge_acknowledges_for_a_client_that_does_not_and_leaves_it_to_one_that_does(
+        make_mesh: Callable[..., object], monkeypatch: pytest.MonkeyPatch, hub_port: str) -> None:
+    flags = ("--bridge-hub", "grpc") if hub_port == "grpc" else ()
+    mesh: Mesh = await make_mesh("core", "bridge", flags=flags)  # type: ignore[operator]
+    url = f"ws://{mesh.addresses['bridge']}/ws"
+    service = reminders_of(mesh)
+    acks = AckLog(service, monkeypatch)
+    for node_id in ("kiosk", "tablet"):
+        await service.device_cursor(node_id)
+    kiosk = WsDevice("kiosk")  # PeroLink v1: sends no ack
+    await kiosk.connect(url)
+    tablet = await GatewayClient.open(url, "tablet", hello=False)  # the SDK: reminder_acks, acks what it showed
+    try:
+        await tablet.send(hello("tablet", reminder_acks=True))
+        assert (await tablet.recv()).HasField("welcome")
+        made = await fire(mesh, "water")
+        await kiosk.wait_for(1)
+        await acks.reached("kiosk", made.cursor)  # the bridge's ack, once it wrote the frame
+        [*_, trigger] = await tablet.recv_until(action_is("reminder_trigger"))
+        cursor = trigger.request.params["cursor"]
+        pinged = await tablet.request("ping")
+        await tablet.recv_until(lambda e: e.response.request_id == pinged)
+        assert acks.of("tablet") == []  # the bridge left it to the client
+        acked = await tablet.request("reminder_ack", cursor=cursor)
+        [*_, answer] = await tablet.recv_until(lambda e: e.response.request_id == acked)
+        assert (answer.response.status, answer.response.data) == (0, cursor)
+        assert acks.of("tablet") == [made.cursor] and acks.of("kiosk") == [made.cursor]
+    finally:
+        await kiosk.disconnect()
+        await tablet.close()
