@@ -21,7 +21,9 @@ Points in the tree: `turn.before_store` (the user row is stored, the answer is n
 `reminder.before_ack`, `attach.before_receipted_write` (an envelope whose sender waits for its
 write receipt, e.g. a reminder for a PeroLink v1 node, is dequeued, not yet written to the Attach
 stream), `bridge.before_reminder_write` (a reminder the bridge acknowledges for a WebSocket client
-that does not is queued, not yet written to the socket).
+that does not is queued, not yet written to the socket), and the memory index save's steps
+`memory.save.before_replace`, `memory.save.before_meta`, `memory.save.before_meta_replace`,
+`memory.save.before_cleanup` (server/memory/vector_index.py).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from usearch.index import Index
 
+from server.failpoints import failpoint
 from server.memory.rwlock import RWLock
 
 log = logging.getLogger(__name__)
@@ -246,8 +247,10 @@ class VectorIndex:
             self._index.save(str(tmp))
             count = len(self._index)
         _fsync_file(tmp)
+        failpoint("memory.save.before_replace")  # the new file written, not yet in place
         os.replace(tmp, final)
         _fsync_dir(self.directory)
+        failpoint("memory.save.before_meta")  # the new file in place, vectors.json still names the old
         now = time.time()
         meta = {"file": final.name, "size": final.stat().st_size, "count": count, "model": self.model,
                 "ndim": self.ndim, "dtype": self.dtype, "saved_at": now}
@@ -256,8 +259,10 @@ class VectorIndex:
             json.dump(meta, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        failpoint("memory.save.before_meta_replace")  # the new vectors.json written, not yet in place
         os.replace(meta_tmp, self.directory / META)
         _fsync_dir(self.directory)
+        failpoint("memory.save.before_cleanup")  # vectors.json names the new file, the old still there
         self.saved_at = now
         for old in self.directory.glob("vectors-*.usearch*"):
             if old.name != final.name:
