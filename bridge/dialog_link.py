@@ -125,9 +125,19 @@ class DialogLink:
         """Barge in. Naming a turn, the answer waits for the dialog's verdict on it (`_on_event`);
         without one it interrupts whatever is running, and nothing running is no error."""
         turn_id = envelope.request.params.get("turn_id", "")
+        played = envelope.request.params.get("played_ms", "")
+        if played and not (played.isdigit() and int(played) < 2**32):
+            self._error(envelope.id, "INVALID_ARGUMENT", f"played_ms must be a count of milliseconds, got {played!r}")
+            return
         if turn_id and envelope.id and not self._remember(self._interrupts, envelope):
             return
-        await self._write(dpb.ConverseRequest(interrupt=dpb.Interrupt(turn_id=turn_id)))
+        # The person stopped it: what is queued for them now stops here, not one round trip to the
+        # dialog later (by then a lagging client's backlog may have left). The dialog's audio_cancel
+        # purges again; its verdict (cut, or complete because all was heard) still decides the row.
+        if target := turn_id or (self._seen_turns[-1] if self._seen_turns else ""):
+            self._cancel_turn(target)
+        interrupt = dpb.Interrupt(turn_id=turn_id, played_ms=int(played)) if played else dpb.Interrupt(turn_id=turn_id)
+        await self._write(dpb.ConverseRequest(interrupt=interrupt))
         if envelope.id and not turn_id:
             self._out(Outbound(env.ok(envelope, turn_id)))
 

@@ -143,7 +143,8 @@ export class PeroMeshClient {
   sendText(text: string): Promise<{ turnId: string }>;
   /** One page of this device's stored conversation (history:list), turns oldest first. */
   history(options?: { pageSize?: number; pageToken?: string }): Promise<HistoryPage>;
-  interrupt(turnId?: string): Promise<ActionResponse | void>;
+  /** `playedMs`: how much of the turn's audio was played, so the mesh stores what was really heard. */
+  interrupt(turnId?: string, options?: { playedMs?: number | null }): Promise<ActionResponse | void>;
   sendAudio(source: MediaStream | AsyncIterable<Int16Array | ArrayBuffer>,
             options?: { sampleRate?: number; chunkBytes?: number }): { streamId: string; stop(): Promise<void> };
 }

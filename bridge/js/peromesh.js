@@ -213,11 +213,17 @@ export class PeroMeshClient {
     return JSON.parse(response.data || "{}");
   }
 
-  /** Barge in: end the current (or the given) turn; its audio and text stop at once on this side too. */
-  interrupt(turnId = this.currentTurn) {
+  /**
+   * Barge in: end the current (or the given) turn; its audio and text stop at once on this side too.
+   * `playedMs`: how much of its audio you had played, so the mesh stores what was really heard (and
+   * corrects an answer that had finished on the server but was still playing).
+   */
+  interrupt(turnId = this.currentTurn, { playedMs = null } = {}) {
     if (turnId) this._cancelled.add(turnId);
     this._emit("interrupt", { turnId });
-    return this.request("master", "interrupt", turnId ? { turn_id: turnId } : {}).catch((err) => {
+    const params = turnId ? { turn_id: turnId } : {};
+    if (Number.isFinite(playedMs) && playedMs >= 0) params.played_ms = String(Math.round(playedMs));
+    return this.request("master", "interrupt", params).catch((err) => {
       this._emit("error", { params: { code: "INTERRUPT_FAILED", message: String(err.message ?? err) } });
     });
   }

@@ -260,9 +260,11 @@ async function main() {
   }
 
   function interrupt() {
-    chat.userCut(client.currentTurn);
+    const turn = client.currentTurn || player.turnId;
+    const playedMs = player.playedMs(turn); // before stop(): how much the person actually heard
+    chat.userCut(turn);
     player.stop(); // silence first, then tell the mesh
-    client.interrupt();
+    client.interrupt(turn, { playedMs });
     setServerState("interrupted");
   }
 

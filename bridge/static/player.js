@@ -13,6 +13,7 @@ export class PcmPlayer {
     this.nextTime = 0;
     this.rate = 24000;
     this.turnId = "";
+    this.turnSamples = 0; // of this.turnId, pushed so far
     this.stats = { chunks: 0, samples: 0, stops: 0, lastChunkAt: 0 };
     this.volume = 1;
     this.muted = false;
@@ -33,8 +34,16 @@ export class PcmPlayer {
   }
 
   begin(turnId, sampleRate) {
+    if (turnId !== this.turnId) this.turnSamples = 0;
     this.turnId = turnId;
     this.rate = sampleRate || 24000;
+  }
+
+  /** How much of `turnId`'s audio has been played (ms): what was queued minus what is still ahead;
+   *  null for a turn this player did not play last. Read it before stop(). */
+  playedMs(turnId) {
+    if (!turnId || turnId !== this.turnId || !this.context) return null;
+    return Math.max(0, Math.round((this.turnSamples / this.rate) * 1000 - this.bufferedMs));
   }
 
   /** Queue PCM16 little-endian mono bytes for playback right after what is already queued. */
@@ -61,6 +70,7 @@ export class PcmPlayer {
     };
     this.stats.chunks += 1;
     this.stats.samples += samples.length;
+    this.turnSamples += samples.length;
     this.stats.lastChunkAt = performance.now();
     if (this.sources.size === 1) this.onchange();
   }

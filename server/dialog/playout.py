@@ -2,7 +2,9 @@
 
 The core knows which audio chunks it delivered and which text segments they
 carried; a segment whose audio was fully delivered was heard whole, a partly
-delivered one is cut proportionally (by its final byte count when the TTS
+delivered one is cut proportionally. A client that buffers ahead can say how
+much it had played when the person stopped it (Interrupt.played_ms): then only
+that much counts. A cut segment is cut (by its final byte count when the TTS
 finished it, else by a speaking-rate estimate) at a word boundary.
 """
 
@@ -43,11 +45,16 @@ class PlayoutTracker:
             if seq in self._segments:
                 self._segments[seq].delivered_bytes += n
 
-    def heard_text(self) -> str:
+    def heard_text(self, played_ms: float | None = None) -> str:
+        """What the user heard: the delivered audio, or only its first `played_ms` when the client
+        said how much it had played (segments play in order, each one's bytes back to back)."""
+        budget = None if played_ms is None else max(0.0, played_ms) * self._bytes_per_ms
         heard: list[str] = []
         for seq in sorted(self._segments):
             segment = self._segments[seq]
-            fraction = self._fraction(segment)
+            fraction = self._fraction(segment, budget)
+            if budget is not None:
+                budget -= min(budget, segment.delivered_bytes)
             if fraction <= 0:
                 break
             if fraction >= 1:
@@ -57,10 +64,22 @@ class PlayoutTracker:
             break
         return _join(heard)
 
-    def _fraction(self, segment: _Segment) -> float:
+    def all_heard(self, played_ms: float | None = None) -> bool:
+        """Every segment's audio delivered whole (and, given `played_ms`, played whole)."""
+        budget = None if played_ms is None else max(0.0, played_ms) * self._bytes_per_ms
+        for seq in sorted(self._segments):
+            segment = self._segments[seq]
+            if self._fraction(segment, budget) < 1:
+                return False
+            if budget is not None:
+                budget -= min(budget, segment.delivered_bytes)
+        return True
+
+    def _fraction(self, segment: _Segment, budget: float | None = None) -> float:
+        played = segment.delivered_bytes if budget is None else min(segment.delivered_bytes, budget)
         if segment.total_bytes:
-            return min(1.0, segment.delivered_bytes / segment.total_bytes)
-        ms = segment.delivered_bytes / self._bytes_per_ms
+            return min(1.0, played / segment.total_bytes)
+        ms = played / self._bytes_per_ms
         expected = len(segment.text) * _MS_PER_CHAR[detect_language(segment.text)]
         return min(0.99, ms / expected) if expected else 0.0
 

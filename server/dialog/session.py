@@ -95,7 +95,8 @@ class ConverseSession:
         elif kind == "user_text":
             await self._user_text(request.user_text.text, received)
         elif kind == "interrupt":
-            await self.interrupt(request.interrupt.turn_id, received)
+            given = request.interrupt
+            await self.interrupt(given.turn_id, received, given.played_ms if given.HasField("played_ms") else None)
         elif kind == "user_audio":
             await self._user_audio(request.user_audio)
 
@@ -275,7 +276,9 @@ class ConverseSession:
         elif paused_playout:
             self.gate.emit(events.state(paused_playout, pb.STATE_SPEAKING))  # the client plays on
 
-    async def interrupt(self, turn_id: str, received: float) -> None:
+    async def interrupt(self, turn_id: str, received: float, played_ms: float | None = None) -> None:
+        """End the running turn (or, when the client says it was still playing a completed one,
+        correct that one to what was heard); `played_ms` is Interrupt.played_ms, if given."""
         turn = self.turn
         if turn_id and (turn is None or turn_id != turn.id):
             if self._is_past(turn_id):
@@ -284,14 +287,17 @@ class ConverseSession:
                 self._error(turn_id, "NOT_FOUND", f"no turn {turn_id!r} in this session")
             return
         if turn is None or not turn.active:
-            if turn_id:
+            if turn is not None and turn.still_playing(played_ms):
+                self.gate.emit(events.audio_cancel(turn.id, turn.chunks_sent))
+                await turn.cut_playout((time.perf_counter() - received) * 1000.0, played_ms or 0.0)
+            elif turn_id:
                 self._error(turn_id, "FAILED_PRECONDITION", f"turn {turn_id} has already ended")
             return
         self.gate.close_turn(turn.id)
         self.gate.emit(events.audio_cancel(turn.id, turn.chunks_sent))
         t_interrupt_ms = (time.perf_counter() - received) * 1000.0
         await cancel_and_wait(turn.task)
-        await turn.finish_interrupted(t_interrupt_ms)
+        await turn.finish_interrupted(t_interrupt_ms, played_ms)
 
     def _is_past(self, turn_id: str) -> bool:
         """An earlier turn of this stream: same session, a lower number than the current turn's."""

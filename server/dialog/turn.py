@@ -84,6 +84,7 @@ class Turn:
         self._user_write: asyncio.Task[None] | None = None
         self._answer_write: asyncio.Task[None] | None = None  # the answer row's commit, once started
         self._closing: asyncio.Task[None] | None = None  # the completed turn's last commit, once started
+        self._cut_late = False  # corrected to interrupted after it had completed (still playing)
         self._metrics = pb.TurnMetrics()
         self.playout = PlayoutTracker(given.sample_rate)
         self.clock = TurnMetricsRecorder(given.started)
@@ -268,26 +269,17 @@ class Turn:
     def paused(self) -> bool:
         return not self._playing.is_set()
 
-    async def finish_interrupted(self, t_interrupt_ms: float) -> None:
-        """After the session closed and cancelled this turn: persist, then report."""
+    async def finish_interrupted(self, t_interrupt_ms: float, played_ms: float | None = None) -> None:
+        """After the session closed and cancelled this turn: persist, then report.
+
+        `played_ms`: how much of its audio the client had played (Interrupt.played_ms), if it said."""
         if self._closing is not None:  # the completed turn was being committed: let that commit finish,
             with contextlib.suppress(Exception):  # then correct it, for the client was still playing it
                 await asyncio.shield(self._closing)
-            heard = self.playout.heard_text() if self.input.speak and self.deps.tts is not None else self.text
-            if heard == self.text:  # all of it had been heard: nothing was cut
+            if not await self._correct_as_cut(t_interrupt_ms, played_ms):  # all of it had been heard
                 self._report_completed(self._metrics)
-                return
-            await self.deps.history.correct_assistant(self.input.session_id, self.input.turn_index, True,
-                                                      heard, [])
-            cut = pb.TurnMetrics()
-            cut.CopyFrom(self._metrics)
-            cut.t_interrupt_ms = t_interrupt_ms
-            self.gate.emit(events.final(self.id, self.text, True, heard))
-            self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=cut))
-            self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
-            self._end_span(interrupted=True)
             return
-        heard = self.playout.heard_text()
+        heard = self.playout.heard_text(played_ms)
         metrics = self.clock.finish(self.tokens, t_interrupt_ms=t_interrupt_ms)
         finished = self._finished_event(True, metrics)
         if await self._answer_stored():  # its final went out (or was about to): correct what was heard
@@ -305,6 +297,39 @@ class Turn:
         self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=metrics))
         self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
         self._end_span(interrupted=True)
+
+    def still_playing(self, played_ms: float | None) -> bool:
+        """A completed spoken turn the client says it had not finished playing (and not yet cut)."""
+        return (played_ms is not None and self._closing is not None and self._closing.done()
+                and not self._cut_late and not self._all_heard(played_ms))
+
+    async def cut_playout(self, t_interrupt_ms: float, played_ms: float) -> None:
+        """The person stopped a completed answer that was still playing: store what was heard."""
+        await self._correct_as_cut(t_interrupt_ms, played_ms)
+
+    def _spoken(self) -> bool:
+        return self.input.speak and self.deps.tts is not None
+
+    def _all_heard(self, played_ms: float | None) -> bool:
+        return not self._spoken() or self.playout.all_heard(played_ms)
+
+    async def _correct_as_cut(self, t_interrupt_ms: float, played_ms: float | None) -> bool:
+        """Correct the committed, completed answer to interrupted with what was heard, and report it;
+        False (nothing done) when all of it had been heard."""
+        if self._all_heard(played_ms):
+            return False
+        heard = self.playout.heard_text(played_ms)
+        self._cut_late = True
+        await self.deps.history.correct_assistant(self.input.session_id, self.input.turn_index, True, heard, [])
+        cut = pb.TurnMetrics()
+        cut.CopyFrom(self._metrics)
+        cut.t_interrupt_ms = t_interrupt_ms
+        self.gate.emit(events.final(self.id, self.text, True, heard))
+        self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=cut))
+        self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
+        if self._span.is_recording():  # a late cut: the completed turn's span has ended already
+            self._end_span(interrupted=True)
+        return True
 
     async def abandon(self) -> None:
         """The turn failed before its answer was stored: its question will never be answered."""

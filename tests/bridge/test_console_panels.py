@@ -314,8 +314,8 @@ async def test_history_comes_back_from_the_server_paged_with_what_was_heard(long
         DialogTurnRow(session_id=session, turn_index=n, role=role, text=f"{role} {n}")
         for n in range(1, 25) for role in ("user", "assistant")]))
     await say(page, "Tell me a long story")
-    await wait_js(page, "window.peromesh.player.playing")
-    await page.click("#stop")  # cut at the first words: most of the minute of speech is never heard
+    await wait_js(page, "window.peromesh.player.playedMs(window.peromesh.player.turnId) > 1500")
+    await page.click("#stop")  # cut after the first words: most of the minute of speech is never heard
     cut = page.locator(".msg.assistant").last
     await cut.locator(".chip.cut").wait_for(timeout=10_000)
     told = await cut.locator(".bubble").text_content()

@@ -39,7 +39,7 @@ class SpeakingTurn:
     def on_delivered(self, _event: pb.ConverseResponse) -> None:
         pass
 
-    async def finish_interrupted(self, _t_interrupt_ms: float) -> None:
+    async def finish_interrupted(self, _t_interrupt_ms: float, _played_ms: float | None = None) -> None:
         self.interrupted = True
         self.active = False
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'peromesh/dialog/v1/dialog_service.proto\x12\x12peromesh.dialog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n\x0f\x43onverseRequest\x12\x33\n\x06\x63onfig\x18\x01 \x01(\x0b\x32!.peromesh.dialog.v1.SessionConfigH\x00\x12\x31\n\tuser_text\x18\x02 \x01(\x0b\x32\x1c.peromesh.dialog.v1.UserTextH\x00\x12\x33\n\nuser_audio\x18\x03 \x01(\x0b\x32\x1d.peromesh.dialog.v1.UserAudioH\x00\x12\x32\n\tinterrupt\x18\x04 \x01(\x0b\x32\x1d.peromesh.dialog.v1.InterruptH\x00\x42\x06\n\x04kind\"s\n\rSessionConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x19\n\x11sample_rate_hertz\x18\x04 \x01(\x05\x12\x11\n\ttext_only\x18\x05 \x01(\x08\"\x18\n\x08UserText\x12\x0c\n\x04text\x18\x01 \x01(\t\"C\n\tUserAudio\x12\x0b\n\x03pcm\x18\x01 \x01(\x0c\x12\x0e\n\x06is_end\x18\x02 \x01(\x08\x12\x19\n\x11sample_rate_hertz\x18\x03 \x01(\x05\"\x1c\n\tInterrupt\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\"\x87\x06\n\x10\x43onverseResponse\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12=\n\x0fsession_started\x18\x02 \x01(\x0b\x32\".peromesh.dialog.v1.SessionStartedH\x00\x12\x37\n\x0cstate_update\x18\x03 \x01(\x0b\x32\x1f.peromesh.dialog.v1.StateUpdateH\x00\x12:\n\rtranscription\x18\x04 \x01(\x0b\x32!.peromesh.dialog.v1.TranscriptionH\x00\x12=\n\x0f\x61ssistant_delta\x18\x05 \x01(\x0b\x32\".peromesh.dialog.v1.AssistantDeltaH\x00\x12=\n\x0f\x61ssistant_final\x18\x06 \x01(\x0b\x32\".peromesh.dialog.v1.AssistantFinalH\x00\x12\x35\n\x0b\x61udio_begin\x18\x07 \x01(\x0b\x32\x1e.peromesh.dialog.v1.AudioBeginH\x00\x12\x35\n\x0b\x61udio_chunk\x18\x08 \x01(\x0b\x32\x1e.peromesh.dialog.v1.AudioChunkH\x00\x12\x31\n\taudio_end\x18\t \x01(\x0b\x32\x1c.peromesh.dialog.v1.AudioEndH\x00\x12\x37\n\x0c\x61udio_cancel\x18\n \x01(\x0b\x32\x1f.peromesh.dialog.v1.AudioCancelH\x00\x12\x32\n\x07metrics\x18\x0b \x01(\x0b\x32\x1f.peromesh.dialog.v1.TurnMetricsH\x00\x12\x31\n\ttool_call\x18\x0c \x01(\x0b\x32\x1c.peromesh.dialog.v1.ToolCallH\x00\x12\x35\n\x0btool_result\x18\r \x01(\x0b\x32\x1e.peromesh.dialog.v1.ToolResultH\x00\x12/\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x1e.peromesh.dialog.v1.ErrorEventH\x00\x42\x07\n\x05\x65vent\";\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rhistory_turns\x18\x02 \x01(\x05\"7\n\x0bStateUpdate\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.peromesh.dialog.v1.State\"/\n\rTranscription\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\"$\n\x0e\x41ssistantDelta\x12\x12\n\ntext_delta\x18\x01 \x01(\t\"G\n\x0e\x41ssistantFinal\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0binterrupted\x18\x02 \x01(\x08\x12\x12\n\nheard_text\x18\x03 \x01(\t\"x\n\nAudioBegin\x12\x0c\n\x04mime\x18\x01 \x01(\t\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\x12/\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1f.peromesh.dialog.v1.AudioFormat\"\xa8\x01\n\nAudioChunk\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0b\n\x03pcm\x18\x02 \x01(\x0c\x12<\n\x07visemes\x18\x03 \x03(\x0b\x32+.peromesh.dialog.v1.AudioChunk.VisemesEntry\x12\x12\n\nclause_end\x18\x04 \x01(\x08\x1a.\n\x0cVisemesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x1f\n\x08\x41udioEnd\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\x03\"\"\n\x0b\x41udioCancel\x12\x13\n\x0b\x63hunks_sent\x18\x01 \x01(\x03\"}\n\x0bTurnMetrics\x12\x18\n\x10t_first_delta_ms\x18\x01 \x01(\x01\x12\x18\n\x10t_first_audio_ms\x18\x02 \x01(\x01\x12\x12\n\nt_total_ms\x18\x03 \x01(\x01\x12\x16\n\x0et_interrupt_ms\x18\x04 \x01(\x01\x12\x0e\n\x06tokens\x18\x05 \x01(\x05\"A\n\x08ToolCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\"A\n\nToolResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x13\n\x0bresult_json\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"+\n\nErrorEvent\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"M\n\x10ListTurnsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x11ListTurnsResponse\x12-\n\x05turns\x18\x01 \x03(\x0b\x32\x1e.peromesh.dialog.v1.StoredTurn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc9\x01\n\nStoredTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x11\n\tuser_text\x18\x03 \x01(\t\x12\x16\n\x0e\x61ssistant_text\x18\x04 \x01(\t\x12\x13\n\x0binterrupted\x18\x05 \x01(\x08\x12\x12\n\nheard_text\x18\x06 \x01(\t\x12\x11\n\tabandoned\x18\x07 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x82\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_IDLE\x10\x01\x12\x13\n\x0fSTATE_LISTENING\x10\x02\x12\x12\n\x0eSTATE_THINKING\x10\x03\x12\x12\n\x0eSTATE_SPEAKING\x10\x04\x12\x15\n\x11STATE_INTERRUPTED\x10\x05*G\n\x0b\x41udioFormat\x12\x1c\n\x18\x41UDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41UDIO_FORMAT_PCM_S16LE\x10\x01\x32\xc4\x01\n\rDialogService\x12Y\n\x08\x43onverse\x12#.peromesh.dialog.v1.ConverseRequest\x1a$.peromesh.dialog.v1.ConverseResponse(\x01\x30\x01\x12X\n\tListTurns\x12$.peromesh.dialog.v1.ListTurnsRequest\x1a%.peromesh.dialog.v1.ListTurnsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'peromesh/dialog/v1/dialog_service.proto\x12\x12peromesh.dialog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n\x0f\x43onverseRequest\x12\x33\n\x06\x63onfig\x18\x01 \x01(\x0b\x32!.peromesh.dialog.v1.SessionConfigH\x00\x12\x31\n\tuser_text\x18\x02 \x01(\x0b\x32\x1c.peromesh.dialog.v1.UserTextH\x00\x12\x33\n\nuser_audio\x18\x03 \x01(\x0b\x32\x1d.peromesh.dialog.v1.UserAudioH\x00\x12\x32\n\tinterrupt\x18\x04 \x01(\x0b\x32\x1d.peromesh.dialog.v1.InterruptH\x00\x42\x06\n\x04kind\"s\n\rSessionConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x19\n\x11sample_rate_hertz\x18\x04 \x01(\x05\x12\x11\n\ttext_only\x18\x05 \x01(\x08\"\x18\n\x08UserText\x12\x0c\n\x04text\x18\x01 \x01(\t\"C\n\tUserAudio\x12\x0b\n\x03pcm\x18\x01 \x01(\x0c\x12\x0e\n\x06is_end\x18\x02 \x01(\x08\x12\x19\n\x11sample_rate_hertz\x18\x03 \x01(\x05\"B\n\tInterrupt\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x16\n\tplayed_ms\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x0c\n\n_played_ms\"\x87\x06\n\x10\x43onverseResponse\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12=\n\x0fsession_started\x18\x02 \x01(\x0b\x32\".peromesh.dialog.v1.SessionStartedH\x00\x12\x37\n\x0cstate_update\x18\x03 \x01(\x0b\x32\x1f.peromesh.dialog.v1.StateUpdateH\x00\x12:\n\rtranscription\x18\x04 \x01(\x0b\x32!.peromesh.dialog.v1.TranscriptionH\x00\x12=\n\x0f\x61ssistant_delta\x18\x05 \x01(\x0b\x32\".peromesh.dialog.v1.AssistantDeltaH\x00\x12=\n\x0f\x61ssistant_final\x18\x06 \x01(\x0b\x32\".peromesh.dialog.v1.AssistantFinalH\x00\x12\x35\n\x0b\x61udio_begin\x18\x07 \x01(\x0b\x32\x1e.peromesh.dialog.v1.AudioBeginH\x00\x12\x35\n\x0b\x61udio_chunk\x18\x08 \x01(\x0b\x32\x1e.peromesh.dialog.v1.AudioChunkH\x00\x12\x31\n\taudio_end\x18\t \x01(\x0b\x32\x1c.peromesh.dialog.v1.AudioEndH\x00\x12\x37\n\x0c\x61udio_cancel\x18\n \x01(\x0b\x32\x1f.peromesh.dialog.v1.AudioCancelH\x00\x12\x32\n\x07metrics\x18\x0b \x01(\x0b\x32\x1f.peromesh.dialog.v1.TurnMetricsH\x00\x12\x31\n\ttool_call\x18\x0c \x01(\x0b\x32\x1c.peromesh.dialog.v1.ToolCallH\x00\x12\x35\n\x0btool_result\x18\r \x01(\x0b\x32\x1e.peromesh.dialog.v1.ToolResultH\x00\x12/\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x1e.peromesh.dialog.v1.ErrorEventH\x00\x42\x07\n\x05\x65vent\";\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rhistory_turns\x18\x02 \x01(\x05\"7\n\x0bStateUpdate\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.peromesh.dialog.v1.State\"/\n\rTranscription\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\"$\n\x0e\x41ssistantDelta\x12\x12\n\ntext_delta\x18\x01 \x01(\t\"G\n\x0e\x41ssistantFinal\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0binterrupted\x18\x02 \x01(\x08\x12\x12\n\nheard_text\x18\x03 \x01(\t\"x\n\nAudioBegin\x12\x0c\n\x04mime\x18\x01 \x01(\t\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\x12/\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1f.peromesh.dialog.v1.AudioFormat\"\xa8\x01\n\nAudioChunk\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0b\n\x03pcm\x18\x02 \x01(\x0c\x12<\n\x07visemes\x18\x03 \x03(\x0b\x32+.peromesh.dialog.v1.AudioChunk.VisemesEntry\x12\x12\n\nclause_end\x18\x04 \x01(\x08\x1a.\n\x0cVisemesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x1f\n\x08\x41udioEnd\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\x03\"\"\n\x0b\x41udioCancel\x12\x13\n\x0b\x63hunks_sent\x18\x01 \x01(\x03\"}\n\x0bTurnMetrics\x12\x18\n\x10t_first_delta_ms\x18\x01 \x01(\x01\x12\x18\n\x10t_first_audio_ms\x18\x02 \x01(\x01\x12\x12\n\nt_total_ms\x18\x03 \x01(\x01\x12\x16\n\x0et_interrupt_ms\x18\x04 \x01(\x01\x12\x0e\n\x06tokens\x18\x05 \x01(\x05\"A\n\x08ToolCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\"A\n\nToolResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x13\n\x0bresult_json\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"+\n\nErrorEvent\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"M\n\x10ListTurnsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x11ListTurnsResponse\x12-\n\x05turns\x18\x01 \x03(\x0b\x32\x1e.peromesh.dialog.v1.StoredTurn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc9\x01\n\nStoredTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x11\n\tuser_text\x18\x03 \x01(\t\x12\x16\n\x0e\x61ssistant_text\x18\x04 \x01(\t\x12\x13\n\x0binterrupted\x18\x05 \x01(\x08\x12\x12\n\nheard_text\x18\x06 \x01(\t\x12\x11\n\tabandoned\x18\x07 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x82\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_IDLE\x10\x01\x12\x13\n\x0fSTATE_LISTENING\x10\x02\x12\x12\n\x0eSTATE_THINKING\x10\x03\x12\x12\n\x0eSTATE_SPEAKING\x10\x04\x12\x15\n\x11STATE_INTERRUPTED\x10\x05*G\n\x0b\x41udioFormat\x12\x1c\n\x18\x41UDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41UDIO_FORMAT_PCM_S16LE\x10\x01\x32\xc4\x01\n\rDialogService\x12Y\n\x08\x43onverse\x12#.peromesh.dialog.v1.ConverseRequest\x1a$.peromesh.dialog.v1.ConverseResponse(\x01\x30\x01\x12X\n\tListTurns\x12$.peromesh.dialog.v1.ListTurnsRequest\x1a%.peromesh.dialog.v1.ListTurnsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUDIOCHUNK_VISEMESENTRY']._loaded_options = None
   _globals['_AUDIOCHUNK_VISEMESENTRY']._serialized_options = b'8\001'
-  _globals['_STATE']._serialized_start=2676
-  _globals['_STATE']._serialized_end=2806
-  _globals['_AUDIOFORMAT']._serialized_start=2808
-  _globals['_AUDIOFORMAT']._serialized_end=2879
+  _globals['_STATE']._serialized_start=2714
+  _globals['_STATE']._serialized_end=2844
+  _globals['_AUDIOFORMAT']._serialized_start=2846
+  _globals['_AUDIOFORMAT']._serialized_end=2917
   _globals['_CONVERSEREQUEST']._serialized_start=97
   _globals['_CONVERSEREQUEST']._serialized_end=331
   _globals['_SESSIONCONFIG']._serialized_start=333
@@ -47,43 +47,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERAUDIO']._serialized_start=476
   _globals['_USERAUDIO']._serialized_end=543
   _globals['_INTERRUPT']._serialized_start=545
-  _globals['_INTERRUPT']._serialized_end=573
-  _globals['_CONVERSERESPONSE']._serialized_start=576
-  _globals['_CONVERSERESPONSE']._serialized_end=1351
-  _globals['_SESSIONSTARTED']._serialized_start=1353
-  _globals['_SESSIONSTARTED']._serialized_end=1412
-  _globals['_STATEUPDATE']._serialized_start=1414
-  _globals['_STATEUPDATE']._serialized_end=1469
-  _globals['_TRANSCRIPTION']._serialized_start=1471
-  _globals['_TRANSCRIPTION']._serialized_end=1518
-  _globals['_ASSISTANTDELTA']._serialized_start=1520
-  _globals['_ASSISTANTDELTA']._serialized_end=1556
-  _globals['_ASSISTANTFINAL']._serialized_start=1558
-  _globals['_ASSISTANTFINAL']._serialized_end=1629
-  _globals['_AUDIOBEGIN']._serialized_start=1631
-  _globals['_AUDIOBEGIN']._serialized_end=1751
-  _globals['_AUDIOCHUNK']._serialized_start=1754
-  _globals['_AUDIOCHUNK']._serialized_end=1922
-  _globals['_AUDIOCHUNK_VISEMESENTRY']._serialized_start=1876
-  _globals['_AUDIOCHUNK_VISEMESENTRY']._serialized_end=1922
-  _globals['_AUDIOEND']._serialized_start=1924
-  _globals['_AUDIOEND']._serialized_end=1955
-  _globals['_AUDIOCANCEL']._serialized_start=1957
-  _globals['_AUDIOCANCEL']._serialized_end=1991
-  _globals['_TURNMETRICS']._serialized_start=1993
-  _globals['_TURNMETRICS']._serialized_end=2118
-  _globals['_TOOLCALL']._serialized_start=2120
-  _globals['_TOOLCALL']._serialized_end=2185
-  _globals['_TOOLRESULT']._serialized_start=2187
-  _globals['_TOOLRESULT']._serialized_end=2252
-  _globals['_ERROREVENT']._serialized_start=2254
-  _globals['_ERROREVENT']._serialized_end=2297
-  _globals['_LISTTURNSREQUEST']._serialized_start=2299
-  _globals['_LISTTURNSREQUEST']._serialized_end=2376
-  _globals['_LISTTURNSRESPONSE']._serialized_start=2378
-  _globals['_LISTTURNSRESPONSE']._serialized_end=2469
-  _globals['_STOREDTURN']._serialized_start=2472
-  _globals['_STOREDTURN']._serialized_end=2673
-  _globals['_DIALOGSERVICE']._serialized_start=2882
-  _globals['_DIALOGSERVICE']._serialized_end=3078
+  _globals['_INTERRUPT']._serialized_end=611
+  _globals['_CONVERSERESPONSE']._serialized_start=614
+  _globals['_CONVERSERESPONSE']._serialized_end=1389
+  _globals['_SESSIONSTARTED']._serialized_start=1391
+  _globals['_SESSIONSTARTED']._serialized_end=1450
+  _globals['_STATEUPDATE']._serialized_start=1452
+  _globals['_STATEUPDATE']._serialized_end=1507
+  _globals['_TRANSCRIPTION']._serialized_start=1509
+  _globals['_TRANSCRIPTION']._serialized_end=1556
+  _globals['_ASSISTANTDELTA']._serialized_start=1558
+  _globals['_ASSISTANTDELTA']._serialized_end=1594
+  _globals['_ASSISTANTFINAL']._serialized_start=1596
+  _globals['_ASSISTANTFINAL']._serialized_end=1667
+  _globals['_AUDIOBEGIN']._serialized_start=1669
+  _globals['_AUDIOBEGIN']._serialized_end=1789
+  _globals['_AUDIOCHUNK']._serialized_start=1792
+  _globals['_AUDIOCHUNK']._serialized_end=1960
+  _globals['_AUDIOCHUNK_VISEMESENTRY']._serialized_start=1914
+  _globals['_AUDIOCHUNK_VISEMESENTRY']._serialized_end=1960
+  _globals['_AUDIOEND']._serialized_start=1962
+  _globals['_AUDIOEND']._serialized_end=1993
+  _globals['_AUDIOCANCEL']._serialized_start=1995
+  _globals['_AUDIOCANCEL']._serialized_end=2029
+  _globals['_TURNMETRICS']._serialized_start=2031
+  _globals['_TURNMETRICS']._serialized_end=2156
+  _globals['_TOOLCALL']._serialized_start=2158
+  _globals['_TOOLCALL']._serialized_end=2223
+  _globals['_TOOLRESULT']._serialized_start=2225
+  _globals['_TOOLRESULT']._serialized_end=2290
+  _globals['_ERROREVENT']._serialized_start=2292
+  _globals['_ERROREVENT']._serialized_end=2335
+  _globals['_LISTTURNSREQUEST']._serialized_start=2337
+  _globals['_LISTTURNSREQUEST']._serialized_end=2414
+  _globals['_LISTTURNSRESPONSE']._serialized_start=2416
+  _globals['_LISTTURNSRESPONSE']._serialized_end=2507
+  _globals['_STOREDTURN']._serialized_start=2510
+  _globals['_STOREDTURN']._serialized_end=2711
+  _globals['_DIALOGSERVICE']._serialized_start=2920
+  _globals['_DIALOGSERVICE']._serialized_end=3116
 # @@protoc_insertion_point(module_scope)

@@ -224,18 +224,29 @@ class Interrupt(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TURN_ID_FIELD_NUMBER: _builtins.int
+    PLAYED_MS_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     """Optional. The turn to end; empty: the current turn."""
+    played_ms: _builtins.int
+    """Optional. How much of the turn's audio the client had played when the person stopped it, in
+    milliseconds. Absent: the server counts what it delivered as heard (a client that buffers
+    seconds ahead should send it). With it, the stored heard_text is what was played; a turn that
+    had already completed on the server but was still playing is corrected to interrupted
+    (assistant_final with interrupted and heard_text, then state INTERRUPTED) instead of refused.
+    """
     def __init__(
         self,
         *,
         turn_id: _builtins.str = ...,
+        played_ms: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_played_ms", b"_played_ms", "played_ms", b"played_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["turn_id", b"turn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_played_ms", b"_played_ms", "played_ms", b"played_ms", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__played_ms: _TypeAlias = _typing.Literal["played_ms"]  # noqa: Y015
+    _WhichOneofArgType__played_ms: _TypeAlias = _typing.Literal["_played_ms", b"_played_ms"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__played_ms) -> _WhichOneofReturnType__played_ms | None: ...
 
 Global___Interrupt: _TypeAlias = Interrupt  # noqa: Y015
 
