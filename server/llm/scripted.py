@@ -10,6 +10,7 @@ counted as mesh overhead; the last stretch is spent yielding to the loop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import AsyncIterator
 
@@ -23,13 +24,18 @@ DEFAULT_TEXT = (
     "如果你想聊天，我随时都在这里。"
     "Tell me what you would like to do next, and we will plan it together."
 )
+CALLS_KEPT = 256
+
+
 class ScriptedProvider:
     name = "scripted"
 
     def __init__(self, text: str = DEFAULT_TEXT, delay_ms: float = 20.0) -> None:
         self.tokens = tokenize(text)
         self.delay_s = delay_ms / 1000.0
-        self.calls: list[LlmRequest] = []  # what it was asked (tests inspect the context)
+        # What it was asked, newest last (tests inspect the context). Bounded: soaks and benchmarks
+        # serve this model for hours, and every request holds a whole prompt.
+        self.calls: collections.deque[LlmRequest] = collections.deque(maxlen=CALLS_KEPT)
 
     async def stream(self, request: LlmRequest) -> AsyncIterator[str]:
         self.calls.append(request)

@@ -14,6 +14,7 @@ what failed) ends the reply.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -122,7 +123,7 @@ class NitFollower:
         self.announcer = announcer
         self.announce_retries = announce_retries
         self.late: set[Runtime] = set()  # runtimes whose detached calls are still running
-        self.announced: list[str] = []  # what late results said (for logs and tests)
+        self.announced: collections.deque[str] = collections.deque(maxlen=64)  # what late results said, newest last
 
     async def close(self) -> None:
         """Cancel detached calls still running (at core stop)."""
