@@ -10,6 +10,7 @@ finished it, else by a speaking-rate estimate) at a word boundary.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from server.text.language import detect_language
@@ -48,13 +49,8 @@ class PlayoutTracker:
     def heard_text(self, played_ms: float | None = None) -> str:
         """What the user heard: the delivered audio, or only its first `played_ms` when the client
         said how much it had played (segments play in order, each one's bytes back to back)."""
-        budget = None if played_ms is None else max(0.0, played_ms) * self._bytes_per_ms
         heard: list[str] = []
-        for seq in sorted(self._segments):
-            segment = self._segments[seq]
-            fraction = self._fraction(segment, budget)
-            if budget is not None:
-                budget -= min(budget, segment.delivered_bytes)
+        for segment, fraction in self._played(played_ms):
             if fraction <= 0:
                 break
             if fraction >= 1:
@@ -66,14 +62,17 @@ class PlayoutTracker:
 
     def all_heard(self, played_ms: float | None = None) -> bool:
         """Every segment's audio delivered whole (and, given `played_ms`, played whole)."""
+        return all(fraction >= 1 for _, fraction in self._played(played_ms))
+
+    def _played(self, played_ms: float | None) -> Iterator[tuple[_Segment, float]]:
+        """Each segment in playing order with the fraction of it heard: what was delivered, capped
+        by what the client played when it said (`played_ms`)."""
         budget = None if played_ms is None else max(0.0, played_ms) * self._bytes_per_ms
         for seq in sorted(self._segments):
             segment = self._segments[seq]
-            if self._fraction(segment, budget) < 1:
-                return False
+            yield segment, self._fraction(segment, budget)
             if budget is not None:
                 budget -= min(budget, segment.delivered_bytes)
-        return True
 
     def _fraction(self, segment: _Segment, budget: float | None = None) -> float:
         played = segment.delivered_bytes if budget is None else min(segment.delivered_bytes, budget)

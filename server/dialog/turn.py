@@ -293,10 +293,14 @@ class Turn:
             await self.deps.history.add_assistant(self.input.session_id, self.input.turn_index, self.text, True,
                                                   heard, [*self._memory_event(heard), finished])
         self.deps.events_committed()
+        self._report_interrupted(heard, metrics)
+
+    def _report_interrupted(self, heard: str, metrics: pb.TurnMetrics) -> None:
         self.gate.emit(events.final(self.id, self.text, True, heard))
         self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=metrics))
         self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
-        self._end_span(interrupted=True)
+        if self._span.is_recording():  # a late cut: the completed turn's span has ended already
+            self._end_span(interrupted=True)
 
     def still_playing(self, played_ms: float | None) -> bool:
         """A completed spoken turn the client says it had not finished playing (and not yet cut)."""
@@ -324,11 +328,7 @@ class Turn:
         cut = pb.TurnMetrics()
         cut.CopyFrom(self._metrics)
         cut.t_interrupt_ms = t_interrupt_ms
-        self.gate.emit(events.final(self.id, self.text, True, heard))
-        self.gate.emit(pb.ConverseResponse(turn_id=self.id, metrics=cut))
-        self.gate.emit(events.state(self.id, pb.STATE_INTERRUPTED))
-        if self._span.is_recording():  # a late cut: the completed turn's span has ended already
-            self._end_span(interrupted=True)
+        self._report_interrupted(heard, cut)
         return True
 
     async def abandon(self) -> None:
