@@ -42,14 +42,15 @@ def flag(default: Any, name: str, help: str = "", *, choices: Sequence[str] = ()
     return dataclasses.field(default=default, metadata={_META: spec})
 
 
-def _leaf_type(annotation: Any) -> tuple[type, bool]:
-    """(scalar type, optional) of a field annotated `X` or `X | None`."""
+def _leaf_type(annotation: Any) -> type:
+    """The scalar type X of a field annotated `X` or `X | None` (None is only ever the default;
+    a value given on the command line is always an X)."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) != 1:
             raise TypeError(f"unsupported settings type {annotation!r}")
-        return args[0], True
-    return annotation, False
+        return typing.cast(type, args[0])
+    return typing.cast(type, annotation)
 
 
 def _fields(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Any]]:
@@ -66,11 +67,10 @@ def add_flags(group: argparse._ActionsContainer, cls: type[Any]) -> None:
                 raise TypeError(f"{cls.__name__}.{field.name}: not a flag and not nested settings")
             add_flags(group, typing.cast(type[Any], annotation))
             continue
-        kind, optional = _leaf_type(annotation)
+        kind = _leaf_type(annotation)
         if kind is bool:
             group.add_argument(f"--{spec.name}", action="store_true", default=field.default, help=spec.help)
             continue
-        del optional  # `X | None` only allows the default None; a given value is always an X
         group.add_argument(f"--{spec.name}", type=kind, default=field.default, help=spec.help,
                            choices=list(spec.choices) or None, metavar=spec.metavar)
 
