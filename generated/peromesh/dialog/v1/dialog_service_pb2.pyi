@@ -139,7 +139,11 @@ class SessionConfig(_message.Message):
     device_id: _builtins.str
     """Optional. The device the user talks through (for routing and logs)."""
     voice: _builtins.str
-    """Optional. Preferred voice name (e.g. "en-us", "cmn"); empty: by language."""
+    """Optional. The voice answers are spoken in: a TtsService ListVoices name
+    (e.g. "en_US-joe-medium", "en-gb", "cmn"). It speaks the parts of an
+    answer in its languages; the other parts, and all of them when empty or
+    unknown, are spoken by the best voice for their language.
+    """
     sample_rate_hertz: _builtins.int
     """Optional. Output audio sample rate in hertz; 0 means 24000."""
     text_only: _builtins.bool
@@ -585,16 +589,24 @@ class AudioEnd(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHUNK_COUNT_FIELD_NUMBER: _builtins.int
+    VOICES_FIELD_NUMBER: _builtins.int
     chunk_count: _builtins.int
     """Output only. Number of chunks sent."""
+    @_builtins.property
+    def voices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Output only. The voices that spoke the turn (TtsService ListVoices
+        names), in the order they were first heard.
+        """
+
     def __init__(
         self,
         *,
         chunk_count: _builtins.int = ...,
+        voices: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count", "voices", b"voices"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

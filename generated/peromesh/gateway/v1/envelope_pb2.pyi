@@ -180,8 +180,9 @@ class Hello(_message.Message):
     """
     voice: _builtins.str
     """Extension (PeroMesh). Optional. The voice the device's answers are
-    spoken in (DialogService SessionConfig.voice, e.g. "en-gb", "cmn");
-    empty: the mesh picks one by language. It applies to the dialog session
+    spoken in (DialogService SessionConfig.voice: a name the `voices:list`
+    request answers, e.g. "en_US-joe-medium", "en-gb"); empty: the mesh
+    picks one by language. It applies to the dialog session
     this connection opens; to change it, connect again.
     """
     @_builtins.property

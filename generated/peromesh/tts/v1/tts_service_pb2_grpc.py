@@ -40,6 +40,11 @@ class TtsServiceStub:
                 request_serializer=peromesh_dot_tts_dot_v1_dot_tts__service__pb2.SynthesizeRequest.SerializeToString,
                 response_deserializer=peromesh_dot_tts_dot_v1_dot_tts__service__pb2.SynthesizeResponse.FromString,
                 _registered_method=True)
+        self.ListVoices = channel.unary_unary(
+                '/peromesh.tts.v1.TtsService/ListVoices',
+                request_serializer=peromesh_dot_tts_dot_v1_dot_tts__service__pb2.ListVoicesRequest.SerializeToString,
+                response_deserializer=peromesh_dot_tts_dot_v1_dot_tts__service__pb2.ListVoicesResponse.FromString,
+                _registered_method=True)
 
 
 class TtsServiceServicer:
@@ -61,6 +66,15 @@ class TtsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListVoices(self, request, context):
+        """ListVoices lists the voices installed on this server, in the order the
+        server prefers them (neural voices first), each with its engine and the
+        languages it speaks. Any `name` can be a SynthesisConfig.voice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TtsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -68,6 +82,11 @@ def add_TtsServiceServicer_to_server(servicer, server):
                     servicer.Synthesize,
                     request_deserializer=peromesh_dot_tts_dot_v1_dot_tts__service__pb2.SynthesizeRequest.FromString,
                     response_serializer=peromesh_dot_tts_dot_v1_dot_tts__service__pb2.SynthesizeResponse.SerializeToString,
+            ),
+            'ListVoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVoices,
+                    request_deserializer=peromesh_dot_tts_dot_v1_dot_tts__service__pb2.ListVoicesRequest.FromString,
+                    response_serializer=peromesh_dot_tts_dot_v1_dot_tts__service__pb2.ListVoicesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -98,6 +117,33 @@ class TtsService:
             '/peromesh.tts.v1.TtsService/Synthesize',
             peromesh_dot_tts_dot_v1_dot_tts__service__pb2.SynthesizeRequest.SerializeToString,
             peromesh_dot_tts_dot_v1_dot_tts__service__pb2.SynthesizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/peromesh.tts.v1.TtsService/ListVoices',
+            peromesh_dot_tts_dot_v1_dot_tts__service__pb2.ListVoicesRequest.SerializeToString,
+            peromesh_dot_tts_dot_v1_dot_tts__service__pb2.ListVoicesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,11 @@ class TtsServiceStub:
     stops production at once: queued segments are dropped, the running
     synthesis is killed, and the server answers `end` (cancelled=true).
     """
+    ListVoices: _grpc.UnaryUnaryMultiCallable[_tts_service_pb2.ListVoicesRequest, _tts_service_pb2.ListVoicesResponse]
+    """ListVoices lists the voices installed on this server, in the order the
+    server prefers them (neural voices first), each with its engine and the
+    languages it speaks. Any `name` can be a SynthesisConfig.voice.
+    """
 
 @_typing.type_check_only
 class TtsServiceAsyncStub(TtsServiceStub):
@@ -60,6 +65,11 @@ class TtsServiceAsyncStub(TtsServiceStub):
     once the client has half-closed and every segment is done. A `cancel`
     stops production at once: queued segments are dropped, the running
     synthesis is killed, and the server answers `end` (cancelled=true).
+    """
+    ListVoices: _aio.UnaryUnaryMultiCallable[_tts_service_pb2.ListVoicesRequest, _tts_service_pb2.ListVoicesResponse]  # type: ignore[assignment]
+    """ListVoices lists the voices installed on this server, in the order the
+    server prefers them (neural voices first), each with its engine and the
+    languages it speaks. Any `name` can be a SynthesisConfig.voice.
     """
 
 class TtsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -80,6 +90,17 @@ class TtsServiceServicer(metaclass=_abc_1.ABCMeta):
         once the client has half-closed and every segment is done. A `cancel`
         stops production at once: queued segments are dropped, the running
         synthesis is killed, and the server answers `end` (cancelled=true).
+        """
+
+    @_abc_1.abstractmethod
+    def ListVoices(
+        self,
+        request: _tts_service_pb2.ListVoicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tts_service_pb2.ListVoicesResponse, _abc.Awaitable[_tts_service_pb2.ListVoicesResponse]]:
+        """ListVoices lists the voices installed on this server, in the order the
+        server prefers them (neural voices first), each with its engine and the
+        languages it speaks. Any `name` can be a SynthesisConfig.voice.
         """
 
 def add_TtsServiceServicer_to_server(servicer: TtsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
