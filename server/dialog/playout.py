@@ -56,7 +56,8 @@ class PlayoutTracker:
             if fraction >= 1:
                 heard.append(segment.text)
                 continue
-            heard.append(_cut(segment.text, fraction))
+            if cut := _cut(segment.text, fraction):
+                heard.append(cut)
             break
         return _join(heard)
 
@@ -84,10 +85,12 @@ class PlayoutTracker:
 
 
 def _cut(text: str, fraction: float) -> str:
+    """The heard part of a segment, ending at a word boundary in English: a word cut in half was not
+    heard (stored as heard, "continue" would resume after it), so before the first space nothing was."""
     end = int(len(text) * fraction)
-    if detect_language(text) == "en":
+    if detect_language(text) == "en" and end < len(text):
         space = text.rfind(" ", 0, end + 1)
-        end = space if space > 0 else end
+        end = max(space, 0)
     return text[:end].rstrip()
 
 

@@ -34,6 +34,8 @@ def test_heard_text_counts_only_what_was_played() -> None:
     assert playout.heard_text(played_ms=1000) == "One two"
     assert playout.heard_text(played_ms=3000) == "One two three four. Five six"
     assert playout.heard_text(played_ms=0) == ""
+    assert playout.heard_text(played_ms=150) == ""  # "On" of "One": a word cut in half was not heard
+    assert playout.heard_text(played_ms=2100) == "One two three four."  # nor is "Fi" of "Five"
     assert playout.all_heard() and playout.all_heard(played_ms=4000)
     assert not playout.all_heard(played_ms=3999)
 
@@ -59,14 +61,14 @@ async def test_a_completed_answer_still_playing_is_stored_as_cut(mesh: Mesh) -> 
         talk.config(session_id="played")
         await talk.next()
         turn_id, text = await _completed_turn(talk)
-        talk.send(interrupt=pb.Interrupt(turn_id=turn_id, played_ms=600))  # the client had played 0.6 s
+        talk.send(interrupt=pb.Interrupt(turn_id=turn_id, played_ms=1500))  # the client had played 1.5 s
         seen = await talk.until_state(pb.STATE_INTERRUPTED, timeout=30)
         assert [e.WhichOneof("event") for e in seen] == ["audio_cancel", "assistant_final", "metrics",
                                                           "state_update"]
         final = seen[1].assistant_final
         assert final.interrupted and final.text == text
         assert final.heard_text and text.startswith(final.heard_text) and len(final.heard_text) < len(text)
-        talk.send(interrupt=pb.Interrupt(turn_id=turn_id, played_ms=600))  # once cut, it has ended
+        talk.send(interrupt=pb.Interrupt(turn_id=turn_id, played_ms=1500))  # once cut, it has ended
         error = await talk.until("error")
         assert error[-1].error.code == "FAILED_PRECONDITION"
         stored = await pb_grpc.DialogServiceStub(channel).ListTurns(
