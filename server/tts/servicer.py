@@ -1,4 +1,4 @@
-"""TtsService.Synthesize: segments in, PCM chunks out, cancel stops everything.
+"""TtsService: Synthesize (segments in, PCM chunks out, cancel stops everything) and ListVoices.
 
 Three parts per stream: a reader (client messages → segment queue, cancel
 handled at once), a speaker task (segments → engine → outbound queue), and the
@@ -42,6 +42,15 @@ class TtsServicer(pb_grpc.TtsServiceServicer):
                 yield response
         finally:
             await stream.close()
+
+    @status_errors()
+    async def ListVoices(self, request: pb.ListVoicesRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ListVoicesResponse:
+        """What this server can speak with: the engines' own descriptions of their installed voices
+        (read once when the engines were built, so no subprocess runs here)."""
+        return pb.ListVoicesResponse(voices=[
+            pb.Voice(name=v.name, engine=v.engine, languages=v.languages, display_name=v.display_name,
+                     neural=v.neural) for v in self.router.voices(request.languages)])
 
 
 async def _read_config(requests: AsyncIterator[pb.SynthesizeRequest], context: grpc.aio.ServicerContext) -> Any:
@@ -117,7 +126,8 @@ class _SynthesisStream:
             async for audio in self._router.speak(segment.text, segment.language, self._voice, self._rate):
                 engine = audio.engine
                 samples += len(audio.pcm) // 2
-                chunk = pb.AudioChunk(segment_seq=segment.seq, seq=self._chunk_seq, pcm=audio.pcm, voice=engine)
+                chunk = pb.AudioChunk(segment_seq=segment.seq, seq=self._chunk_seq, pcm=audio.pcm, voice=engine,
+                                      voice_name=audio.voice)
                 self._chunk_seq += 1
                 self._out.put_nowait(pb.SynthesizeResponse(chunk=chunk))
         except Exception as exc:

