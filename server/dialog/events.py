@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from server.tts.visemes import mouth_shapes
 
@@ -30,8 +32,8 @@ def audio_chunk(turn_id: str, seq: int, pcm: bytes, clause_end: bool = False) ->
         seq=seq, pcm=pcm, visemes=mouth_shapes(pcm), clause_end=clause_end))
 
 
-def audio_end(turn_id: str, count: int) -> pb.ConverseResponse:
-    return pb.ConverseResponse(turn_id=turn_id, audio_end=pb.AudioEnd(chunk_count=count))
+def audio_end(turn_id: str, count: int, voices: Sequence[str] = ()) -> pb.ConverseResponse:
+    return pb.ConverseResponse(turn_id=turn_id, audio_end=pb.AudioEnd(chunk_count=count, voices=voices))
 
 
 def audio_cancel(turn_id: str, sent: int) -> pb.ConverseResponse:

@@ -199,11 +199,14 @@ class Turn:
     async def _pump_audio(self, speech: SpeechStream) -> None:
         chunker = PcmChunker()
         sizes: dict[int, int] = {}
+        voices: list[str] = []  # who spoke, in the order first heard (AudioEnd.voices)
         first_chunk = tracer.start_span("tts.first_chunk")
         try:
             async for response in speech.responses():
                 kind = response.WhichOneof("kind")
                 if kind == "chunk":
+                    if (voice := response.chunk.voice_name) and voice not in voices:
+                        voices.append(voice)
                     seq = response.chunk.segment_seq
                     sizes[seq] = sizes.get(seq, 0) + len(response.chunk.pcm)
                     for chunk in chunker.add(seq, response.chunk.pcm):
@@ -224,7 +227,7 @@ class Turn:
             if first_chunk.is_recording():
                 first_chunk.end()
         if self.audio_begun:
-            self.gate.emit(events.audio_end(self.id, self.chunks_sent))
+            self.gate.emit(events.audio_end(self.id, self.chunks_sent, voices))
 
     async def _send_chunk(self, pcm: bytes, parts: list[tuple[int, int]], first_span: trace.Span,
                     clause_end: bool = False) -> None:
