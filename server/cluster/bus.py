@@ -1,5 +1,5 @@
 """Envelopes between cores over Redis pub/sub: one inbox channel per core, a broadcast channel,
-and a channel announcing node changes.
+and a channel announcing node changes (with why nodes left: departures.py).
 
 Pub/sub, not streams: what travels here is live routing (a request to a node attached now, a
 broadcast to whoever is online). Nothing durable depends on it; the durable paths (reminder
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_QUEUED = 10_000
 MAX_BATCH = 256
 RETRY_S = 0.5
+FLUSH_S = 1.0
 
 ENVELOPE, BROADCAST, CHANGED = b"E", b"B", b"N"
 
@@ -51,20 +52,25 @@ class ClusterBus:
         self._queue: asyncio.Queue[tuple[str, bytes, Undelivered | None]] = asyncio.Queue(MAX_QUEUED)
         self._tasks = TaskOwner("cluster-bus")
         self.subscribed = asyncio.Event()
+        self._publisher: asyncio.Task[None] | None = None
         self._closing = False
 
     async def start(self, handler: Handler) -> None:
         """Subscribe (returns once subscribed) and start publishing."""
         self._tasks.spawn(self._listen(handler), "listen")
-        self._tasks.spawn(self._publish(), "publish")
+        self._publisher = self._tasks.spawn(self._publish(), "publish")
         await asyncio.wait_for(self.subscribed.wait(), 10.0)
 
     async def close(self) -> None:
-        """Stop both tasks. A flag ends their loops too: redis-py may swallow a cancel that lands
-        inside a command."""
+        """Publish what is queued (a last announcement, say), for at most FLUSH_S, then stop both
+        tasks. A flag ends their loops too: redis-py may swallow a cancel that lands inside a
+        command."""
         self._closing = True
         with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(("", b"", None))  # wakes the publisher, which then sees the flag
+            self._queue.put_nowait(("", b"", None))  # the publisher stops once it reaches this
+        if self._publisher is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._publisher), FLUSH_S)
         await self._tasks.close()
 
     def send(self, core_id: str, kind: bytes, payload: bytes, on_nobody: Undelivered | None = None) -> bool:
@@ -85,11 +91,13 @@ class ClusterBus:
         return True
 
     async def _publish(self) -> None:
-        while not self._closing:
+        stop = False
+        while not stop:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            batch = [item for item in batch if item[0]]  # the close() wake-up carries no channel
+            stop = any(not item[0] for item in batch) or (self._closing and self._queue.empty())
+            batch = [item for item in batch if item[0]]  # the close() marker carries no channel
             pipe = self._client.pipeline(transaction=False)
             for channel, data, _ in batch:
                 pipe.publish(channel, data)

@@ -9,6 +9,9 @@
   remembers where the answer goes, as the hub does for its own nodes. Answers to a core's
   own `Hub.request` (Invoke, the model's tools) come back to that core's waiting request.
 - Broadcasts of a node reach every other core's nodes.
+- Watching (HubService.WatchNodes): every presence read goes to the hub's NodeWatch, which tells
+  this core's watchers how the other cores' nodes changed; the change announcement carries why
+  this core's nodes left (departures.py), so other cores' watchers see the same reason.
 - Resume state: the session of every device attached here (or that left inside the grace
   window) is in Redis too (sessions.py), so a device that reconnects through another bridge
   and core gets its session back.
@@ -29,7 +32,7 @@ from redis.exceptions import RedisError
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as pb
 from server.aio import TaskOwner
-from server.cluster import bus
+from server.cluster import bus, departures
 from server.cluster.keys import connect
 from server.cluster.presence import Presence, PresenceTable
 from server.cluster.sessions import ClusterSessions
@@ -38,6 +41,7 @@ from server.hub.nodes import NodeChange, NodeInfo
 from server.wire import envelopes as env
 
 log = logging.getLogger(__name__)
+SHUTDOWN_REASON = "its core shut down"
 
 
 class HubClusterLink:
@@ -48,6 +52,8 @@ class HubClusterLink:
         self.core_id = uuid.uuid4().hex
         timeout_s = hub.config.heartbeat_timeout_s
         self.refresh_s = max(0.05, timeout_s / 4)
+        # how long a vanished record waits for its core's reason before watchers hear it expired
+        self.grace_s = min(self.refresh_s / 2, 0.25)
         self._client, keys = connect(url)
         # written every refresh_s, expiring after twice that: a dead core's nodes vanish within timeout_s
         ttl_ms = int(timeout_s * 500)
@@ -57,7 +63,8 @@ class HubClusterLink:
         self._nodes: dict[str, Presence] = {}  # the other cores' nodes
         self._infos: dict[str, NodeInfo] = {}
         self._routes: OrderedDict[tuple[str, str], tuple[str, str, float]] = OrderedDict()
-        self._left: set[str] = set()
+        self._left: dict[str, str] = {}  # our nodes that left since the last sync, and why
+        self._departures = departures.Departures()  # why the other cores' nodes left
         self._dirty = True  # our node set changed: write it and announce
         self._wake = asyncio.Event()
         self._closing = False
@@ -84,10 +91,11 @@ class HubClusterLink:
         self._wake.set()
         await self._tasks.close()
         with contextlib.suppress(RedisError):
-            for link in self.hub.local_links():
+            links = self.hub.local_links()
+            for link in links:
                 await self._presence.remove(link.node_id)
                 await self._sessions.left(link.node_id)  # its device will come back through another core
-            self._bus.broadcast(bus.CHANGED, b"")
+            self._announce({link.node_id: SHUTDOWN_REASON for link in links})
         await self._bus.close()
         await self._client.aclose()
 
@@ -125,6 +133,7 @@ class HubClusterLink:
     # -- from other cores ------------------------------------------------
     def _on_message(self, message: bus.Message) -> None:
         if message.kind == bus.CHANGED:
+            self._departures.heard(message.origin, message.payload)
             self._wake.set()
         elif message.kind == bus.ENVELOPE:
             self._arrived(gw.Envelope.FromString(message.payload), message.origin)
@@ -188,7 +197,7 @@ class HubClusterLink:
     # -- presence --------------------------------------------------------
     def _on_local_change(self, change: NodeChange, node: NodeInfo, reason: str) -> None:
         if change == NodeChange.LEFT and self.hub.local_link(node.node_id) is None:
-            self._left.add(node.node_id)
+            self._left[node.node_id] = reason
         self._dirty = True
         self._wake.set()
 
@@ -197,7 +206,7 @@ class HubClusterLink:
         lands inside a command, and the loop would carry on)."""
         while not self._closing:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.refresh_s):
+                async with asyncio.timeout(self.grace_s if self.hub.watch.pending else self.refresh_s):
                     await self._wake.wait()
             if self._closing:
                 return
@@ -211,7 +220,7 @@ class HubClusterLink:
         """Write our nodes (refreshing their expiry), announce a change, re-read everyone's."""
         self._wake.clear()
         changed, self._dirty = self._dirty, False
-        left, self._left = self._left, set()
+        left, self._left = self._left, {}
         for node_id in left:
             await self._presence.remove(node_id)
             await self._sessions.left(node_id)
@@ -219,8 +228,9 @@ class HubClusterLink:
         await self._presence.write(link.info.to_proto() for link in links)
         await self._sessions.attached({link.node_id: link.info.session_id for link in links})
         if changed:
-            self._bus.broadcast(bus.CHANGED, b"")
+            self._announce(left)  # after the removals: whoever hears a reason reads presence without the node
         await self._sessions.read()
+        arrived = self._departures.take()  # announced after their removals, so gone from this read
         everyone = await self._presence.read()
         others = {node_id: p for node_id, p in everyone.items() if p.core_id != self.core_id}
         if _shape(others) != _shape(self._nodes):
@@ -234,6 +244,13 @@ class HubClusterLink:
             self._nodes = others
             for node_id, p in others.items():  # liveness only: keep the records, refresh last_seen
                 self._infos[node_id].last_seen = NodeInfo.from_proto(p.node).last_seen
+        self.hub.watch.remote({node_id: (p.core_id, p.node) for node_id, p in others.items()},
+                              arrived.reason_of, self.grace_s)
+
+    def _announce(self, left: dict[str, str]) -> None:
+        """Tell the other cores our node set changed (re-read presence), with why nodes left."""
+        for payload in departures.encode(left):
+            self._bus.broadcast(bus.CHANGED, payload)
 
 
 def _shape(nodes: dict[str, Presence]) -> dict[str, tuple[str, bytes]]:

@@ -29,6 +29,7 @@ from server.hub import capabilities
 from server.hub.nodes import NodeChange, NodeInfo, NodeLink
 from server.hub.remote import ClusterPort
 from server.hub.sessions import SessionDirectory
+from server.hub.watch import NodeWatch
 from server.rpc.auth import token_matches
 from server.rpc.errors import StatusError
 from server.wire import envelopes as env
@@ -68,6 +69,9 @@ class Hub:
         self._sweeper: asyncio.Task[None] | None = None
         self.cluster: ClusterPort | None = None  # the other cores (--cluster-url); None: this process only
         self._remote_listeners: list[Callable[[], None]] = []
+        # what WatchNodes streams: this core's nodes, and the other cores' once a cluster link feeds it
+        self.watch = NodeWatch(self.nodes, lambda node_id: node_id in self._links)
+        self.add_listener(self.watch.local_changed)
 
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:

@@ -14,7 +14,8 @@ from server.aio import TaskOwner
 from server.failpoints import failpoint
 from server.hub.capabilities import DEFAULT_TIMEOUT_S, CapabilityGrid
 from server.hub.hub import Hub
-from server.hub.nodes import Closing, NodeChange, NodeInfo, NodeLink
+from server.hub.nodes import Closing, NodeLink
+from server.hub.watch import WATCH_BACKLOG
 from server.rpc.errors import StatusError, status_errors
 from server.wire import envelopes as env
 from server.wire.attach import PEER_KEY, TRANSPORT_KEY
@@ -24,9 +25,10 @@ HELLO_TIMEOUT_S = 10.0
 
 
 class HubServicer(pb_grpc.HubServiceServicer):
-    def __init__(self, hub: Hub, grid: CapabilityGrid | None = None) -> None:
+    def __init__(self, hub: Hub, grid: CapabilityGrid | None = None, watch_backlog: int = WATCH_BACKLOG) -> None:
         self.hub = hub
         self.grid = grid or CapabilityGrid(hub)
+        self.watch_backlog = watch_backlog
 
     @status_errors()
     async def Attach(
@@ -84,21 +86,23 @@ class HubServicer(pb_grpc.HubServiceServicer):
     async def WatchNodes(
         self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchNodesResponse]:
-        queue: asyncio.Queue[pb.WatchNodesResponse] = asyncio.Queue(maxsize=10_000)
+        """Every node online (PRESENT; in a cluster, every core's), then each change once.
 
-        def on_change(change: NodeChange, node: NodeInfo, reason: str) -> None:
-            if queue.full():
-                return  # a watcher that stopped reading misses changes rather than growing memory
-            queue.put_nowait(pb.WatchNodesResponse(change=change.value, node=node.to_proto(), reason=reason))
-
-        remove = self.hub.add_listener(on_change)
-        try:
-            for node in self.hub.nodes():
-                yield pb.WatchNodesResponse(change=pb.NODE_CHANGE_PRESENT, node=node.to_proto())
+        A watcher that falls `watch_backlog` changes behind ends with RESOURCE_EXHAUSTED rather
+        than growing memory or silently missing a change; it watches again for a fresh snapshot.
+        Cancellation: the subscription is closed in `finally` (the context manager).
+        """
+        snapshot, changes = self.hub.watch.watch(self.watch_backlog)
+        with changes:
+            for node in snapshot:
+                yield pb.WatchNodesResponse(change=pb.NODE_CHANGE_PRESENT, node=node)
             while True:
-                yield await queue.get()
-        finally:
-            remove()
+                change = await changes.get()
+                if changes.overflowed:
+                    raise StatusError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                      f"slow watcher: more than {self.watch_backlog} node changes were queued "
+                                      "for this stream; watch again for a fresh snapshot")
+                yield change
 
     @status_errors()
     async def Broadcast(

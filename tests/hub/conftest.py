@@ -9,6 +9,7 @@ import pytest
 from peromesh.hub.v1 import hub_service_pb2_grpc as pb_grpc
 from server.hub.hub import Hub, HubConfig
 from server.hub.servicer import HubServicer
+from server.hub.watch import WATCH_BACKLOG
 from server.rpc.serving import ServiceBinding, start_server
 
 from .hub_harness import TOKEN, HubHarness
@@ -20,12 +21,17 @@ def hub_config() -> HubConfig:
 
 
 @pytest.fixture
-async def harness(hub_config: HubConfig) -> AsyncIterator[HubHarness]:
+def watch_backlog() -> int:
+    return WATCH_BACKLOG
+
+
+@pytest.fixture
+async def harness(hub_config: HubConfig, watch_backlog: int) -> AsyncIterator[HubHarness]:
     hub = Hub(TOKEN, hub_config)
     await hub.start()
+    servicer = HubServicer(hub, watch_backlog=watch_backlog)
     server = await start_server("hub-test", [ServiceBinding(
-        "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, HubServicer(hub))],
-        token=TOKEN)
+        "peromesh.hub.v1.HubService", pb_grpc.add_HubServiceServicer_to_server, servicer)], token=TOKEN)
     h = HubHarness(hub, server)
     try:
         yield h

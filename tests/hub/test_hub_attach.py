@@ -12,7 +12,7 @@ from peromesh.hub.v1 import hub_service_pb2 as pb
 from server.hub.hub import HubConfig
 from server.hub.nodes import NodeChange, NodeInfo
 
-from .hub_harness import HubHarness
+from .hub_harness import TOKEN, HubHarness
 
 
 def request(source: str, target: str, action: str, rid: str, **params: str) -> gw.Envelope:
@@ -199,6 +199,23 @@ async def test_watch_nodes_streams_snapshot_then_changes(harness: HubHarness) ->
     left = await asyncio.wait_for(watch.read(), 5)
     assert (left.change, left.node.node_id) == (pb.NODE_CHANGE_LEFT, "b")
     watch.cancel()
+
+
+@pytest.mark.parametrize("watch_backlog", [4])
+async def test_a_watcher_that_falls_behind_ends_with_resource_exhausted(harness: HubHarness) -> None:
+    await harness.attached("anchor")
+    watch = harness.stub.WatchNodes(pb.WatchNodesRequest())
+    assert (await asyncio.wait_for(watch.read(), 5)).node.node_id == "anchor"  # subscribed from here on
+    for i in range(10):  # ten changes in one go, before the stream can send one: more than its backlog
+        harness.hub.join(gw.Envelope(id="h", source_id=f"n{i}", hello=gw.Hello(token=TOKEN, platform="test")))
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        while await asyncio.wait_for(watch.read(), 5) is not grpc.aio.EOF:
+            pass  # the changes that fit before it fell behind
+    assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "slow watcher: more than 4 node changes" in (ended.value.details() or "")
+    async with asyncio.timeout(5):  # the stream's subscription is released
+        while harness.hub.watch._fanout.subscribers:  # noqa: ASYNC110 - released by the servicer's finally
+            await asyncio.sleep(0.01)
 
 
 async def test_broadcast_rpc(harness: HubHarness) -> None:
