@@ -1,5 +1,6 @@
 """Two cores and two bridges as separate processes on one PostgreSQL and one Redis: devices on
-different bridges (and cores) meet, and a kill -9 of a core is survived by its bridge's devices."""
+different bridges (and cores) meet, a WatchNodes stream on one core follows the other core's
+devices, and a kill -9 of a core is survived by its bridge's devices."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from websockets.exceptions import ConnectionClosed
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
 from peromesh.hub.v1 import hub_service_pb2_grpc as hpb_grpc
+from server.hub.watch import EXPIRED_REASON
 from server.rpc.auth import bearer_metadata
 from server.rpc.channels import open_channel as grpc_channel
 from tests.bridge.gateway_client import GatewayClient, action_is
 from tests.cluster.processes import TOKEN, Served, device
+from tests.cluster.watching import NodeWatcher
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -35,12 +38,18 @@ async def _eventually_offers(core_address: str, wanted: set[str], wait_s: float 
 
 async def test_devices_meet_across_bridges_and_survive_a_core(cluster: list[Served]) -> None:
     core1, core2, bridge1, bridge2 = cluster
-    one = await device(bridge1, "dev-one", "lamp.on")
     two = await device(bridge2, "dev-two", "echo")
+    watcher = NodeWatcher(core2.address, TOKEN)  # on core 2, following core 1's devices too
+    await watcher.until_seen(hpb.NODE_CHANGE_PRESENT, "dev-two")  # subscribed: what follows are changes
+    one = await device(bridge1, "dev-one", "lamp.on")
+    gone = await device(bridge1, "dev-gone")  # on core 1 until its death, then not coming back
     try:
         # capabilities cluster-wide: each core offers the other core's device
         await _eventually_offers(core1.address, {"dev-two/echo", "dev-one/lamp.on"})
         await _eventually_offers(core2.address, {"dev-two/echo", "dev-one/lamp.on"})
+        await watcher.until_seen(hpb.NODE_CHANGE_JOINED, "dev-gone")
+        await watcher.until(lambda seen: any(c.node.node_id == "dev-one" and c.node.capabilities for c in seen))
+        assert watcher.seen("dev-one")[0] == (hpb.NODE_CHANGE_JOINED, "dev-one", "")
 
         # a broadcast from bridge 1 reaches the device on bridge 2
         await one.request("hello_all", target="broadcast", who="one")
@@ -88,11 +97,24 @@ async def test_devices_meet_across_bridges_and_survive_a_core(cluster: list[Serv
         took = asyncio.get_running_loop().time() - started
         print(f"failover: chatting again {took:.2f} s after kill -9 of the core")
         assert took < 10, "chatting again took over 10 s"
+
+        # core 2's watcher: core 1's device that did not come back expired within the heartbeat
+        # timeout; the one that came back left core 1 and joined core 2; each change seen once
+        expired = await watcher.index_of(hpb.NODE_CHANGE_LEFT, "dev-gone", 8)
+        assert watcher.changes[expired].reason == EXPIRED_REASON
+        took = watcher.times[expired] - started
+        print(f"watch: core 1's device left core 2's watch {took:.2f} s after kill -9 of core 1")
+        assert took <= 4.0, "longer than --hub-heartbeat-timeout 4"
+        assert [c for c, *_ in watcher.seen("dev-gone")] == [hpb.NODE_CHANGE_JOINED, hpb.NODE_CHANGE_LEFT]
+        moved = [c for c, *_ in watcher.seen("dev-one") if c != hpb.NODE_CHANGE_UPDATED]
+        assert moved == [hpb.NODE_CHANGE_JOINED, hpb.NODE_CHANGE_LEFT, hpb.NODE_CHANGE_JOINED], watcher.seen("dev-one")
+        assert watcher.seen("dev-two") == [(hpb.NODE_CHANGE_PRESENT, "dev-two", "")]
         await again.close()
 
         # core 2 still offers the device of its own bridge
         await _eventually_offers(core2.address, {"dev-two/echo"})
     finally:
-        for client in (one, two):
+        await watcher.close()
+        for client in (one, two, gone):
             with contextlib.suppress(Exception):
                 await client.close()

@@ -22,6 +22,7 @@ class NodeWatcher:
         self._channel = open_channel(address, token)
         self._call = pb_grpc.HubServiceStub(self._channel).WatchNodes(pb.WatchNodesRequest())
         self.changes: list[pb.WatchNodesResponse] = []
+        self.times: list[float] = []  # when each arrived (the loop's clock)
         self._arrived = asyncio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -29,6 +30,7 @@ class NodeWatcher:
         with contextlib.suppress(grpc.aio.AioRpcError):
             async for change in self._call:
                 self.changes.append(change)
+                self.times.append(asyncio.get_running_loop().time())
                 self._arrived.set()
 
     def seen(self, *node_ids: str) -> list[Seen]:
@@ -44,10 +46,14 @@ class NodeWatcher:
 
     async def until_seen(self, change: int, node_id: str, wait_s: float = 5.0) -> pb.WatchNodesResponse:
         """The first message of this change to this node (waiting for it)."""
+        return self.changes[await self.index_of(change, node_id, wait_s)]
+
+    async def index_of(self, change: int, node_id: str, wait_s: float = 5.0) -> int:
+        """Where the first message of this change to this node is in `changes` (waiting for it)."""
         def has(changes: list[pb.WatchNodesResponse]) -> bool:
             return any(c.change == change and c.node.node_id == node_id for c in changes)
         await self.until(has, wait_s)
-        return next(c for c in self.changes if c.change == change and c.node.node_id == node_id)
+        return next(i for i, c in enumerate(self.changes) if c.change == change and c.node.node_id == node_id)
 
     async def close(self) -> None:
         self._call.cancel()
