@@ -47,6 +47,7 @@ from websockets.protocol import State
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.hub.v1 import hub_service_pb2 as hpb
+from peromesh.tts.v1 import tts_service_pb2_grpc as tpb_grpc
 from server.aio import TaskOwner
 from server.failpoints import failpoint
 from server.wire import envelopes as env
@@ -59,6 +60,7 @@ from .hub_port import HubClosed, HubPort
 from .limits import Limits, RateLimiter
 from .outbound import Outbound, OutboundQueue, SlowClientError
 from .reminder_acks import REMINDER_TRIGGER, ReminderAcks
+from .voice_list import VoiceList
 
 log = logging.getLogger(__name__)
 FAST_WRITE_BYTES = 64 * 1024
@@ -69,12 +71,14 @@ _HUB_CLOSE = {grpc.StatusCode.UNAUTHENTICATED: 4401, grpc.StatusCode.INVALID_ARG
 
 @dataclass(frozen=True)
 class MeshStubs:
-    """How connections reach the core: a hub port per node, one shared dialog channel."""
+    """How connections reach the mesh: a hub port per node, one shared dialog channel, and the
+    TTS server where one is known (for the voices a device may choose)."""
 
     hub_port: Callable[[], HubPort]
     dialog: dpb_grpc.DialogServiceStub
     metadata: tuple[tuple[str, str], ...] = ()
     frames: FrameCache = field(default_factory=lambda: FrameCache())
+    tts: tpb_grpc.TtsServiceStub | None = None
 
 
 class CloseConnection(Exception):
@@ -111,6 +115,7 @@ class GatewayConnection:
         self._last_rate_error = 0.0
         self._tasks = TaskOwner("bridge-conn")
         self.history = HistoryReads(stubs.dialog, stubs.metadata, self._out, self._tasks.spawn)
+        self.voices = VoiceList(stubs.tts, stubs.metadata, self._out, self._tasks.spawn)
         self.reminder_acks = ReminderAcks(self._to_hub_soon)
 
     async def run(self) -> None:
@@ -145,7 +150,7 @@ class GatewayConnection:
         hello = await self._read_hello()
         if not VOICE_NAME.fullmatch(hello.hello.voice):
             await self._refuse(hello.id, "INVALID_ARGUMENT", "hello.voice must be a voice name: at most 64 "
-                                                             "letters, digits and - _ + (e.g. en-gb, cmn)", 4400)
+                                                             "letters, digits and - _ + (a voices:list name)", 4400)
         welcome = await self._attach_to_hub(self.reminder_acks.attach_hello(hello))
         self.node_id = welcome.node_id
         self.dialog.configure(welcome.node_id, welcome.session_id, perocore_twins=hello.hello.protocol_version < 1,
@@ -259,6 +264,8 @@ class GatewayConnection:
             self._error(envelope.id, "FAILED_PRECONDITION", f"unexpected {kind}: this connection is authenticated")
         elif self.history.wants(envelope):
             self.history.handle(envelope)
+        elif self.voices.wants(envelope):
+            self.voices.handle(envelope)
         elif self.dialog.wants(envelope):
             await self.dialog.handle(envelope)
         else:

@@ -50,7 +50,7 @@ OPEN_TIMEOUT_S = 10.0
 MAX_PENDING = 64  # inputs waiting for their turn (or their interrupt's outcome) per connection
 PCM_TYPE = "audio/pcm"
 _DIGITS = re.compile(r"[0-9]{1,12}")  # longer is no rate (and int() of a huge string is costly)
-VOICE_NAME = re.compile(r"[A-Za-z0-9_+-]{0,64}")  # hello.voice: an espeak-ng name such as en-gb or en-us+f3
+VOICE_NAME = re.compile(r"[A-Za-z0-9_+-]{0,64}")  # hello.voice: a voices:list name (en_US-joe-medium, en-us+f3)
 
 
 class DialogClosed(Exception):

@@ -138,7 +138,8 @@ class EventTranslator:
         else:
             yield self._stream(turn, b"", is_end=True)
         self._forget(turn)
-        yield self._action("audio_end", turn, Kind.CONTENT, chunk_count=str(e.audio_end.chunk_count))
+        yield self._action("audio_end", turn, Kind.CONTENT, chunk_count=str(e.audio_end.chunk_count),
+                           voices=",".join(e.audio_end.voices))
 
     def _audio_cancel(self, turn: str, e: dpb.ConverseResponse) -> Iterable[Outbound]:
         self._forget(turn)

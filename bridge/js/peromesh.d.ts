@@ -60,7 +60,7 @@ export interface ClientOptions {
   platform?: string;
   capabilities?: string[];
   requestTimeoutMs?: number;
-  /** The voice answers are spoken in (hello.voice: an espeak-ng name such as "en-gb"); empty: by language. */
+  /** The voice answers are spoken in (hello.voice: a voices() name such as "en-gb"); empty: the best per language. */
   voice?: string;
   /**
    * hello.reminderAcks (default true): the SDK sends `reminder_ack {cursor}` once the `reminder_trigger`
@@ -78,6 +78,9 @@ export interface StoredTurn {
 }
 
 export interface HistoryPage { turns: StoredTurn[]; next_page_token: string }
+
+/** A voice the mesh can speak in (voices:list); `name` is what options.voice takes. */
+export interface Voice { name: string; engine: string; languages: string[]; display_name: string; neural: boolean }
 
 export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
@@ -143,6 +146,8 @@ export class PeroMeshClient {
   sendText(text: string): Promise<{ turnId: string }>;
   /** One page of this device's stored conversation (history:list), turns oldest first. */
   history(options?: { pageSize?: number; pageToken?: string }): Promise<HistoryPage>;
+  /** The installed voices (voices:list), preferred first; `languages` keeps those speaking one of them. */
+  voices(options?: { languages?: string[] }): Promise<{ voices: Voice[] }>;
   /** `playedMs`: how much of the turn's audio was played, so the mesh stores what was really heard. */
   interrupt(turnId?: string, options?: { playedMs?: number | null }): Promise<ActionResponse | void>;
   sendAudio(source: MediaStream | AsyncIterable<Int16Array | ArrayBuffer>,

@@ -214,6 +214,19 @@ export class PeroMeshClient {
   }
 
   /**
+   * The voices the mesh can speak answers in (the `voices:list` action, the TTS server's installed
+   * voices): `{ voices: [{ name, engine, languages, display_name, neural }] }`, preferred first.
+   * `languages` (e.g. ["en", "zh"]) keeps those that speak one of them. A name goes into
+   * `options.voice` (then `reconnect()`); it speaks the parts of an answer in its languages, the
+   * best voice per language speaks the rest.
+   */
+  async voices({ languages = [] } = {}) {
+    const response = await this.request("master", "voices:list",
+      languages.length ? { languages: languages.join(",") } : {});
+    return JSON.parse(response.data || "{}");
+  }
+
+  /**
    * Barge in: end the current (or the given) turn; its audio and text stop at once on this side too.
    * `playedMs`: how much of its audio you had played, so the mesh stores what was really heard (and
    * corrects an answer that had finished on the server but was still playing).

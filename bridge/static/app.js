@@ -12,6 +12,7 @@ import { RemindersPanel } from "/static/reminders.js";
 import { SystemChart } from "/static/system_chart.js";
 import { TasksPanel } from "/static/tasks.js";
 import { Transcript } from "/static/transcript.js";
+import { VoiceMenu } from "/static/voices.js";
 
 const $ = (id) => document.getElementById(id);
 const panel = (name) => document.querySelector(`[data-panel="${name}"]`);
@@ -104,8 +105,7 @@ async function main() {
   // reminderAcks: each reminder_trigger is acknowledged once the panels and the activity list showed it
   // (their handlers ran); one not acknowledged (the page closed first) comes again at the next connect.
   const client = new PeroMeshClient({ url, token, deviceId: device, deviceName: "Web console", platform: "web",
-    capabilities: ["ui.display", "audio.playback"], voice: localStorage.getItem("peromesh.voice") ?? "",
-    reminderAcks: true });
+    capabilities: ["ui.display", "audio.playback"], reminderAcks: true });
   const transcript = new Transcript(device);
   const chat = new ChatView(ui.chat, transcript);
   const history = new HistoryView(chat, client);
@@ -136,21 +136,19 @@ async function main() {
     }
   }
 
-  // -- voice: a hello setting, so a change reconnects (the same session goes on) -------------------
-  ui.voice.value = client.options.voice;
-  client.options.voice = ui.voice.value; // a stored voice the menu no longer offers: automatic
-  ui.voice.addEventListener("change", async () => {
-    localStorage.setItem("peromesh.voice", ui.voice.value);
-    client.options.voice = ui.voice.value;
+  // -- voice: the mesh's installed voices; a hello setting, so a change reconnects (the session goes on)
+  const voices = new VoiceMenu(ui.voice, client, async (label) => {
     player.stop();
     chat.settle();
     try {
       await client.reconnect();
-      toast(`voice: ${ui.voice.selectedOptions[0]?.textContent ?? "automatic"}`);
+      toast(`voice: ${label}`);
     } catch (err) {
       toast(String(err.message ?? err));
     }
   });
+  chat.voiceLabel = (name) => voices.label(name);
+  window.peromesh.voices = voices;
 
   // -- header status ----------------------------------------------------------------
   let serverState = "idle";
@@ -214,6 +212,7 @@ async function main() {
     $("fact-resumed").textContent = w.resumed ? (w.historyTurns ? `yes (${w.historyTurns} turns)` : "yes") : "no";
     if (transcript.session(w.sessionId)) chat.divider("new session");
     showServerHistory();
+    voices.load();
     panels.tasks.load();
     panels.reminders.load();
     panels.devices.start();
@@ -236,6 +235,7 @@ async function main() {
     $("fact-audio").textContent = e.params.mime;
   });
   client.on("audio_chunk", (e) => { if (!e.isEnd) player.push(e.turnId, e.pcm); });
+  client.on("audio_end", (e) => chat.spokenBy(e.turnId, (e.params.voices ?? "").split(",").filter(Boolean)));
   client.on("audio_cancel", () => player.stop());
   client.on("metrics", (e) => chat.metrics(e.turnId, e.params));
   client.on("error", (e) => {

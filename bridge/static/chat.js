@@ -24,6 +24,7 @@ export class ChatView {
     this.turns = new Map(); // turn id → view { el, bubble, meta, text, completed, ended, key }
     this.pending = null; // the assistant bubble shown while we wait for the turn id
     this.cut = new Set(); // turns the user cut
+    this.voiceLabel = (name) => name; // voice name → what people read (the voice menu sets it)
   }
 
   add(role, text = "") {
@@ -99,6 +100,20 @@ export class ChatView {
     this.chip(view, `total ${ms(p.t_total_ms)}`);
     if (view.mark === "interrupted") this.chip(view, `interrupted · cut in ${ms(p.t_interrupt_ms)}`, "cut");
     if (view.mark === "superseded") this.chip(view, "superseded by your next message", "superseded");
+    this.voiceChip(view);
+  }
+
+  /** The voices that spoke the turn's audio (its audio_end), shown beside its timings. */
+  spokenBy(turnId, voices) {
+    const view = this.turn(turnId);
+    view.voices = voices;
+    view.el.dataset.voices = voices.join(",");
+    if (view.ended) this.voiceChip(view); // metrics came first: add it to their chips
+  }
+
+  voiceChip(view) {
+    if (!view.voices?.length || view.meta.querySelector(".chip.voice")) return;
+    this.chip(view, `voice: ${view.voices.map((name) => this.voiceLabel(name)).join(" + ")}`, "voice");
   }
 
   /** The user cut this turn (Stop, Escape, speaking over it). */

@@ -112,7 +112,7 @@ async def start_mesh(settings: MeshSettings, *, gateway_token: str) -> Mesh:
             local_hub = mesh.core.hub if mesh.core is not None and settings.bridge.hub == "auto" else None
             origins = OriginPolicy.of(settings.bridge.allowed_origins.split(","))
             mesh.bridge = await start_bridge(core, common.host, settings.bridge.port, token, bridge_limits(settings),
-                                             local_hub=local_hub, origins=origins)
+                                             local_hub=local_hub, origins=origins, tts_address=mesh.address_of("tts"))
             mesh.stack.push_async_callback(mesh.bridge.stop)
             mesh.addresses["bridge"] = mesh.bridge.address
     except BaseException:

@@ -8,7 +8,6 @@ Each test fails on any page error, console error or HTTP error response (Problem
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,6 @@ from playwright.async_api import Browser, Page
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from server.app.root import Mesh
 from server.dialog.history import DialogTurnRow, HistoryStore
-from server.dialog.servicer import DialogServicer
 
 from .console_kit import Problems, chromium, js, open_console, screenshot, wait_js
 from .gateway_client import GatewayClient
@@ -346,44 +344,4 @@ async def test_history_comes_back_from_the_server_paged_with_what_was_heard(long
     everything = await js(page, bubbles)
     assert everything[:2] == ["user 1", "assistant 1"] and everything[10:] == first_page
     assert await earlier.is_hidden()
-    assert problems.lines == []
-
-
-async def test_the_voice_chosen_in_the_console_is_the_sessions_voice(mesh: Mesh, browser: Browser) -> None:
-    problems = Problems()
-    page = await open_console(browser, mesh.addresses["bridge"], "web-voice", problems)
-    session = await js(page, "window.peromesh.client.welcome.sessionId")
-    await say(page, "Hello Pero")
-    await answers_done(page, 1)
-    servicer: DialogServicer = mesh.core.dialog
-
-    async def only_voice(voice: str) -> None:
-        """The device's live dialog sessions are one, with `voice` (a replaced connection's stream
-        ends with that connection, a moment after it closed)."""
-        found: list[str] = []
-        for _ in range(200):  # at most 10 s
-            found = [s.config.voice for s in servicer.sessions if s.config and s.config.device_id == "web-voice"]
-            if found == [voice]:
-                break
-            await asyncio.sleep(0.05)
-        assert found == [voice]
-
-    await only_voice("")  # automatic: the mesh picks by language
-    await js(page, "() => { window.welcomes = 0; "
-                   "window.peromesh.client.on('welcome', () => { window.welcomes += 1; }); }")
-    await page.select_option("#voice", "en-gb")
-    await wait_js(page, "window.welcomes === 1", 15_000)
-    assert await js(page, "window.peromesh.client.welcome.sessionId") == session  # the conversation goes on
-    await say(page, "Hello again")
-    await answers_done(page, 2)
-    await only_voice("en-gb")
-    assert await page.locator(".msg.assistant").count() == 2
-
-    await page.reload()  # the choice is kept
-    await page.wait_for_selector(HISTORY_LOADED, timeout=15_000)
-    assert await page.input_value("#voice") == "en-gb"
-    await say(page, "And once more")
-    await wait_js(page, "document.querySelectorAll('.msg.assistant:not(.restored) .chip').length > 0")
-    await only_voice("en-gb")
-    await screenshot(page, "voice")
     assert problems.lines == []
