@@ -7,8 +7,9 @@ import logging
 import time
 from pathlib import Path
 
-from server.llm.base import ChatMessage, LlmProvider, LlmRequest
+from server.llm.base import LlmProvider, LlmRequest
 from server.llm.openai_compat import OpenAICompatProvider
+from server.llm.prompt import build_messages
 from server.llm.scripted import ScriptedProvider
 from server.llm.settings import LlmSettings
 from server.warmup import loading, progress
@@ -40,13 +41,14 @@ async def warm_up(provider: LlmProvider, required: bool = True, timeout_s: float
 
     The first generation pays for what loading does not (the chat template's first render, the
     first forward pass's allocations; an OpenAI-compatible server such as ollama loads its model
-    on the first request), so the first real turn does not. The local model generates in its
-    worker thread, never on the event loop. `required`: a failure raises (the local model is
+    on the first request), so the first real turn does not. It asks with the turns' own system
+    prompt (server/llm/prompt.py), whose KV the local model keeps for new sessions to start from
+    (server/llm/kv_cache.py): turn 1 encodes only its own message. The local model generates in
+    its worker thread, never on the event loop. `required`: a failure raises (the local model is
     broken); otherwise it is logged (a remote endpoint may come up later) and the core serves.
     """
     started = time.perf_counter()
-    request = LlmRequest([ChatMessage("system", "You are a helpful companion."), ChatMessage("user", "Hi!")],
-                         max_new_tokens=WARM_TOKENS)
+    request = LlmRequest(build_messages([], "Hi!"), max_new_tokens=WARM_TOKENS)
     try:
         async with asyncio.timeout(timeout_s):
             async for _ in provider.stream(request):

@@ -8,7 +8,7 @@ iterator closes the HTTP response, which stops a well-behaved server.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import httpx
 
@@ -24,7 +24,7 @@ class OpenAICompatProvider:
         self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers,
                                          timeout=httpx.Timeout(timeout_s, connect=5.0))
 
-    async def stream(self, request: LlmRequest) -> AsyncIterator[str]:
+    async def stream(self, request: LlmRequest) -> AsyncGenerator[str, None]:  # aclose() stops it
         body = {
             "model": self.model,
             "stream": True,

@@ -1,4 +1,4 @@
-"""The real transformers path with SmolLM2 (a packaged model): streaming, stop, KV-cache reuse."""
+"""The real transformers path with SmolLM2 (a packaged model): streaming, stop, KV-cache reuse, shared prefix."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from meshkit import TEST_MODELS, Conversation, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from server.llm.base import ChatMessage, LlmRequest
+from server.llm.factory import warm_up
 from server.llm.local import LocalTransformersProvider
 from server.llm.model_store import prepare_model
+from server.llm.prompt import build_messages
 from server.rpc.channels import open_channel
 
 pytestmark = pytest.mark.slow
@@ -52,11 +54,28 @@ async def test_session_cache_avoids_re_encoding_the_history(provider: LocalTrans
     for turn, question in enumerate(["Hi, I am Ana.", "I like green tea.", "What do I like?"]):
         request = ask(question, "cache-session", history, tokens=10)
         answer = "".join([d async for d in provider.stream(request)])
-        rendered = provider._render(request).shape[1]
+        rendered = provider._render(request.messages).shape[1]
         if turn == 0:
             assert provider.last_prefill_tokens == rendered
         else:
             assert provider.last_prefill_tokens < rendered / 2, (provider.last_prefill_tokens, rendered)
+        history += [ChatMessage("user", question), ChatMessage("assistant", answer)]
+
+
+async def test_a_turn_encodes_only_its_own_message_notes_and_memories_included(
+        provider: LocalTransformersProvider) -> None:
+    """The view keeps each note as sent (server/llm/kv_cache.py); a new session starts after the system prompt."""
+    await warm_up(provider)  # the server's warm-up: the real system prompt's KV is shared from here on
+    system = provider._render(build_messages([], "x")[:1], generation_prompt=False).shape[1]
+    history: list[ChatMessage] = []
+    for turn, question in enumerate(["My sister lives in Lyon.", "I like green tea.", "What do I like?"]):
+        request = LlmRequest(build_messages(history, question, [f"[2026-11-2{turn}] I have a cat"]), "notes", 10)
+        answer = "".join([d async for d in provider.stream(request)])
+        own = len(provider.tokenizer(request.messages[-1].content).input_ids)
+        if turn == 0:
+            assert provider.last_prefill_tokens == provider._render(request.messages).shape[1] - system
+        # the message, its chat markers and the previous answer's end marker; never the last exchange again
+        assert own < provider.last_prefill_tokens <= own + 12, (turn, provider.last_prefill_tokens, own)
         history += [ChatMessage("user", question), ChatMessage("assistant", answer)]
 
 
