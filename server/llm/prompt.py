@@ -24,10 +24,16 @@ language ("[Reply in English.]", "［用中文回答。］"), followed by the me
 
 The system message is fixed and the note rides only on the newest user
 message (history keeps the user's plain words), so the rendered prompt of
-turn N, up to its newest message, is a prefix of turn N+1's: the local
-provider's per-session KV cache keeps all but the last exchange, which is
-re-encoded each turn (a few dozen tokens). The note goes before the question:
-the last thing a 0.5B model reads is what it must answer.
+turn N, up to its newest message, is a prefix of turn N+1's once that message
+is shown with its note again: the local provider's view of a session keeps
+the notes as they were sent (server/llm/kv_cache.py), and its KV cache covers
+all but the new message. The note goes before the question: the last thing a
+0.5B model reads is what it must answer.
+
+A recalled memory that is word for word a user message still in the history
+(the session's own earlier turns, remembered by the memory server) is left
+out of the note: the model reads it there already, and every note line is
+encoded before the first token.
 """
 
 from __future__ import annotations
@@ -67,10 +73,29 @@ def turn_note(memories: Sequence[str], language: str) -> str:
 
 
 def _quoted(memory: str, language: str) -> str:
-    dated = _DATED.match(memory.strip())
-    when, said = (dated.group(1), dated.group(2)) if dated else ("", memory.strip())
+    when, said = _dated(memory)
     left, right = _QUOTES[language]
     return f"{f'({when}) ' if when else ''}{left}{said}{right}"
+
+
+def _dated(memory: str) -> tuple[str, str]:
+    """('2026-11-20', 'my sister lives in Lyon') of a recalled line; ('', text) when it has no date."""
+    dated = _DATED.match(memory.strip())
+    return (dated.group(1), dated.group(2)) if dated else ("", memory.strip())
+
+
+def _said(memory: str) -> str:
+    return _dated(memory)[1]
+
+
+def _not_in(history: Sequence[ChatMessage], memories: Sequence[str]) -> list[str]:
+    """The memories that are not a user message of `history` (compared with whitespace collapsed)."""
+    said = {_collapsed(m.content) for m in history if m.role == "user"}
+    return [m for m in memories if _collapsed(_said(m)) not in said]
+
+
+def _collapsed(text: str) -> str:
+    return " ".join(text.split())
 
 
 def build_messages(
@@ -79,5 +104,5 @@ def build_messages(
     memories: Sequence[str] = (),
     system_prompt: str = SYSTEM_PROMPT,
 ) -> list[ChatMessage]:
-    note = turn_note(memories, language_of(user_text))
+    note = turn_note(_not_in(history, memories), language_of(user_text))
     return [ChatMessage("system", system_prompt), *history, ChatMessage("user", f"{note}\n{user_text}")]

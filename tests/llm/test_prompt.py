@@ -8,7 +8,8 @@ from itertools import pairwise
 import pytest
 
 from server.llm.base import ChatMessage
-from server.llm.prompt import SYSTEM_PROMPT, build_messages, language_of, turn_note
+from server.llm.prompt import SYSTEM_PROMPT, build_messages, turn_note
+from server.text.language import language_of
 
 
 def chatml(messages: Sequence[ChatMessage]) -> str:
@@ -61,3 +62,13 @@ def test_turn_n_is_a_prefix_of_turn_n_plus_1_up_to_its_newest_message() -> None:
         history += [ChatMessage("user", question), ChatMessage("assistant", f"answer {i}")]
     for (_, kept), (later, _) in pairwise(rendered):
         assert later.startswith(kept)
+
+
+def test_a_memory_that_is_a_user_message_in_the_history_is_left_out_of_the_note() -> None:
+    """The session's own earlier words, recalled: the model reads them in the history already."""
+    history = [ChatMessage("user", "My sister  lives in Lyon."), ChatMessage("assistant", "Lovely city!")]
+    memories = ["[2026-11-20] My sister lives in Lyon.", "[2026-11-19] I like tea", "Lovely city!"]
+    note = build_messages(history, "Where does she live?", memories)[-1].content
+    assert note == '[Reply in English. Earlier I told you:\n- (2026-11-19) "I like tea"\n- "Lovely city!"]\n' \
+                   "Where does she live?"  # only the user's messages count: the answer is not the user's word
+    assert build_messages(history, "Hi", memories[:1])[-1].content == "[Reply in English.]\nHi"
