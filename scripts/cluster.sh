@@ -57,7 +57,8 @@ done
 for ((j = 1; j <= bridges; j++)); do
   order=()
   for ((k = 0; k < cores; k++)); do order+=("${addrs[$(((j - 1 + k) % cores))]}"); done
-  run "bridge$j" --only bridge --bridge-port $((bridge_base + j - 1)) --core-addr "$(IFS=,; echo "${order[*]}")"
+  run "bridge$j" --only bridge --bridge-port $((bridge_base + j - 1)) --core-addr "$(IFS=,; echo "${order[*]}")" \
+    --tts-addr "127.0.0.1:$tts_port"  # the console's voice menu lists that server's voices
 done
 echo "cluster ready: console http://127.0.0.1:$bridge_base/#token=$PEROMESH_TOKEN (Ctrl-C stops it)"
 wait
