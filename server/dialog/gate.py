@@ -24,7 +24,7 @@ still be queued matter, and at most `capacity` + a handful of events are.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
@@ -33,14 +33,18 @@ from server.failpoints import failpoint
 TERMINAL_KINDS = frozenset({"audio_cancel", "assistant_final", "metrics", "state_update", "error"})
 TERMINAL_STATES = frozenset({pb.STATE_IDLE, pb.STATE_INTERRUPTED})
 DEFAULT_CAPACITY = 256  # events; audio chunks are 4-16 KiB, so at most ~4 MiB per stream
-_CLOSE = object()
 
 
 class OutboundGate:
+    """One stream's outbound events, in order, for its one reader (`events()`)."""
+
     def __init__(self, on_delivered: Callable[[pb.ConverseResponse], None] | None = None,
                  capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
-        self._queue: asyncio.Queue[pb.ConverseResponse | object] = asyncio.Queue()
+        # A deque and the reader's own future rather than an asyncio.Queue: the queue's getter
+        # bookkeeping is per message, and `send()` needs to know whether the reader is waiting.
+        self._items: deque[pb.ConverseResponse | None] = deque()  # None: the end of the stream
+        self._reader: asyncio.Future[None] | None = None  # set while events() waits for an item
         self._space = asyncio.Event()
         self._space.set()
         self._closed_turns: OrderedDict[str, None] = OrderedDict()
@@ -51,7 +55,7 @@ class OutboundGate:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._items)
 
     def emit(self, event: pb.ConverseResponse) -> None:
         """Queue a control event now (never waits; see the module docstring for the bound)."""
@@ -60,19 +64,33 @@ class OutboundGate:
     async def send(self, event: pb.ConverseResponse) -> None:
         """Queue a data event, waiting while the queue is at capacity (backpressure).
 
-        Cancellable while waiting; the event is then not queued."""
-        await self.writable()
-        self._put(event)
+        Cancellable while waiting; the event is then not queued. When the reader was waiting for
+        it, the producer yields once, so the event is handed to gRPC before the producer's next
+        step (the next token, the next chunk) runs: the first delta of a turn is on the wire
+        without waiting for the model loop to reach its next await. A cancel landing on that
+        yield leaves the event queued, for the gate to pass or drop like any other."""
+        if len(self._items) >= self.capacity:
+            await self.writable()
+        if self._put(event):
+            await asyncio.sleep(0)
 
     async def writable(self) -> None:
         """Return once fewer than `capacity` events are queued."""
-        while self._queue.qsize() >= self.capacity:
+        while len(self._items) >= self.capacity:
             self._space.clear()
             await self._space.wait()
 
-    def _put(self, item: pb.ConverseResponse | object) -> None:
-        self._queue.put_nowait(item)
-        self.peak = max(self.peak, self._queue.qsize())
+    def _put(self, item: pb.ConverseResponse | None) -> bool:
+        """Queue `item`; True when that woke the waiting reader."""
+        items = self._items
+        items.append(item)
+        if len(items) > self.peak:
+            self.peak = len(items)
+        reader, self._reader = self._reader, None
+        if reader is None or reader.done():
+            return False
+        reader.set_result(None)
+        return True
 
     def close_turn(self, turn_id: str) -> None:
         """From now on, only terminal events of `turn_id` are delivered."""
@@ -93,13 +111,26 @@ class OutboundGate:
 
     def end(self) -> None:
         """No more events: the stream completes after what is queued."""
-        self._put(_CLOSE)
+        self._put(None)
 
     async def events(self) -> AsyncIterator[pb.ConverseResponse]:
-        while (item := await self._queue.get()) is not _CLOSE:
-            if self._queue.qsize() < self.capacity:
+        """The events that pass the gate, in order, until `end()` (one reader per gate)."""
+        items = self._items
+        loop = asyncio.get_running_loop()
+        while True:
+            if not items:
+                self._reader = waiter = loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    if self._reader is waiter:
+                        self._reader = None
+                continue
+            item = items.popleft()
+            if item is None:
+                return
+            if len(items) < self.capacity:
                 self._space.set()
-            assert isinstance(item, pb.ConverseResponse)
             if not self.allows(item):
                 self.dropped += 1
                 continue
