@@ -13,6 +13,19 @@ itself, or when a later start of the core opens the session (`open_session`).
 Abandoned questions stay on disk but are not fed to the model, and
 `answered_turns` counts only turns that have an answer.
 
+Abandoning in a cluster (`shared`): a question another live core is answering right now must
+not be marked. Each store is one life of a core (`life`, a random id): it writes its id on the
+questions it stores (`writer`) and keeps a row in `dialog_core_lives` fresh (`seen_at`, every
+`LIFE_REFRESH_S`) while any of its questions waits for an answer, the first refresh committing
+with the question itself. Opening a session abandons only questions whose writer is another
+life not seen for `LIFE_EXPIRY_S` (dead: a kill -9 stops the refreshes), or, for questions
+without a writer (a single process, an older version), the earlier-life rule by time. Cores'
+clocks must agree within that expiry (NTP does far better).
+
+Round trips: the turn's writes go through `Database.grouped` (group commit: the writes of
+concurrent turns, and the outbox relay's, share transactions); the completion writes only what
+changed (an answer heard in full is not updated again, only its closing events are added).
+
 Turn numbers: one process numbers its sessions itself (server/dialog/turn_counter.py). When
 other processes write the same sessions (`shared`: several cores on one database, a cluster),
 numbers are allocated in the database instead (`allocate_turn`: one atomic upsert of the
@@ -26,10 +39,14 @@ recently used out; they reload from the database), each at most
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     Boolean,
@@ -38,6 +55,8 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
+    bindparam,
     case,
     false,
     func,
@@ -49,11 +68,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.elements import ColumnElement
 
 from server.events.outbox import OutboxEvent
 from server.llm.base import ChatMessage
 from server.storage.db import Base, Database
 from server.storage.utc import UtcDateTime
+
+LIFE_REFRESH_S = 5.0  # how often a core with unanswered questions says it is alive
+LIFE_EXPIRY_S = 30.0  # a life not seen for this long is dead: its unanswered questions are abandoned
+MAX_UNANSWERED_S = 900.0  # a question of ours still unanswered after this is no longer kept alive
 
 
 class DialogTurnRow(Base):
@@ -71,6 +96,17 @@ class DialogTurnRow(Base):
     abandoned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False,
                                                  default=lambda: datetime.now(UTC))
+    # The life of the core that stored a question (`HistoryStore.life`); None: one process alone, or older rows.
+    writer: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class CoreLifeRow(Base):
+    """A core's life that stores questions in a shared history, and when it last said it was alive."""
+
+    __tablename__ = "dialog_core_lives"
+
+    life_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
 
 class TurnNumberRow(Base):
@@ -88,6 +124,14 @@ def upgrade_schema(engine: Engine) -> None:
     if "abandoned" not in columns:
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE dialog_turns ADD COLUMN abandoned BOOLEAN NOT NULL DEFAULT false"))
+    if "writer" not in columns:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE dialog_turns ADD COLUMN writer VARCHAR(32)"))
+
+
+def _insert(db: Database) -> Callable[[type[Base]], postgresql.Insert | sqlite.Insert]:
+    """INSERT … ON CONFLICT for the database's dialect (PostgreSQL and SQLite spell it alike)."""
+    return postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
 
 
 @dataclass
@@ -122,36 +166,52 @@ class HistoryStore:
         self.max_context_turns = max_context_turns
         self.max_sessions = max_sessions
         self.opened_at = datetime.now(UTC)  # rows older than this were written by an earlier life of the core
+        self.life = uuid.uuid4().hex  # this life's id on the questions it stores (shared history only)
         self._cache: OrderedDict[str, list[_Cached]] = OrderedDict()
+        # Our questions not yet answered (session, turn) → monotonic time stored; bounded by MAX_UNANSWERED_S.
+        self._unanswered: dict[tuple[str, int], float] = {}
+        self._life_seen = float("-inf")  # monotonic time of the last committed refresh of our life row
+        self._life_refreshing = False  # a question's transaction carries the refresh: the others need not
+        self._keeper: asyncio.Task[None] | None = None
+        self._answered_all = asyncio.Event()
+        self._allocate = _allocation(db)  # built once: the turn's hottest statement
 
     async def open_session(self, session_id: str) -> int:
-        """Mark questions an earlier life of the core never answered as abandoned; return `answered_turns`.
+        """Mark questions a dead life of a core never answered as abandoned; return `answered_turns`.
 
-        Only rows created before this store was opened are touched: a turn of
-        this core may be between its question and its answer right now."""
-        def work(s: Session) -> int:
+        One transaction. A question another live core (or a turn of ours) is answering right
+        now is never touched: see the module docstring for how lives are told apart."""
+        dead = self._dead_writer()
+
+        def work(s: Session) -> tuple[int, int]:
             answer = aliased(DialogTurnRow)
             unanswered = ~select(answer.id).where(
                 answer.session_id == session_id, answer.turn_index == DialogTurnRow.turn_index,
                 answer.role == "assistant").exists()
             marked = s.execute(update(DialogTurnRow).where(
                 DialogTurnRow.session_id == session_id, DialogTurnRow.role == "user",
-                DialogTurnRow.abandoned == false(), DialogTurnRow.created_at < self.opened_at, unanswered,
+                DialogTurnRow.abandoned == false(), dead, unanswered,
             ).values(abandoned=True).execution_options(synchronize_session=False))
-            return int(getattr(marked, "rowcount", 0) or 0)
+            return int(getattr(marked, "rowcount", 0) or 0), _answer_count(s, session_id)
 
-        if await self.db.run(work):
+        marked, answered = await self.db.run(work)
+        if marked:
             self._cache.pop(session_id, None)
-        return await self.answered_turns(session_id)
+        return answered
+
+    def _dead_writer(self) -> ColumnElement[bool]:
+        """Which unanswered questions no live core is answering (see the module docstring)."""
+        earlier = DialogTurnRow.created_at < self.opened_at
+        if not self.shared:
+            return earlier
+        alive = select(CoreLifeRow.life_id).where(
+            CoreLifeRow.seen_at >= datetime.now(UTC) - timedelta(seconds=LIFE_EXPIRY_S))
+        return or_(and_(DialogTurnRow.writer.is_(None), earlier),
+                   and_(DialogTurnRow.writer != self.life, DialogTurnRow.writer.not_in(alive)))
 
     async def answered_turns(self, session_id: str) -> int:
         """Turns with an answer in history (`session_started.history_turns`)."""
-        def query(s: Session) -> int:
-            stmt = select(func.count(DialogTurnRow.id)).where(DialogTurnRow.session_id == session_id,
-                                                              DialogTurnRow.role == "assistant")
-            return int(s.execute(stmt).scalar() or 0)
-
-        return await self.db.run(query)
+        return await self.db.run(lambda s: _answer_count(s, session_id))
 
     async def last_turn_index(self, session_id: str) -> int:
         """The highest turn number used so far, abandoned turns included (numbers are never reused)."""
@@ -166,18 +226,10 @@ class HistoryStore:
 
         One upsert: a session's first allocation starts after the highest number its rows use
         (sessions numbered before by one process alone); later ones add one to the counter row,
-        which the database locks, so concurrent allocations get distinct consecutive numbers."""
-        insert = postgresql.insert if self.db.engine.dialect.name == "postgresql" else sqlite.insert
-        stored = select(func.coalesce(func.max(DialogTurnRow.turn_index), 0) + 1).where(
-            DialogTurnRow.session_id == session_id).scalar_subquery()
-        proposed = insert(TurnNumberRow).values(session_id=session_id, last_index=stored)
-        last = TurnNumberRow.last_index
-        floor = proposed.excluded.last_index - 1  # never below what the rows use
-        stmt = proposed.on_conflict_do_update(
-            index_elements=[TurnNumberRow.session_id],
-            set_={"last_index": case((last < floor, floor), else_=last) + 1},
-        ).returning(TurnNumberRow.last_index)
-        return await self.db.run(lambda s: int(s.execute(stmt).scalar_one()))
+        which the database locks, so concurrent allocations get distinct consecutive numbers.
+        Group-committed: the lock is held until the group commits, never across an await."""
+        stmt = self._allocate
+        return await self.db.grouped(lambda s: int(s.execute(stmt, {"session": session_id}).scalar_one()))
 
     def forget(self, session_id: str) -> None:
         """Drop the session's cached context (another process wrote turns): the next read reloads it."""
@@ -224,41 +276,132 @@ class HistoryStore:
 
     async def add_user(self, session_id: str, turn_index: int, text: str) -> None:
         self._remember(session_id, _Cached(turn_index, "user", text))
-        row = DialogTurnRow(session_id=session_id, turn_index=turn_index, role="user", text=text)
-        await self.db.run(lambda s: s.add(row))
+        writer = self.life if self.shared else None
+        refresh = self.shared and not self._life_refreshing and time.monotonic() - self._life_seen > LIFE_REFRESH_S
+        if self.shared:
+            self._life_refreshing = self._life_refreshing or refresh
+            self._unanswered[(session_id, turn_index)] = time.monotonic()
+            self._keep_alive()
+
+        def work(s: Session) -> None:
+            if refresh:  # our life row is fresh before any other core can see this question
+                self._refresh_life(s)
+            s.add(DialogTurnRow(session_id=session_id, turn_index=turn_index, role="user", text=text,
+                                writer=writer))
+
+        started = time.monotonic()
+        try:
+            await self.db.grouped(work)
+        finally:
+            if refresh:
+                self._life_refreshing = False
+        if refresh:
+            self._life_seen = max(self._life_seen, started)
 
     async def add_assistant(self, session_id: str, turn_index: int, text: str, interrupted: bool,
                             heard_text: str, events: Sequence[OutboxEvent] = ()) -> None:
         """Store the answer and its outbox events in one transaction."""
         self._remember(session_id, _Cached(turn_index, "assistant", text, interrupted, heard_text))
-        row = DialogTurnRow(session_id=session_id, turn_index=turn_index, role="assistant", text=text,
-                            interrupted=interrupted, heard_text=heard_text)
-        await self.db.run(lambda s: s.add_all([row, *events]))
+
+        def work(s: Session) -> None:
+            s.add_all([DialogTurnRow(session_id=session_id, turn_index=turn_index, role="assistant", text=text,
+                                     interrupted=interrupted, heard_text=heard_text), *events])
+
+        try:
+            await self.db.grouped(work)
+        finally:
+            self._answered(session_id, turn_index)
 
     async def correct_assistant(self, session_id: str, turn_index: int, interrupted: bool, heard_text: str,
                                 events: Sequence[OutboxEvent] = ()) -> None:
-        """What the user really heard of a stored answer (and the turn's closing events), in one transaction."""
+        """What the user really heard of a stored answer (and the turn's closing events), in one transaction.
+
+        The row is only updated when it changes: an answer stored as heard in full and completed
+        so costs the insert of its closing events alone (nothing at all without events)."""
+        cached = next((c for c in self._cache.get(session_id, ())
+                       if c.turn_index == turn_index and c.role == "assistant"), None)
+        unchanged = cached is not None and (cached.interrupted, cached.heard_text) == (interrupted, heard_text)
+        if unchanged and not events:
+            return
+
         def work(s: Session) -> None:
-            s.execute(update(DialogTurnRow).where(
-                DialogTurnRow.session_id == session_id, DialogTurnRow.turn_index == turn_index,
-                DialogTurnRow.role == "assistant").values(interrupted=interrupted, heard_text=heard_text)
-                .execution_options(synchronize_session=False))
+            if not unchanged:
+                s.execute(update(DialogTurnRow).where(
+                    DialogTurnRow.session_id == session_id, DialogTurnRow.turn_index == turn_index,
+                    DialogTurnRow.role == "assistant").values(interrupted=interrupted, heard_text=heard_text)
+                    .execution_options(synchronize_session=False))
             s.add_all(list(events))
 
-        await self.db.run(work)
-        for entry in self._cache.get(session_id, ()):
-            if entry.turn_index == turn_index and entry.role == "assistant":
-                entry.interrupted, entry.heard_text = interrupted, heard_text
+        await self.db.grouped(work)
+        if cached is not None:
+            cached.interrupted, cached.heard_text = interrupted, heard_text
 
     async def abandon(self, session_id: str, turn_index: int) -> None:
         """This turn's question will get no answer: keep it out of the model's context."""
         self._cache.pop(session_id, None)  # reloaded without it
-        await self.db.run(lambda s: s.execute(update(DialogTurnRow).where(
-            DialogTurnRow.session_id == session_id, DialogTurnRow.turn_index == turn_index,
-            DialogTurnRow.role == "user").values(abandoned=True).execution_options(synchronize_session=False)))
+        try:
+            await self.db.grouped(lambda s: s.execute(update(DialogTurnRow).where(
+                DialogTurnRow.session_id == session_id, DialogTurnRow.turn_index == turn_index,
+                DialogTurnRow.role == "user").values(abandoned=True).execution_options(synchronize_session=False)))
+        finally:
+            self._answered(session_id, turn_index)
+
+    # -- this life, kept fresh while its questions wait (shared history) ------
+    def _refresh_life(self, s: Session) -> None:
+        now = datetime.now(UTC)
+        stmt = _insert(self.db)(CoreLifeRow).values(life_id=self.life, seen_at=now)
+        s.execute(stmt.on_conflict_do_update(index_elements=[CoreLifeRow.life_id], set_={"seen_at": now}))
+
+    def _answered(self, session_id: str, turn_index: int) -> None:
+        self._unanswered.pop((session_id, turn_index), None)
+        if not self._unanswered:
+            self._answered_all.set()
+
+    def _keep_alive(self) -> None:
+        """Refresh our life row every LIFE_REFRESH_S while questions of ours wait; the task ends
+        by itself once all are answered (or given up after MAX_UNANSWERED_S), so it needs no owner."""
+        self._answered_all.clear()
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.get_running_loop().create_task(self._keep_fresh(), name="history:life")
+
+    async def _keep_fresh(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answered_all.wait(), LIFE_REFRESH_S)
+            given_up = time.monotonic() - MAX_UNANSWERED_S
+            for key in [k for k, at in self._unanswered.items() if at < given_up]:
+                self._answered(*key)
+            if not self._unanswered:
+                return
+            started = time.monotonic()
+            try:
+                await self.db.grouped(self._refresh_life)
+            except Exception:  # the database is away: the next refresh tries again
+                continue
+            self._life_seen = max(self._life_seen, started)
 
     def _remember(self, session_id: str, entry: _Cached) -> None:
         cached = self._cache.get(session_id)
         if cached is not None:
             cached.append(entry)
             del cached[: -self.max_context_turns * 4]
+
+
+def _allocation(db: Database) -> ReturningInsert[int]:
+    """The turn-number upsert for the `session` parameter (see `HistoryStore.allocate_turn`)."""
+    session = bindparam("session", type_=String)
+    stored = select(func.coalesce(func.max(DialogTurnRow.turn_index), 0) + 1).where(
+        DialogTurnRow.session_id == session).scalar_subquery()
+    proposed = _insert(db)(TurnNumberRow).values(session_id=session, last_index=stored)
+    last = TurnNumberRow.last_index
+    floor = proposed.excluded.last_index - 1  # never below what the rows use
+    return proposed.on_conflict_do_update(
+        index_elements=[TurnNumberRow.session_id],
+        set_={"last_index": case((last < floor, floor), else_=last) + 1},
+    ).returning(TurnNumberRow.last_index)
+
+
+def _answer_count(s: Session, session_id: str) -> int:
+    stmt = select(func.count(DialogTurnRow.id)).where(DialogTurnRow.session_id == session_id,
+                                                      DialogTurnRow.role == "assistant")
+    return int(s.execute(stmt).scalar() or 0)

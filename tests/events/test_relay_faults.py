@@ -103,7 +103,7 @@ async def test_delivered_events_are_pruned_after_the_retention_only(outbox_db: D
     assert await relay.prune() == 0
 
 
-async def test_backlog_is_a_gauge_refreshed_every_cycle(tmp_path: Path) -> None:
+async def test_backlog_is_a_gauge_refreshed_by_the_cycles(tmp_path: Path) -> None:
     db = db_at(tmp_path)
     bus = InProcessBus()
 
