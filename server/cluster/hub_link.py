@@ -8,7 +8,8 @@
   core delivers it, checks the dangerous-capability policy again (every path obeys it) and
   remembers where the answer goes, as the hub does for its own nodes. Answers to a core's
   own `Hub.request` (Invoke, the model's tools) come back to that core's waiting request.
-- Broadcasts of a node reach every other core's nodes.
+- Broadcasts of a node, and the master's broadcasts meant for everyone (HubService.Broadcast,
+  task and reminder-set updates: server/tools/broadcasts.py), reach every other core's nodes.
 - Watching (HubService.WatchNodes): every presence read goes to the hub's NodeWatch, which tells
   this core's watchers how the other cores' nodes changed; the change announcement carries why
   this core's nodes left (departures.py), so other cores' watchers see the same reason.
@@ -160,14 +161,21 @@ class HubClusterLink:
         link.send(envelope)
 
     def _broadcast_here(self, envelope: gw.Envelope, origin: str) -> None:
+        """Deliver another core's broadcast to our nodes (never onwards: one hop, no echo).
+
+        Only a node's request gets its answers routed back: the sending core's master waits for
+        no answer to a broadcast (task and reminder-set updates, HubService.Broadcast), and a
+        route per device per update would push real requests' routes out of the bounded table.
+        """
         response = pb.AttachResponse(envelope=envelope)
         request = envelope.HasField("request")
+        answered = request and envelope.source_id != env.MASTER
         for link in self.hub.local_links():
             if link.node_id == envelope.source_id:
                 continue
             if request and self.hub.danger.refusal(link.info, envelope.request.action_name) is not None:
                 continue  # the sending core refused it already if it knew; a node of ours it did not know
-            if link.deliver(response) and request:
+            if link.deliver(response) and answered:
                 self._remember(link.node_id, envelope.id, envelope.source_id, origin)
 
     def _answer(self, request: gw.Envelope, origin: str, code: str, message: str) -> None:

@@ -120,3 +120,30 @@ async def test_an_unreachable_redis_fails_the_start_with_the_reason() -> None:
     hub = Hub(TOKEN)
     with pytest.raises(RuntimeError, match="Redis is unreachable"):
         await HubClusterLink(hub, "redis://127.0.0.1:1/0").start()  # port 1: nothing listens
+
+
+async def test_a_master_broadcast_reaches_each_node_once_and_keeps_no_route(cluster_url: str) -> None:
+    """A master broadcast meant for everyone (a task update) reaches each node of either core once,
+    never echoed back to its core, and takes no place in the other core's bounded route table:
+    nobody waits for an answer to it, and real requests' routes must not be pushed out."""
+    (h1, c1), (h2, c2) = await joined_hub(cluster_url), await joined_hub(cluster_url)
+    try:
+        a = join(h1, "dev-a")
+        others = [join(h2, f"dev-{i}") for i in range(3)]
+        assert h1.broadcast("task:update", {"operation": "added"}, everywhere=True) == 1
+        for node in [a, *others]:
+            assert (await _next(node, "request")).request.action_name == "task:update"
+        assert not c2._routes
+
+        # a node's broadcast, behind it on the same bus: its answers still find their way back
+        h1.route(a, gw.Envelope(id="s1", target_id="broadcast", request=gw.ActionRequest(action_name="ping")))
+        for node in others:
+            assert (await _next(node, "request")).request.action_name == "ping"
+        assert len(c2._routes) == len(others)
+        while not a.outbox.empty():  # core 1 got its own broadcast back from the bus: it is dropped
+            item = a.outbox.get_nowait()
+            assert isinstance(item, Closing) or not item.envelope.HasField("request"), item
+    finally:
+        for hub, link in ((h1, c1), (h2, c2)):
+            await link.close()
+            await hub.close()
