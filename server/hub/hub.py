@@ -177,8 +177,8 @@ class Hub:
                   everywhere: bool = False) -> int:
         """Send an action from "master" to every node (but `exclude`); returns how many here got it.
 
-        `everywhere` also sends it to the nodes of the cluster's other cores (HubService.Broadcast);
-        the core's own services broadcast per core (each core tells its own nodes).
+        `everywhere` also sends it to the nodes of the cluster's other cores (HubService.Broadcast,
+        task and reminder-set updates); system stats stay per core (each core tells its own nodes).
         """
         response = pb.AttachResponse(envelope=env.action(env.BROADCAST, action, params))
         if everywhere and self.cluster is not None:

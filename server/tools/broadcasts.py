@@ -8,6 +8,13 @@ here a live trigger is only spoken on the dialog sessions of devices that are
 not hub nodes (plain gRPC Converse clients): the dialog exists only once the
 core has finished starting, so it is looked up at fire time. System stats are
 sampled only while at least one node is attached (the monitor idles otherwise).
+
+In a cluster (`--cluster-url`) tasks and reminders live in the shared database, but each change
+is made on one core: the one whose API was called, or for a reminder's `done` the holder of the
+scheduler lease. That core's pump is the only one that sees it, so it sends `task:update` and
+`schedule_update` to every core's devices (the hub's `everywhere`, one message on the cluster
+bus; a receiving core only delivers, never forwards, and the bus drops a core's own echo).
+`system_stats` stays per core: each core reports the machine it runs on to its own devices.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 SCHEDULE_UPDATE = "schedule_update"
 TASK_UPDATE = "task:update"
 SYSTEM_STATS = "system_stats"
+# changes to shared state, made on one core and wanted by every device of the cluster
+CLUSTER_WIDE = frozenset({SCHEDULE_UPDATE, TASK_UPDATE})
 
 
 class Announcer(Protocol):
@@ -74,7 +83,7 @@ class Broadcaster:
         await self._owner.close()
 
     def _broadcast(self, action: str, payload: Mapping[str, Any]) -> int:
-        count = self.hub.broadcast(action, as_params(payload))
+        count = self.hub.broadcast(action, as_params(payload), everywhere=action in CLUSTER_WIDE)
         self.sent[action] = self.sent.get(action, 0) + 1
         return count
 
