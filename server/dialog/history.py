@@ -171,7 +171,6 @@ class HistoryStore:
         # Our questions not yet answered (session, turn) → monotonic time stored; bounded by MAX_UNANSWERED_S.
         self._unanswered: dict[tuple[str, int], float] = {}
         self._life_seen = float("-inf")  # monotonic time of the last committed refresh of our life row
-        self._life_refreshing = False  # a question's transaction carries the refresh: the others need not
         self._keeper: asyncio.Task[None] | None = None
         self._answered_all = asyncio.Event()
         self._allocate = _allocation(db)  # built once: the turn's hottest statement
@@ -277,9 +276,10 @@ class HistoryStore:
     async def add_user(self, session_id: str, turn_index: int, text: str) -> None:
         self._remember(session_id, _Cached(turn_index, "user", text))
         writer = self.life if self.shared else None
-        refresh = self.shared and not self._life_refreshing and time.monotonic() - self._life_seen > LIFE_REFRESH_S
+        # While questions wait the keeper refreshes every LIFE_REFRESH_S; a question only carries the
+        # refresh after a quiet spell (then its transaction commits the life row with it).
+        refresh = self.shared and time.monotonic() - self._life_seen > 2 * LIFE_REFRESH_S
         if self.shared:
-            self._life_refreshing = self._life_refreshing or refresh
             self._unanswered[(session_id, turn_index)] = time.monotonic()
             self._keep_alive()
 
@@ -290,11 +290,7 @@ class HistoryStore:
                                 writer=writer))
 
         started = time.monotonic()
-        try:
-            await self.db.grouped(work)
-        finally:
-            if refresh:
-                self._life_refreshing = False
+        await self.db.grouped(work)
         if refresh:
             self._life_seen = max(self._life_seen, started)
 

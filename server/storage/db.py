@@ -9,12 +9,16 @@ they stay off the event loop.
 Group commit (`grouped`): the turn's small writes (a turn number, a question,
 an answer with its events, the relay's bookkeeping) cost far more in
 transaction overhead (BEGIN, COMMIT, a pool checkout, a thread hop) than in
-the statements themselves. While one group's transaction is in flight, the
-next callers queue; they then run together in one transaction, each caller's
-future resolved only after that commit, so "committed when the await
-returns" holds exactly as with `run`. If the group fails, every item is run
-again in a transaction of its own, so one failing item fails only its own
-caller. Under low load a group is one item and costs what `run` costs.
+the statements themselves. While `lanes` group transactions are in flight,
+the next callers queue; the first lane free runs them together in one
+transaction, each caller's future resolved only after that commit, so
+"committed when the await returns" holds exactly as with `run`. If the group
+fails, every item is run again in a transaction of its own, so one failing
+item fails only its own caller. Under low load a group is one item and costs
+what `run` costs. Lanes: several on a server database (a group's round trips
+then overlap with another's, so one slow group does not hold every writer
+back), one on SQLite (one writer at a time anyway). Groups in different lanes
+commit in no particular order: callers that need an order await each other.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 T = TypeVar("T")
-MAX_GROUP = 64  # items in one group transaction (a bound on its size and on how long a group holds its locks)
+MAX_GROUP = 32  # items in one group transaction (a bound on its size and on how long a group holds its locks)
+SERVER_LANES = 4  # group transactions in flight at once on a server database (the pool holds 5 + 10)
 
 
 class Base(DeclarativeBase):
@@ -79,14 +84,15 @@ class _Outcome:
 class Database:
     """An engine plus a session factory; `run` and `grouped` execute blocking work in a thread."""
 
-    def __init__(self, url: str, max_group: int = MAX_GROUP) -> None:
+    def __init__(self, url: str, max_group: int = MAX_GROUP, lanes: int | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.max_group = max_group
+        self.lanes = lanes or (1 if self.engine.dialect.name == "sqlite" else SERVER_LANES)
         # Bounded by the callers: each queued item has a caller awaiting it.
         self._queued: deque[_Item[Any]] = deque()
-        self._committer: asyncio.Task[None] | None = None
+        self._committers: set[asyncio.Task[None]] = set()
         self.groups = 0  # group transactions committed or tried (for tests and benchmarks)
 
     def create_all(self) -> None:
@@ -106,12 +112,13 @@ class Database:
         loop = asyncio.get_running_loop()
         item: _Item[T] = _Item(fn, loop.create_future())
         self._queued.append(item)
-        if self._committer is None or self._committer.done():
-            self._committer = loop.create_task(self._commit_queued(), name="db:group-commit")
+        self._committers = {task for task in self._committers if not task.done()}
+        if len(self._committers) < self.lanes:
+            self._committers.add(loop.create_task(self._commit_queued(), name="db:group-commit"))
         return await item.future
 
     async def _commit_queued(self) -> None:
-        """Commit queued work group after group until the queue is empty (one group in flight)."""
+        """One lane: commit queued work group after group until the queue is empty."""
         while self._queued:
             group = [self._queued.popleft() for _ in range(min(len(self._queued), self.max_group))]
             group = [item for item in group if not item.future.cancelled()]

