@@ -94,7 +94,8 @@ class SpeechStarted:
 
 @dataclass(frozen=True)
 class PartialTranscript:
-    """The utterance so far (may still change)."""
+    """The utterance so far (may still change). Empty only for an utterance decoded quickly
+    (`decode_quickly`): a decode of it found no words so far."""
 
     utterance: int
     text: str
@@ -161,6 +162,7 @@ class StreamingRecognizer:
         self._speculative: asyncio.Task[Transcript] | None = None
         self._verdict: TurnVerdict | None = None  # of the current silence, once judged
         self._judging: asyncio.Task[TurnVerdict | None] | None = None
+        self._quick_utterance = -1  # decoded quickly: judged as a possible barge-in (decode_quickly)
         self._closed = False
 
     @property
@@ -177,6 +179,12 @@ class StreamingRecognizer:
     def trailing_silence_s(self) -> float:
         """Silence since the current utterance's last voiced frame (0 when no utterance is open)."""
         return self._silent * FRAME_S if self._speaking else 0.0
+
+    def decode_quickly(self, utterance: int) -> None:
+        """Utterance `utterance` is judged as a possible barge-in while the answer waits paused:
+        its decodes use the transcriber's quick window (about a fifth of the CPU), so the verdict
+        (and the resume after a backchannel) comes that much sooner after the user falls silent."""
+        self._quick_utterance = utterance
 
     async def feed(self, pcm: bytes, sample_rate_hertz: int = SAMPLE_RATE) -> None:
         """Add PCM16LE mono audio (any chunk size, any rate 8–48 kHz; resampled to 16 kHz)."""
@@ -347,7 +355,7 @@ class StreamingRecognizer:
         self._partial_task = self._tasks.spawn(self._partial(self._utterance, audio), "partial")
 
     async def _partial(self, utterance: int, audio: npt.NDArray[np.float32]) -> None:
-        transcript = await self.transcriber.transcribe_async(audio)
+        transcript = await self.transcriber.transcribe_async(audio, quick=utterance == self._quick_utterance)
         if utterance != self._utterance or not transcript.text or transcript.text == self._last_partial:
             return  # finalised meanwhile, or nothing new
         self._last_partial = transcript.text
@@ -365,10 +373,14 @@ class StreamingRecognizer:
             self._judging = self._tasks.spawn(self._judge(self._speculative, audio), "end-of-turn")
 
     async def _guess(self, utterance: int, audio: npt.NDArray[np.float32]) -> Transcript:
-        transcript = await self.transcriber.transcribe_async(audio, urgent=True)
-        if utterance == self._utterance and transcript.text and transcript.text != self._last_partial:
+        transcript = await self.transcriber.transcribe_async(audio, urgent=True,
+                                                             quick=utterance == self._quick_utterance)
+        judged = utterance == self._quick_utterance
+        news = transcript.text != self._last_partial if transcript.text else judged
+        if utterance == self._utterance and news:
             # Not (yet) the final: the user went on speaking, or the silence is still short. It is
-            # a decode of the utterance so far all the same, so it goes out as a partial.
+            # a decode of the utterance so far all the same, so it goes out as a partial (an empty
+            # one for a judged utterance: its barge-in judge learns the decode found no words).
             self._last_partial = transcript.text
             self._emit(PartialTranscript(utterance, transcript.text))
         return transcript
@@ -407,7 +419,8 @@ class StreamingRecognizer:
             with contextlib.suppress(Exception):
                 transcript = await guess
         if transcript is None:
-            transcript = await self.transcriber.transcribe_async(audio, urgent=True)
+            transcript = await self.transcriber.transcribe_async(audio, urgent=True,
+                                                                 quick=utterance == self._quick_utterance)
         latency = asyncio.get_running_loop().time() - ended_at
         self._emit(FinalTranscript(utterance, transcript.text, transcript.language, reason,
                                    transcript.audio_s, transcript.decode_s, latency, ending.silence_s,

@@ -158,7 +158,8 @@ class ConverseSession:
             if self._pause(event.utterance, event.at_s):
                 self.gate.emit(events.state("", pb.STATE_LISTENING))
         elif isinstance(event, PartialTranscript):
-            self.gate.emit(events.transcription("", event.text, is_final=False))
+            if event.text:  # empty: a judged utterance's decode found no words (for the judge only)
+                self.gate.emit(events.transcription("", event.text, is_final=False))
             if self._judge is not None:
                 await self._act(self._judge.heard(event.text))
         elif event.utterance == self._judged_utterance and await self._not_a_turn(event.text):
@@ -233,6 +234,8 @@ class ConverseSession:
             return True
         judge = BargeInJudge(self.deps.barge_in, onset_s)
         self._judge, self._judged_utterance, self._echoed = judge, utterance, False
+        if self.speech is not None and self.speech.recognizer is not None:
+            self.speech.recognizer.decode_quickly(utterance)  # the verdict waits on its decode
         self._tasks.spawn(self._watch(judge), "barge-in-watchdog")
         return not guarded
 

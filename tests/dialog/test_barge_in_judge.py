@@ -44,3 +44,20 @@ def test_words_decide_and_a_late_final_still_can_interrupt() -> None:
     assert late.audio(2.5, 2.0) is Verdict.RESUME
     assert late.ended("Stop.") is Verdict.INTERRUPT  # resumed on silence, then the words came in
     assert BargeInJudge(SETTINGS, 0.0).ended("嗯嗯") is Verdict.RESUME
+
+
+@pytest.mark.parametrize("text", ["恩", "對", "是等", "好的", "M M", "Hmmm", "mhmm, okay"])
+def test_whisper_near_readings_of_backchannels(text: str) -> None:
+    assert is_backchannel(text)
+
+
+@pytest.mark.parametrize("text", ["停", "等", "等等", "是等等", "别", "h", "mama"])
+def test_one_word_interrupts_are_no_near_reading(text: str) -> None:
+    assert not is_backchannel(text)
+
+
+def test_a_decode_that_found_no_words_resumes_as_soon_as_a_backchannel_does() -> None:
+    judge = BargeInJudge(SETTINGS, onset_s=0.0)
+    assert judge.audio(1.0, 0.3) is Verdict.WAIT
+    assert judge.heard("") is Verdict.WAIT  # the recognizer's empty partial of a judged utterance
+    assert judge.audio(1.4, 0.7) is Verdict.RESUME  # resume_silence_s, not silent_resume_s
