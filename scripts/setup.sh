@@ -3,11 +3,14 @@
 # the hashed lock (requirements/main.lock), the project (editable), then every scripts/setup.d/*.sh
 # hook in name order (models, rust_core, browsers, ...). Idempotent and quick
 # when nothing changed.
+#   PEROMESH_NO_CHROMIUM=1   skip chromium, which only the console screenshot tests use
+#                            (a serving machine or image: deploy/Dockerfile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-APT_PACKAGES=(espeak-ng sox chromium)
+APT_PACKAGES=(espeak-ng sox)
+[ "${PEROMESH_NO_CHROMIUM:-0}" = 1 ] || APT_PACKAGES+=(chromium)
 [ -f scripts/apt-packages.txt ] && mapfile -t -O "${#APT_PACKAGES[@]}" APT_PACKAGES < <(grep -v '^#' scripts/apt-packages.txt | grep .)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
