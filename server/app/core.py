@@ -157,7 +157,9 @@ async def start_core(settings: MeshSettings, stack: AsyncExitStack, *, peers: Pe
     dialog_tools = DialogToolPort(tools, llm, nit, tool_prompt=s.tools.prompt == "on")
 
     async def recall(session_id: str, text: str) -> list[str]:
-        return await memory.recall_context(session_id, text, s.recall_top_k) if memory is not None else []
+        if memory is None:
+            return []
+        return await memory.recall_context(session_id, text, s.recall_top_k, min_semantic=s.recall_min_semantic)
 
     # several cores on one database (a cluster): turn numbers come from the database
     history = HistoryStore(db, s.history_turns, shared=bool(settings.common.cluster_url))

@@ -26,6 +26,7 @@ from server.hub.hub import HubConfig
 from server.llm.settings import LlmSettings
 from server.memory.config import MemoryConfig
 from server.memory.embedder import EMBEDDERS
+from server.memory.rerank import PROMPT_MIN_SEMANTIC
 from server.monitor.service import DEFAULT_INTERVAL_S
 from server.reminders.service import DEFAULT_LEASE_S, DEFAULT_MISFIRE_GRACE_S
 from server.storage.db import sqlite_url
@@ -163,6 +164,10 @@ class CoreSettings:
     outbound_queue_events: int = flag(256, "outbound-queue-events",
                                       "events queued per Converse stream before the turn waits for a slow reader")
     recall_top_k: int = flag(4, "recall-top-k", "memories recalled into each turn")
+    recall_min_semantic: float = flag(PROMPT_MIN_SEMANTIC, "recall-min-semantic",
+                                      "least semantic score (query-memory cosine) of a memory recalled into a "
+                                      "turn, so unrelated ones stay out of the prompt (0: the best --recall-top-k, "
+                                      "related or not)")
     monitor_interval: float = flag(DEFAULT_INTERVAL_S, "monitor-interval", "seconds between system_stats samples")
     llm: LlmSettings = field(default_factory=LlmSettings)
     speech: SpeechFlags = field(default_factory=SpeechFlags)

@@ -20,6 +20,7 @@ from opentelemetry import propagate
 
 from peromesh.memory.v1 import memory_service_pb2 as pb
 from peromesh.memory.v1 import memory_service_pb2_grpc as pb_grpc
+from server.memory.rerank import PROMPT_MIN_SEMANTIC, relevant
 from server.rpc.auth import bearer_metadata
 from server.rpc.channels import open_channel
 
@@ -65,13 +66,15 @@ class MemoryClient:
             log.info("memory server at %s is reachable again", self.address)
         self._down = False
 
-    async def recall(self, query: str, top_k: int = 5, min_score: float = 0.0) -> list[pb.RecalledMemory]:
-        """Recalled memories best first; [] when the server is unavailable."""
+    async def recall(self, query: str, top_k: int = 5, min_score: float = 0.0,
+                     peek: bool = False) -> list[pb.RecalledMemory]:
+        """Recalled memories best first; [] when the server is unavailable. `peek`: not counted
+        as an access (no reinforcement), so repeated measurements see the same store."""
         if not query.strip():
             return []
         try:
             response = await self._stub.Recall(pb.RecallRequest(text=query[:8000], top_k=top_k,
-                                                                 min_score=min_score),
+                                                                 min_score=min_score, peek=peek),
                                                timeout=self.recall_timeout_s, metadata=self._call_metadata())
         except grpc.aio.AioRpcError as exc:
             self._failed("recall", exc)
@@ -79,16 +82,26 @@ class MemoryClient:
         self._ok()
         return list(response.memories)
 
-    async def recall_context(self, session_id: str, query: str, top_k: int = 5,
-                             min_score: float = 0.05) -> list[str]:
-        """Lines for the LLM's context, e.g. "[2026-11-20] 我女儿的生日是三月五号".
+    async def recall_relevant(self, query: str, top_k: int = 5, min_score: float = 0.05,
+                              min_semantic: float = PROMPT_MIN_SEMANTIC) -> list[pb.RecalledMemory]:
+        """The recalled memories that are about `query` (rerank.relevant): what a prompt gets.
+
+        The ranking always has a best `top_k`, related or not; without the floor
+        "how are you?" brought four unrelated memories into every prompt.
+        """
+        return relevant(await self.recall(query, top_k, min_score), min_semantic)
+
+    async def recall_context(self, session_id: str, query: str, top_k: int = 5, min_score: float = 0.05,
+                             min_semantic: float = PROMPT_MIN_SEMANTIC) -> list[str]:
+        """Lines for the LLM's context, e.g. "[2026-11-20] 我女儿的生日是三月五号"; none when
+        no memory is about the query (`recall_relevant`).
 
         Memories of the current session that are still in the visible history
         are of little use, but harmless; the session id is accepted so the core
         can later exclude them without an API change.
         """
         lines: list[str] = []
-        for item in await self.recall(query, top_k, min_score):
+        for item in await self.recall_relevant(query, top_k, min_score, min_semantic):
             when = item.memory.occurred_at.ToDatetime().strftime("%Y-%m-%d")
             lines.append(f"[{when}] {item.memory.text}")
         return lines

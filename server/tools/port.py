@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from server.dialog.tool_port import IntentReply, ToolCallRecord, TurnRequest
 from server.hub.capabilities import CapabilityGrid
+from server.memory.rerank import PROMPT_MIN_SEMANTIC
 from server.reminders.service import ReminderService
 from server.reminders.timeparse import TimeParseError
 from server.rpc.errors import StatusError
@@ -36,8 +37,8 @@ class ToolError(Exception):
 
 
 class Recaller(Protocol):
-    async def recall_context(self, session_id: str, query: str, top_k: int = 5,
-                             min_score: float = 0.05) -> list[str]: ...
+    async def recall_context(self, session_id: str, query: str, top_k: int = 5, min_score: float = 0.05,
+                             min_semantic: float = PROMPT_MIN_SEMANTIC) -> list[str]: ...
 
 
 class GridToolPort:

@@ -12,6 +12,18 @@ from server.memory.embedder import Embedder, MiniLmEmbedder, UseM3Embedder
 from server.memory.engine import MemoryEngine
 from server.memory.server import open_engine
 
+DATA = Path(__file__).parent / "data"
+
+
+def load_fixture(name: str) -> list[tuple[str, str]]:
+    """The two tab-separated columns of tests/memory/data/`name` (fact and question, or kind and query)."""
+    rows = []
+    for line in (DATA / name).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            first, second = line.split("\t")
+            rows.append((first, second))
+    return rows
+
 
 @pytest.fixture(scope="session")
 def embedders() -> dict[str, Embedder]:
@@ -20,7 +32,6 @@ def embedders() -> dict[str, Embedder]:
     for model in loaded.values():
         model.encode(["warm up"])
     return loaded
-
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
