@@ -35,7 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 T = TypeVar("T")
 MAX_GROUP = 32  # items in one group transaction (a bound on its size and on how long a group holds its locks)
-SERVER_LANES = 4  # group transactions in flight at once on a server database (the pool holds 5 + 10)
+SERVER_LANES = 2  # group transactions in flight at once on a server database (the pool holds 5 + 10)
 
 
 class Base(DeclarativeBase):
