@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Start a local cluster: one TTS server, N cores and M bridges as separate `peromesh serve`
-# processes on one PostgreSQL (--db-url) and one Redis (--cluster-url). Bridge j reaches the
+# Start a local cluster: one TTS server, one memory server, N cores and M bridges as separate
+# `peromesh serve` processes on one PostgreSQL (--db-url) and one Redis (--cluster-url). Bridge j reaches the
 # cores in the order j, j+1, … (so bridges spread over the cores and each fails over to the
 # next). Ctrl-C stops everything. Extra arguments go to every core (e.g. --llm scripted).
 #
 #   scripts/cluster.sh [-c CORES] [-b BRIDGES] [--db-url URL] [--cluster-url URL] [core flags…]
 #
-# Ports: TTS 50052, core i on 50060+i, bridge j on 8765+j-1 (or $TTS_PORT, $CORE_PORT_BASE+i,
+# Ports: TTS 50052, memory 50053, core i on 50060+i, bridge j on 8765+j-1 (or $TTS_PORT, $MEMORY_PORT, $CORE_PORT_BASE+i,
 # $BRIDGE_PORT_BASE+j-1). Token: $PEROMESH_TOKEN, else
 # created once into ~/.peromesh/cluster/token. Logs: ~/.peromesh/cluster/<part>.log.
 set -euo pipefail
@@ -15,7 +15,7 @@ cores=2 bridges=2
 db_url="postgresql://postgres@127.0.0.1:5432/postgres"
 cluster_url="redis://127.0.0.1:6379/0"
 extra=()
-tts_port="${TTS_PORT:-50052}" core_base="${CORE_PORT_BASE:-50060}" bridge_base="${BRIDGE_PORT_BASE:-8765}"
+tts_port="${TTS_PORT:-50052}" memory_port="${MEMORY_PORT:-50053}" core_base="${CORE_PORT_BASE:-50060}" bridge_base="${BRIDGE_PORT_BASE:-8765}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -c) cores="$2"; shift 2 ;;
@@ -48,10 +48,11 @@ run() {  # run NAME ARGS…: one serve process, logged, waited for until ready
 }
 
 run tts --only tts --tts-port "$tts_port"
+run memory --only memory --memory-port "$memory_port" --db-url "$db_url"  # memory rows in PostgreSQL too
 addrs=()
 for ((i = 1; i <= cores; i++)); do
   run "core$i" --only core --core-port $((core_base + i)) --tts-addr "127.0.0.1:$tts_port" \
-    --db-url "$db_url" --cluster-url "$cluster_url" "${extra[@]}"
+    --memory-addr "127.0.0.1:$memory_port" --db-url "$db_url" --cluster-url "$cluster_url" "${extra[@]}"
   addrs+=("127.0.0.1:$((core_base + i))")
 done
 for ((j = 1; j <= bridges; j++)); do
