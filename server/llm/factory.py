@@ -67,5 +67,7 @@ def _load_local(settings: LlmSettings, data_dir: Path) -> LlmProvider:
     from server.llm.model_store import prepare_model
 
     folder = Path(settings.model_dir) if settings.model_dir else prepare_model(settings.model, data_dir)
-    with loading(f"chat model {folder.name}"):
-        return LocalTransformersProvider(folder, settings.threads, settings.temperature)
+    suffix = "" if settings.quantize == "none" else f" ({settings.quantize})"
+    with loading(f"chat model {folder.name}{suffix}"):
+        return LocalTransformersProvider(folder, settings.threads, settings.temperature,
+                                         quantize=settings.quantize)

@@ -9,6 +9,9 @@ Why KV reuse (server/llm/kv_cache.py): re-encoding the whole history every
 turn makes the first token slower each turn. The session's cache is kept and
 its view of the conversation is append-only, so a turn encodes only its new
 message; a new session starts from the shared system-prompt KV.
+
+Why optional int8 (server/llm/quantize.py): its Linear layers read a quarter of the bytes
+per token; it is applied once, right after loading, in the thread that loads.
 """
 
 from __future__ import annotations
@@ -22,18 +25,20 @@ from typing import Any
 
 from server.llm.base import ChatMessage, LlmRequest
 from server.llm.kv_cache import PromptCaches, model_view
+from server.llm.quantize import quantize_model
 
 log = logging.getLogger(__name__)
 _DONE = object()
 
 
 class LocalTransformersProvider:
-    """Streams from a causal LM folder (fp32, converted by model_store)."""
+    """Streams from a causal LM folder (fp32, converted by model_store; `quantize="int8"` makes its
+    Linear layers int8). The constructor blocks (loading): build it in a thread."""
 
     name = "local"
 
     def __init__(self, model_dir: Path, threads: int = 2, temperature: float = 0.7,
-                 max_cached_sessions: int = 4) -> None:
+                 max_cached_sessions: int = 4, quantize: str = "none") -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -42,6 +47,8 @@ class LocalTransformersProvider:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         self.model.eval()
+        self.quantized_layers = quantize_model(self.model, quantize)
+        self.quantize = quantize
         self.temperature = temperature
         self._lock = asyncio.Lock()  # one generation at a time: the CPU is the bottleneck
         self._caches = PromptCaches(self._new_cache, max_cached_sessions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.config.flags import flag
+from server.llm.quantize import QUANTIZE_MODES
 from server.llm.scripted import DEFAULT_TEXT
 
 
@@ -15,6 +16,8 @@ class LlmSettings:
     model: str = flag("qwen", "model", "local model: qwen (Qwen2.5-Coder-0.5B-Instruct, zh+en) or smollm2 "
                       "(English, light)", choices=("qwen", "smollm2"))
     model_dir: str | None = flag(None, "model-dir", "load this transformers folder instead of --model")
+    quantize: str = flag("none", "llm-quantize", "local model weights: none (fp32) or int8 (dynamic "
+                         "quantization of its Linear layers: faster on a CPU)", choices=QUANTIZE_MODES)
     threads: int = flag(2, "llm-threads", "CPU threads for the local model")
     temperature: float = flag(0.7, "llm-temperature", "sampling temperature of the local model")
     max_new_tokens: int = flag(200, "max-new-tokens", "longest reply, in tokens")
