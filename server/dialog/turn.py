@@ -127,15 +127,22 @@ class Turn:
         # Persisted concurrently: the disk write must not delay the first token.
         self._user_write = asyncio.create_task(self.deps.history.add_user(
             self.input.session_id, self.input.turn_index, self.input.text), name=f"{self.id}:store")
-        if remainder := await self._unheard_remainder():
-            return _spelled(remainder)  # as I was saying: no regeneration
-        if self.deps.tools is not None:
-            handled = await self.deps.tools.intent(TurnRequest(self.input.session_id, self.input.device_id,
-                                                               self.input.text))
-            if handled is not None:
-                self._report_calls(handled.calls)
-                return _spelled(handled.reply)
-        memories = await self.deps.recall(self.input.session_id, self.input.text)
+        # Recall runs while the turn checks whether it needs the model at all (a "continue", a
+        # command): on the model's path its time then overlaps those checks instead of following them.
+        recall: asyncio.Future[list[str]] = asyncio.ensure_future(
+            self.deps.recall(self.input.session_id, self.input.text))
+        try:
+            if remainder := await self._unheard_remainder():
+                return _spelled(remainder)  # as I was saying: no regeneration
+            if self.deps.tools is not None:
+                handled = await self.deps.tools.intent(TurnRequest(self.input.session_id, self.input.device_id,
+                                                                   self.input.text))
+                if handled is not None:
+                    self._report_calls(handled.calls)
+                    return _spelled(handled.reply)
+            memories = await recall
+        finally:
+            recall.cancel()  # not needed (a command, a remainder) or the turn was cancelled: no orphan
         request = LlmRequest(build_messages(history, self.input.text, memories), self.input.session_id,
                              self.deps.max_new_tokens)
         if self.deps.tools is not None:  # tool list on the prompt, <nit> scripts run (server/tools)
