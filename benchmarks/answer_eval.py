@@ -85,7 +85,8 @@ def prompt_words(which: str) -> list[str]:
     if which == "old":
         return [OLD_SYSTEM_PROMPT, OLD_NOTE]
     p = new_prompt
-    return [p.SYSTEM_PROMPT, *p.NOTE_LANGUAGE.values(), *p.NOTE_MEMORIES.values()]
+    return [p.SYSTEM_PROMPT, *p.NOTE_LANGUAGE.values(), *p.NOTE_MEMORIES.values(), *p.EXAMPLE_ANSWER.values(),
+            *p.EXAMPLE_MEMORY.values()]
 
 
 # ---------------------------------------------------------------- the checks

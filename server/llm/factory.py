@@ -48,11 +48,11 @@ async def warm_up(provider: LlmProvider, required: bool = True, timeout_s: float
     broken); otherwise it is logged (a remote endpoint may come up later) and the core serves.
     """
     started = time.perf_counter()
-    request = LlmRequest(build_messages([], "Hi!"), max_new_tokens=WARM_TOKENS)
     try:
         async with asyncio.timeout(timeout_s):
-            async for _ in provider.stream(request):
-                pass
+            for hello in ("Hi!", "你好！"):  # each language's fixed prefix (its worked example) kept
+                async for _ in provider.stream(LlmRequest(build_messages([], hello), max_new_tokens=WARM_TOKENS)):
+                    pass
     except Exception as exc:
         if required:
             raise

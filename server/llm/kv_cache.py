@@ -15,11 +15,12 @@ should encode only what is new since the session's last turn.
   turn. The view renders it as the model was shown it, so the cache covers
   everything before the new message (and the model's history is what it
   really read when it answered).
-- A new session starts from a copy of the shared prefix: the KV of the last
-  system message seen (the warm-up renders the real one), so turn 1 encodes
-  only its own message, not the fixed system prompt again.
+- A new session starts from a copy of a shared prefix: the KV of the fixed
+  persona (the system message and its language's worked example,
+  server/llm/prompt.py `fixed_prefix`; the warm-up renders both languages'),
+  so turn 1 encodes only its own message, not the fixed prompt again.
 
-Bounded: `max_sessions` caches (least recently used dropped) and one prefix.
+Bounded: `max_sessions` caches (least recently used dropped) and `max_prefixes` prefixes.
 Not thread-safe: the provider uses it from one generation at a time.
 """
 
@@ -76,11 +77,12 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class PromptCaches:
     """Per-session caches (bounded, least recently used dropped) and the shared prefix new sessions copy."""
 
-    def __init__(self, new_cache: Callable[[], Any], max_sessions: int = 4) -> None:
+    def __init__(self, new_cache: Callable[[], Any], max_sessions: int = 4, max_prefixes: int = 4) -> None:
         self._new = new_cache
         self._sessions: OrderedDict[str, CachedPrompt] = OrderedDict()
         self._max = max_sessions
-        self._prefix: CachedPrompt | None = None
+        self._prefixes: OrderedDict[tuple[int, ...], CachedPrompt] = OrderedDict()
+        self._max_prefixes = max_prefixes
 
     def shown(self, session_id: str) -> list[ChatMessage]:
         """The messages of the session's last prompt, its answer last, as the model saw them."""
@@ -96,22 +98,24 @@ class PromptCaches:
         entry = self._sessions.pop(session_id, None) if session_id else None
         own = 0 if entry is None else min(common_prefix(entry.token_ids, ids), len(ids) - 1,
                                           entry.cache.get_seq_length())
-        shared = self._shared_length(ids)
+        prefix = self._shared(ids)
+        shared = len(prefix.token_ids) if prefix is not None else 0
         if entry is not None and own > 0 and own >= shared:
             if excess := entry.cache.get_seq_length() - own:
                 entry.cache.crop(-excess)  # transformers 5: a negative count removes that many from the end
             return entry.cache, own
-        if shared:
-            assert self._prefix is not None
-            return copy.deepcopy(self._prefix.cache), shared
+        if prefix is not None:
+            return copy.deepcopy(prefix.cache), shared
         return self._new(), 0
 
-    def _shared_length(self, ids: Sequence[int]) -> int:
-        prefix = self._prefix
-        if prefix is None or len(ids) <= len(prefix.token_ids):
-            return 0
-        n = len(prefix.token_ids)
-        return n if list(ids[:n]) == prefix.token_ids else 0
+    def _shared(self, ids: Sequence[int]) -> CachedPrompt | None:
+        """The longest shared prefix `ids` starts with (and goes beyond)."""
+        best: CachedPrompt | None = None
+        for prefix in self._prefixes.values():
+            n = len(prefix.token_ids)
+            if len(ids) > n and list(ids[:n]) == prefix.token_ids and (best is None or n > len(best.token_ids)):
+                best = prefix
+        return best
 
     def remember(self, session_id: str, ids: Sequence[int], cache: Any, shown: list[ChatMessage]) -> None:
         """Keep the session's cache (covering the first `cache.get_seq_length()` of `ids`) and view."""
@@ -122,7 +126,7 @@ class PromptCaches:
             self._sessions.popitem(last=False)
 
     def covers_prefix(self, prefix_ids: Sequence[int]) -> bool:
-        return self._prefix is not None and self._prefix.token_ids == list(prefix_ids)
+        return tuple(prefix_ids) in self._prefixes
 
     def share(self, prefix_ids: Sequence[int], cache: Any) -> None:
         """Keep a copy of `cache`'s first len(prefix_ids) positions as the prefix new sessions start from."""
@@ -132,8 +136,10 @@ class PromptCaches:
         kept = copy.deepcopy(cache)
         if excess := kept.get_seq_length() - n:
             kept.crop(-excess)
-        self._prefix = CachedPrompt(list(prefix_ids), kept)
+        self._prefixes[tuple(prefix_ids)] = CachedPrompt(list(prefix_ids), kept)
+        while len(self._prefixes) > self._max_prefixes:
+            self._prefixes.popitem(last=False)
 
     def clear(self) -> None:
         self._sessions.clear()
-        self._prefix = None
+        self._prefixes.clear()

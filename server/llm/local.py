@@ -25,6 +25,7 @@ from typing import Any
 
 from server.llm.base import ChatMessage, LlmRequest
 from server.llm.kv_cache import PromptCaches, model_view
+from server.llm.prompt import fixed_prefix
 from server.llm.quantize import quantize_model
 
 log = logging.getLogger(__name__)
@@ -120,10 +121,11 @@ class LocalTransformersProvider:
         return DynamicCache(config=self.model.config)
 
     def _share_system_prefix(self, messages: Sequence[ChatMessage], ids: list[int], cache: Any) -> None:
-        """Keep the KV of this prompt's system message for new sessions, unless it is kept already."""
-        if not messages or messages[0].role != "system":
+        """Keep the KV of this prompt's fixed persona (system message and example) for new sessions,
+        unless it is kept already."""
+        if not (fixed := fixed_prefix(messages)):
             return
-        system = self._render(messages[:1], generation_prompt=False)[0].tolist()
+        system = self._render(messages[:fixed], generation_prompt=False)[0].tolist()
         if ids[: len(system)] == system and not self._caches.covers_prefix(system):
             self._caches.share(system, cache)
 

@@ -16,13 +16,18 @@ three ways when the prompt is loose, each answered here:
   Shown as a bare line, the model cannot tell whose "my" that is and pins the
   fact on itself or on "the AI". The note says who said it, in the user's
   voice ("Earlier I told you: …"), because it rides on the user's message.
+  That was not enough: asked "Where does my sister live?", it answered "My
+  sister lives in Lyon", mirroring the question. One worked exchange in the
+  session's language after the system message shows "my"/"I" becoming
+  "your"/"you" (an A/B on the answer_eval memory items: 1 of 7 → 5 of 7 kept
+  the right person, greedy decoding).
 
 Language: without a cue the model answered Chinese questions in English and
 English ones in Chinese; naming both languages in the system message made it
 worse. So every newest user message starts with a one-line note in its own
 language ("[Reply in English.]", "［用中文回答。］"), followed by the memories.
 
-The system message is fixed and the note rides only on the newest user
+The system message and its example are fixed and the note rides only on the newest user
 message (history keeps the user's plain words), so the rendered prompt of
 turn N, up to its newest message, is a prefix of turn N+1's once that message
 is shown with its note again: the local provider's view of a session keeps
@@ -98,6 +103,42 @@ def _collapsed(text: str) -> str:
     return " ".join(text.split())
 
 
+# One worked exchange per language, after the system message: the model answers a question about
+# the user's people in the question's own words ("Where does my sister live?" -> "My sister lives
+# in Lyon", the user's "my" taken as its own) whatever the note says about whose words a memory
+# is; shown once how a remembered "my"/"I" becomes "your"/"you", it mostly follows. Only the
+# session's language's example: an English session shown the Chinese one answered in Chinese.
+# Fixed text, so it is part of the shared prefix the local model encodes once (kv_cache.py).
+EXAMPLE_MEMORY = {"en": "my brother Leo works at a bank and I visit him on Sundays",
+                  "zh": "我哥哥在医院上班，我每个周日去看他"}
+EXAMPLE_QUESTION = {"en": "Where does my brother work, and when do I see him?",
+                    "zh": "我哥哥在哪里上班？我什么时候去看他？"}
+EXAMPLE_ANSWER = {"en": "Your brother Leo works at a bank, and you visit him on Sundays.",
+                  "zh": "你哥哥在医院上班，你每个周日去看他。"}
+
+
+def example_exchange(language: str) -> list[ChatMessage]:
+    return [ChatMessage("user", f"{turn_note([EXAMPLE_MEMORY[language]], language)}\n{EXAMPLE_QUESTION[language]}"),
+            ChatMessage("assistant", EXAMPLE_ANSWER[language])]
+
+
+def fixed_prefix(messages: Sequence[ChatMessage]) -> int:
+    """How many leading messages are the fixed persona (the system message and its example):
+    the part every session of that language shares."""
+    if not messages or messages[0].role != "system":
+        return 0
+    for language in EXAMPLE_ANSWER:
+        if list(messages[1:3]) == example_exchange(language):
+            return 3
+    return 1
+
+
+def session_language(history: Sequence[ChatMessage], user_text: str) -> str:
+    """The language a session started in (its example stays the same when the user switches)."""
+    first = next((m.content for m in history if m.role == "user"), user_text)
+    return language_of(first.rsplit("\n", 1)[-1])
+
+
 def build_messages(
     history: Sequence[ChatMessage],
     user_text: str,
@@ -105,4 +146,5 @@ def build_messages(
     system_prompt: str = SYSTEM_PROMPT,
 ) -> list[ChatMessage]:
     note = turn_note(_not_in(history, memories), language_of(user_text))
-    return [ChatMessage("system", system_prompt), *history, ChatMessage("user", f"{note}\n{user_text}")]
+    return [ChatMessage("system", system_prompt), *example_exchange(session_language(history, user_text)),
+            *history, ChatMessage("user", f"{note}\n{user_text}")]

@@ -14,6 +14,7 @@ from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from server.app.root import Mesh
 from server.dialog import events
 from server.dialog.gate import OutboundGate
+from server.llm.prompt import fixed_prefix
 from server.llm.scripted import DEFAULT_TEXT
 from server.rpc.channels import open_channel
 
@@ -140,7 +141,8 @@ async def test_interrupted_turn_is_stored_with_what_was_heard(mesh: Mesh) -> Non
         await talk.close()
     heard = next(e.assistant_final.heard_text for e in events if e.HasField("assistant_final"))
     messages = mesh.core.deps.llm.calls[-1].messages
-    assert messages[2].role == "assistant" and messages[2].content == heard + " …"
+    answer = messages[fixed_prefix(messages) + 1]  # after the fixed persona: the question, then its answer
+    assert answer.role == "assistant" and answer.content == heard + " …"
 
 
 def test_gate_lets_only_terminal_states_of_a_closed_turn_through() -> None:

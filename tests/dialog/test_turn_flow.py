@@ -10,6 +10,7 @@ from meshkit import Conversation, kinds, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from server.app.root import Mesh
+from server.llm.prompt import fixed_prefix
 from server.llm.scripted import DEFAULT_TEXT
 from server.llm.tokens import tokenize
 from server.rpc.channels import open_channel
@@ -77,8 +78,9 @@ async def test_history_is_kept_and_fed_back_as_context(mesh: Mesh) -> None:
     assert events[0].turn_id == "hist#2"
     provider = mesh.core.deps.llm
     messages = provider.calls[-1].messages
-    assert [m.role for m in messages] == ["system", "user", "assistant", "user"]
-    assert messages[1].content == "My cat is called Miso." and messages[2].content == DEFAULT_TEXT
+    fixed = fixed_prefix(messages)  # the system message and its worked example (server/llm/prompt.py)
+    assert [m.role for m in messages[fixed:]] == ["user", "assistant", "user"]
+    assert messages[fixed].content == "My cat is called Miso." and messages[fixed + 1].content == DEFAULT_TEXT
 
 
 async def test_half_close_finishes_the_turn_then_ends_the_stream(mesh: Mesh) -> None:

@@ -31,8 +31,8 @@ def test_the_view_shows_past_user_messages_with_the_note_they_were_sent_with() -
     history = [ChatMessage("user", "My sister lives in Lyon."), ChatMessage("assistant", "Lyon is lovely.")]
     second = build_messages(history, "Where does she live?")
     view = model_view(shown, second)
-    assert view[:3] == shown  # system, the noted question, the answer: a prefix of the cached prompt
-    assert view[3] == second[3] and len(view) == 4
+    assert view[:5] == shown  # system, example, the noted question, the answer: a prefix of the cached prompt
+    assert view[5] == second[5] and len(view) == 6
 
 
 def test_the_view_goes_plain_from_the_first_message_that_differs() -> None:
@@ -73,6 +73,18 @@ def test_new_sessions_copy_the_shared_prefix_and_never_change_it() -> None:
     assert cached == 3 and positions(two) == [0.0, 1.0, 2.0]
     fresh, cached = caches.reusable("third", [7, 8, 1])  # does not start with the prefix
     assert cached == 0 and fresh.get_seq_length() == 0
+
+
+def test_each_language_s_fixed_prefix_is_shared_and_the_longest_match_wins() -> None:
+    caches = PromptCaches(DynamicCache, max_prefixes=2)
+    caches.share([7, 8], filled(2))  # the system message alone
+    caches.share([7, 8, 1, 1], filled(4))  # with the English example
+    caches.share([7, 8, 2, 2], filled(4, start=10.0))  # with the Chinese one: the oldest is dropped
+    assert not caches.covers_prefix([7, 8]) and caches.covers_prefix([7, 8, 1, 1])
+    english, cached = caches.reusable("en", [7, 8, 1, 1, 5])
+    assert cached == 4 and positions(english) == [0.0, 1.0, 2.0, 3.0]
+    chinese, cached = caches.reusable("zh", [7, 8, 2, 2, 5])
+    assert cached == 4 and positions(chinese) == [10.0, 11.0, 12.0, 13.0]
 
 
 def test_the_sessions_are_bounded() -> None:

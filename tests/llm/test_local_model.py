@@ -13,7 +13,7 @@ from server.llm.base import ChatMessage, LlmRequest
 from server.llm.factory import warm_up
 from server.llm.local import LocalTransformersProvider
 from server.llm.model_store import prepare_model
-from server.llm.prompt import build_messages
+from server.llm.prompt import build_messages, fixed_prefix
 from server.rpc.channels import open_channel
 
 pytestmark = pytest.mark.slow
@@ -64,9 +64,11 @@ async def test_session_cache_avoids_re_encoding_the_history(provider: LocalTrans
 
 async def test_a_turn_encodes_only_its_own_message_notes_and_memories_included(
         provider: LocalTransformersProvider) -> None:
-    """The view keeps each note as sent (server/llm/kv_cache.py); a new session starts after the system prompt."""
-    await warm_up(provider)  # the server's warm-up: the real system prompt's KV is shared from here on
-    system = provider._render(build_messages([], "x")[:1], generation_prompt=False).shape[1]
+    """The view keeps each note as sent (server/llm/kv_cache.py); a new session starts after the fixed
+    persona (the system prompt and its language's example)."""
+    await warm_up(provider)  # the server's warm-up: each language's fixed prefix is shared from here on
+    fixed = build_messages([], "x")
+    system = provider._render(fixed[:fixed_prefix(fixed)], generation_prompt=False).shape[1]
     history: list[ChatMessage] = []
     for turn, question in enumerate(["My sister lives in Lyon.", "I like green tea.", "What do I like?"]):
         request = LlmRequest(build_messages(history, question, [f"[2026-11-2{turn}] I have a cat"]), "notes", 10)

@@ -8,7 +8,7 @@ from itertools import pairwise
 import pytest
 
 from server.llm.base import ChatMessage
-from server.llm.prompt import SYSTEM_PROMPT, build_messages, turn_note
+from server.llm.prompt import SYSTEM_PROMPT, build_messages, example_exchange, fixed_prefix, turn_note
 from server.text.language import language_of
 
 
@@ -72,3 +72,15 @@ def test_a_memory_that_is_a_user_message_in_the_history_is_left_out_of_the_note(
     assert note == '[Reply in English. Earlier I told you:\n- (2026-11-19) "I like tea"\n- "Lovely city!"]\n' \
                    "Where does she live?"  # only the user's messages count: the answer is not the user's word
     assert build_messages(history, "Hi", memories[:1])[-1].content == "[Reply in English.]\nHi"
+
+
+def test_the_session_s_language_picks_its_worked_example_and_keeps_it() -> None:
+    english = build_messages([], "Where does my sister live?")
+    assert english[1:3] == example_exchange("en") and fixed_prefix(english) == 3
+    assert "Your brother" in english[2].content and english[-1].content.endswith("Where does my sister live?")
+    chinese = build_messages([], "我姐姐住在哪里？")
+    assert chinese[1:3] == example_exchange("zh") and fixed_prefix(chinese) == 3
+    # the user switches language: the example (and so the cached prefix) stays the session's first one
+    switched = build_messages([ChatMessage("user", "Hello"), ChatMessage("assistant", "Hi!")], "你好")
+    assert switched[1:3] == example_exchange("en")
+    assert fixed_prefix([ChatMessage("system", "s"), ChatMessage("user", "hi")]) == 1
