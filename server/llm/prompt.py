@@ -19,8 +19,9 @@ three ways when the prompt is loose, each answered here:
   That was not enough: asked "Where does my sister live?", it answered "My
   sister lives in Lyon", mirroring the question. One worked exchange in the
   session's language after the system message shows "my"/"I" becoming
-  "your"/"you" (an A/B on the answer_eval memory items: 1 of 7 → 5 of 7 kept
-  the right person, greedy decoding).
+  "your"/"you" (an A/B on the answer_eval memory items, greedy decoding: on
+  the 7 both variants ran, 2 → 5 answers kept the right person; 6 of all 10
+  with the example; "I'm allergic…" and "my daughter's…" still mirror).
 
 Language: without a cue the model answered Chinese questions in English and
 English ones in Chinese; naming both languages in the system message made it
