@@ -10,6 +10,10 @@ stop in time for the guarantee to hold. Of a closed turn's `state_update`s only
 the terminal ones (IDLE, INTERRUPTED) pass: a SPEAKING produced while the turn
 was being torn down never reaches the client.
 
+Text deltas already queued behind one another are sent as one message
+(`_coalesced`): never for a reader that keeps up, so streaming is per token
+until the server or client falls behind.
+
 Bounded, with backpressure: data events (text deltas, audio chunks) go
 through `await send()`, which waits while `capacity` events are queued — a
 client that reads slowly (a direct gRPC reader behind HTTP/2 flow control)
@@ -51,6 +55,7 @@ class OutboundGate:
         self._max_closed = capacity + 64
         self._on_delivered = on_delivered
         self.dropped = 0
+        self.coalesced = 0  # text deltas joined onto the one before them (a reader that fell behind)
         self.peak = 0  # the most events ever queued at once (the bound tests check)
 
     @property
@@ -113,6 +118,26 @@ class OutboundGate:
         """No more events: the stream completes after what is queued."""
         self._put(None)
 
+    def _coalesced(self, delta: pb.ConverseResponse) -> pb.ConverseResponse:
+        """`delta` and the text deltas of its turn queued right behind it, as one message.
+
+        Only what is already waiting is joined: a reader that keeps up gets every token as its
+        own message, unchanged; one that falls behind (a loaded server, a slow client) gets the
+        same text in fewer messages, so each message's cost (ours, gRPC's, the client's) is paid
+        once per backlog instead of once per token. Order is kept: a delta is joined only with
+        deltas of its turn that directly follow it."""
+        items = self._items
+        parts = [delta.assistant_delta.text_delta]
+        while items and (nxt := items[0]) is not None and nxt.turn_id == delta.turn_id \
+                and nxt.HasField("assistant_delta"):
+            parts.append(items.popleft().assistant_delta.text_delta)  # type: ignore[union-attr]
+        if len(parts) == 1:
+            return delta
+        self.coalesced += len(parts) - 1
+        if len(items) < self.capacity:
+            self._space.set()
+        return pb.ConverseResponse(turn_id=delta.turn_id, assistant_delta=pb.AssistantDelta(text_delta="".join(parts)))
+
     async def events(self) -> AsyncIterator[pb.ConverseResponse]:
         """The events that pass the gate, in order, until `end()` (one reader per gate)."""
         items = self._items
@@ -134,6 +159,8 @@ class OutboundGate:
             if not self.allows(item):
                 self.dropped += 1
                 continue
+            if items and item.HasField("assistant_delta"):
+                item = self._coalesced(item)
             if self._on_delivered:
                 self._on_delivered(item)
             yield item  # returns once gRPC has taken the message

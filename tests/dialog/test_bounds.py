@@ -74,8 +74,8 @@ async def test_gate_bounds_closed_turns_and_makes_data_producers_wait() -> None:
     for n in range(1000):
         gate.close_turn(f"s#{n}")
     assert len(gate._closed_turns) <= gate.capacity + 64 and gate.is_closed("s#999")
-    for n in range(4):
-        await gate.send(events.delta("s#1000", str(n)))
+    for n in range(4):  # deltas of different turns: queued deltas of one turn would go out as one message
+        await gate.send(events.delta(f"s#{1000 + n}", str(n)))
     blocked = asyncio.create_task(gate.send(events.delta("s#1000", "4")))
     gate.emit(events.state("s#1000", pb.STATE_IDLE))  # control events never wait
     await asyncio.sleep(0.05)

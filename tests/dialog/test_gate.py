@@ -62,3 +62,29 @@ async def test_a_reader_cancelled_while_waiting_does_not_break_later_producers()
     gate.end()
     await asyncio.wait_for(_read_into(gate, seen), 1)
     assert seen == ["read later"] and gate.peak == 2
+
+
+async def test_deltas_queued_behind_one_another_go_out_as_one_message_in_order() -> None:
+    gate = OutboundGate()
+    for text in ("Hel", "lo", " there"):
+        await gate.send(events.delta("t#1", text))
+    gate.emit(events.state("t#1", pb.STATE_IDLE))
+    await gate.send(events.delta("t#2", "next"))
+    await gate.send(events.delta("t#3", "other turn"))  # never joined across turns
+    gate.end()
+    seen = [(e.turn_id, e.WhichOneof("event"), e.assistant_delta.text_delta) async for e in gate.events()]
+    assert seen == [("t#1", "assistant_delta", "Hello there"), ("t#1", "state_update", ""),
+                    ("t#2", "assistant_delta", "next"), ("t#3", "assistant_delta", "other turn")]
+    assert gate.coalesced == 2
+
+
+async def test_a_reader_that_keeps_up_gets_every_token_as_its_own_message() -> None:
+    gate = OutboundGate()
+    seen: list[str] = []
+    reader = asyncio.create_task(_read_into(gate, seen))
+    await asyncio.sleep(0)
+    for text in ("a", "b", "c"):
+        await gate.send(events.delta("t#1", text))
+    gate.end()
+    await asyncio.wait_for(reader, 1)
+    assert seen == ["read a", "read b", "read c"] and gate.coalesced == 0
