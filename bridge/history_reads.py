@@ -15,24 +15,21 @@ bad page token) or RESOURCE_EXHAUSTED.
 
 Each read runs as a task of the connection (never in the client reader, so
 a slow database cannot hold up an interrupt behind it), at most MAX_READS
-at once per connection, each with a deadline of READ_TIMEOUT_S.
-Cancellation: closing the connection cancels its reads (TaskOwner), which
+at once per connection, each with a deadline of READ_TIMEOUT_S
+(bridge/master_reads.py). Cancellation: closing the connection cancels its reads (TaskOwner), which
 cancels their gRPC calls.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
-
-import grpc
 
 from peromesh.dialog.v1 import dialog_service_pb2 as dpb
 from peromesh.dialog.v1 import dialog_service_pb2_grpc as dpb_grpc
 from peromesh.gateway.v1 import envelope_pb2 as gw
-from server.wire import envelopes as env
 
+from .master_reads import MasterRead, Spawn
 from .outbound import Outbound
 
 ACTION = "history:list"
@@ -42,38 +39,20 @@ READ_TIMEOUT_S = 10.0
 _DIGITS_MAX = 4
 
 
-class HistoryReads:
+class HistoryReads(MasterRead[dpb.ListTurnsRequest, dpb.ListTurnsResponse]):
+    ACTION = ACTION
+    MAX_READS = MAX_READS
+    TASK_NAME = "history-read"
+    BUSY = f"{MAX_READS} history reads are already running; wait for their answers"
+
     def __init__(self, stub: dpb_grpc.DialogServiceStub, metadata: tuple[tuple[str, str], ...],
-                 out: Callable[[Outbound], None],
-                 spawn: Callable[[Coroutine[Any, Any, None], str], object]) -> None:
+                 out: Callable[[Outbound], None], spawn: Spawn) -> None:
+        super().__init__(metadata, out, spawn)
         self._stub = stub
-        self._metadata = metadata
-        self._out = out
-        self._spawn = spawn
         self._node_id = self._session_id = ""
-        self._running = 0
 
     def configure(self, node_id: str, session_id: str) -> None:
         self._node_id, self._session_id = node_id, session_id
-
-    @staticmethod
-    def wants(envelope: gw.Envelope) -> bool:
-        return (envelope.target_id in (env.MASTER, "") and envelope.HasField("request")
-                and envelope.request.action_name == ACTION)
-
-    def handle(self, envelope: gw.Envelope) -> None:
-        """Check the request and start its read; the answer comes when the dialog has answered."""
-        try:
-            request = self._request(envelope.request.params)
-        except ValueError as exc:
-            self._error(envelope, "INVALID_ARGUMENT", str(exc))
-            return
-        if self._running >= MAX_READS:
-            self._error(envelope, "RESOURCE_EXHAUSTED", f"{MAX_READS} history reads are already running; "
-                                                        "wait for their answers")
-            return
-        self._running += 1
-        self._spawn(self._read(envelope, request), "history-read")
 
     def _request(self, params: Any) -> dpb.ListTurnsRequest:
         raw = params.get("page_size", "").strip()
@@ -82,19 +61,16 @@ class HistoryReads:
         return dpb.ListTurnsRequest(session_id=self._session_id, page_size=int(raw) if raw else 0,
                                     page_token=params.get("page_token", ""))
 
-    async def _read(self, envelope: gw.Envelope, request: dpb.ListTurnsRequest) -> None:
-        try:
-            response = await self._stub.ListTurns(request, metadata=self._metadata, timeout=READ_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            self._error(envelope, exc.code().name, f"{ACTION}: {exc.details() or exc.code().name}")
-            return
-        finally:
-            self._running -= 1
-        answer = env.ok(envelope, json.dumps(page_data(response), ensure_ascii=False))
-        self._out(Outbound(answer, size=answer.ByteSize()))
+    async def _call(self, request: dpb.ListTurnsRequest) -> dpb.ListTurnsResponse:
+        response: dpb.ListTurnsResponse = await self._stub.ListTurns(request, metadata=self._metadata,
+                                                                     timeout=READ_TIMEOUT_S)
+        return response
 
-    def _error(self, envelope: gw.Envelope, code: str, message: str) -> None:
-        self._out(Outbound(env.error(envelope.id, self._node_id, code, message, trace_id=envelope.trace_id)))
+    def _data(self, response: dpb.ListTurnsResponse) -> dict[str, Any]:
+        return page_data(response)
+
+    def _error_target(self, envelope: gw.Envelope) -> str:
+        return self._node_id
 
 
 def page_data(response: dpb.ListTurnsResponse) -> dict[str, Any]:

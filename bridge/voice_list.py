@@ -16,24 +16,21 @@ console then offers only "automatic"); a TTS failure answers with its gRPC
 code name.
 
 Each read is a task of the connection (never in the client reader), at most
-MAX_READS at once, with a deadline of READ_TIMEOUT_S. Cancellation: closing
-the connection cancels its reads (TaskOwner), which cancels their calls.
+MAX_READS at once, with a deadline of READ_TIMEOUT_S (bridge/master_reads.py).
+Cancellation: closing the connection cancels its reads (TaskOwner), which
+cancels their calls.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
-import grpc
-
-from peromesh.gateway.v1 import envelope_pb2 as gw
 from peromesh.tts.v1 import tts_service_pb2 as tpb
 from peromesh.tts.v1 import tts_service_pb2_grpc as tpb_grpc
-from server.wire import envelopes as env
 
+from .master_reads import MasterRead, Spawn
 from .outbound import Outbound
 
 ACTION = "voices:list"
@@ -43,53 +40,34 @@ MAX_LANGUAGES = 8
 _LANGUAGE = re.compile(r"[A-Za-z]{2,8}")  # a primary language subtag, as the TTS router names languages
 
 
-class VoiceList:
+class VoiceList(MasterRead[tpb.ListVoicesRequest, tpb.ListVoicesResponse]):
+    ACTION = ACTION
+    MAX_READS = MAX_READS
+    TASK_NAME = "voice-list"
+    BUSY = f"{MAX_READS} voice lists are already being read"
+
     def __init__(self, stub: tpb_grpc.TtsServiceStub | None, metadata: tuple[tuple[str, str], ...],
-                 out: Callable[[Outbound], None],
-                 spawn: Callable[[Coroutine[Any, Any, None], str], object]) -> None:
+                 out: Callable[[Outbound], None], spawn: Spawn) -> None:
+        super().__init__(metadata, out, spawn)
         self._stub = stub
-        self._metadata = metadata
-        self._out = out
-        self._spawn = spawn
-        self._running = 0
 
-    @staticmethod
-    def wants(envelope: gw.Envelope) -> bool:
-        return (envelope.target_id in (env.MASTER, "") and envelope.HasField("request")
-                and envelope.request.action_name == ACTION)
+    def _request(self, params: Any) -> tpb.ListVoicesRequest:
+        return tpb.ListVoicesRequest(languages=parse_languages(params.get("languages", "")))
 
-    def handle(self, envelope: gw.Envelope) -> None:
-        """Check the request and start the read; the answer comes when the TTS server answered."""
-        try:
-            languages = parse_languages(envelope.request.params.get("languages", ""))
-        except ValueError as exc:
-            self._error(envelope, "INVALID_ARGUMENT", str(exc))
-            return
+    def _refusal(self) -> tuple[str, str] | None:
         if self._stub is None:
-            self._error(envelope, "UNAVAILABLE", f"{ACTION}: this bridge knows no TTS server (--tts-addr); "
-                                                 "answers are spoken in the automatic voice")
-            return
-        if self._running >= MAX_READS:
-            self._error(envelope, "RESOURCE_EXHAUSTED", f"{MAX_READS} voice lists are already being read")
-            return
-        self._running += 1
-        self._spawn(self._read(self._stub, envelope, languages), "voice-list")
+            return "UNAVAILABLE", (f"{ACTION}: this bridge knows no TTS server (--tts-addr); "
+                                   "answers are spoken in the automatic voice")
+        return None
 
-    async def _read(self, stub: tpb_grpc.TtsServiceStub, envelope: gw.Envelope, languages: list[str]) -> None:
-        try:
-            response = await stub.ListVoices(tpb.ListVoicesRequest(languages=languages), metadata=self._metadata,
-                                             timeout=READ_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            self._error(envelope, exc.code().name, f"{ACTION}: {exc.details() or exc.code().name}")
-            return
-        finally:
-            self._running -= 1
-        answer = env.ok(envelope, json.dumps({"voices": [voice_data(v) for v in response.voices]},
-                                             ensure_ascii=False))
-        self._out(Outbound(answer, size=answer.ByteSize()))
+    async def _call(self, request: tpb.ListVoicesRequest) -> tpb.ListVoicesResponse:
+        assert self._stub is not None  # _refusal() answered UNAVAILABLE before any read started
+        response: tpb.ListVoicesResponse = await self._stub.ListVoices(request, metadata=self._metadata,
+                                                                       timeout=READ_TIMEOUT_S)
+        return response
 
-    def _error(self, envelope: gw.Envelope, code: str, message: str) -> None:
-        self._out(Outbound(env.error(envelope.id, envelope.source_id, code, message, trace_id=envelope.trace_id)))
+    def _data(self, response: tpb.ListVoicesResponse) -> dict[str, Any]:
+        return {"voices": [voice_data(v) for v in response.voices]}
 
 
 def parse_languages(raw: str) -> list[str]:
