@@ -109,12 +109,13 @@ def _collapsed(text: str) -> str:
 # in Lyon", the user's "my" taken as its own) whatever the note says about whose words a memory
 # is; shown once how a remembered "my"/"I" becomes "your"/"you", it mostly follows. Only the
 # session's language's example: an English session shown the Chinese one answered in Chinese.
+# No names in it: a named brother ("Leo") came back as the user's cat and as the model's own name.
 # Fixed text, so it is part of the shared prefix the local model encodes once (kv_cache.py).
-EXAMPLE_MEMORY = {"en": "my brother Leo works at a bank and I visit him on Sundays",
+EXAMPLE_MEMORY = {"en": "my brother works at a bank and I visit him on Sundays",
                   "zh": "我哥哥在医院上班，我每个周日去看他"}
 EXAMPLE_QUESTION = {"en": "Where does my brother work, and when do I see him?",
                     "zh": "我哥哥在哪里上班？我什么时候去看他？"}
-EXAMPLE_ANSWER = {"en": "Your brother Leo works at a bank, and you visit him on Sundays.",
+EXAMPLE_ANSWER = {"en": "Your brother works at a bank, and you visit him on Sundays.",
                   "zh": "你哥哥在医院上班，你每个周日去看他。"}
 
 
