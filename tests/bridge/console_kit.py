@@ -1,8 +1,8 @@
 """The web console in Debian's Chromium (Playwright): launch, open the console, watch for errors.
 
-Shared by the console tests so that every one of them launches the browser the same way and
-fails on the same things: uncaught page errors, `console.error` messages and HTTP responses of
-400 or more (a missing favicon included).
+Shared by the console tests so that every one of them launches the browser (and the mesh it
+talks to) the same way and fails on the same things: uncaught page errors, `console.error`
+messages and HTTP responses of 400 or more (a missing favicon included).
 """
 
 from __future__ import annotations
@@ -12,14 +12,28 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Response, async_playwright
+from meshkit import start_test_mesh
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Response, ViewportSize, async_playwright
+
+from server.app.root import Mesh
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "console"
-VIEWPORT = {"width": 1280, "height": 860}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 860}
+CONSOLE_SERVICES = ("tts", "core", "bridge")  # what a console page talks to
+
+
+@asynccontextmanager
+async def console_mesh(data_dir: Path, *flags: str) -> AsyncIterator[Mesh]:
+    """A running mesh of CONSOLE_SERVICES started with `flags`, stopped however the block ends."""
+    mesh = await start_test_mesh(data_dir, *flags, only=CONSOLE_SERVICES)
+    try:
+        yield mesh
+    finally:
+        await mesh.stop()
 
 
 @asynccontextmanager

@@ -8,23 +8,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from meshkit import start_test_mesh
 from playwright.async_api import Browser
 
 from bridge import codec
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from server.app.root import Mesh
 
-from .console_kit import Problems, chromium, js, screenshot, wait_js
+from .console_kit import Problems, chromium, console_mesh, js, screenshot, wait_js
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
-    mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "15", only=("tts", "core", "bridge"))
-    yield mesh
-    await mesh.stop()
+    async with console_mesh(data_dir, "--scripted-delay-ms", "15") as mesh:
+        yield mesh
 
 
 @pytest.fixture

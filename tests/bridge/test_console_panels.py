@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from meshkit import start_test_mesh
 from playwright.async_api import Browser, Page
 
 from peromesh.gateway.v1 import envelope_pb2 as gw
 from server.app.root import Mesh
 from server.dialog.history import DialogTurnRow, HistoryStore
 
-from .console_kit import Problems, chromium, js, open_console, screenshot, wait_js
+from .console_kit import Problems, chromium, console_mesh, js, open_console, screenshot, wait_js
 from .gateway_client import GatewayClient
 
 pytestmark = pytest.mark.slow
@@ -34,10 +33,8 @@ HISTORY_LOADED = '[data-history][data-state="loaded"]'
 
 @pytest.fixture
 async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
-    mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "15", "--monitor-interval", "0.3",
-                                 only=("tts", "core", "bridge"))
-    yield mesh
-    await mesh.stop()
+    async with console_mesh(data_dir, "--scripted-delay-ms", "15", "--monitor-interval", "0.3") as mesh:
+        yield mesh
 
 
 @pytest.fixture
@@ -45,10 +42,8 @@ async def long_answer_mesh(data_dir: Path) -> AsyncIterator[Mesh]:
     """A mesh whose answers are written at once and spoken for a minute: the text is final while
     the speech is still being synthesized (the window in which a next message supersedes it)."""
     text = " ".join(f"This is sentence {n} of a long answer, spoken clause by clause." for n in range(1, 25))
-    mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "0", "--scripted-text", text,
-                                 only=("tts", "core", "bridge"))
-    yield mesh
-    await mesh.stop()
+    async with console_mesh(data_dir, "--scripted-delay-ms", "0", "--scripted-text", text) as mesh:
+        yield mesh
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from server.app.root import Mesh
 from server.dialog.servicer import DialogServicer
 from server.tts.wiring import RunningTts
 
-from .console_kit import Problems, chromium, js, open_console, screenshot, wait_js
+from .console_kit import Problems, chromium, console_mesh, js, open_console, screenshot, wait_js
 from .gateway_client import GatewayClient
 
 pytestmark = pytest.mark.slow
@@ -34,10 +34,9 @@ LOADED = '#voice[data-state="loaded"]'
 
 @pytest.fixture
 async def mesh(data_dir: Path) -> AsyncIterator[Mesh]:
-    mesh = await start_test_mesh(data_dir, "--tts-engines", "piper", "--scripted-delay-ms", "5",
-                                 "--scripted-text", ANSWER, only=("tts", "core", "bridge"))
-    yield mesh
-    await mesh.stop()
+    async with console_mesh(data_dir, "--tts-engines", "piper", "--scripted-delay-ms", "5",
+                            "--scripted-text", ANSWER) as mesh:
+        yield mesh
 
 
 @pytest.fixture
