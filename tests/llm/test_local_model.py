@@ -6,22 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from meshkit import TEST_MODELS, Conversation, start_test_mesh
+from meshkit import Conversation, start_test_mesh
 
 from peromesh.dialog.v1 import dialog_service_pb2 as pb
 from server.llm.base import ChatMessage, LlmRequest
 from server.llm.factory import warm_up
 from server.llm.local import LocalTransformersProvider
-from server.llm.model_store import prepare_model
 from server.llm.prompt import build_messages, fixed_prefix
 from server.rpc.channels import open_channel
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def model_dir() -> Path:
-    return prepare_model("smollm2", TEST_MODELS)
 
 
 @pytest.fixture(scope="module")

@@ -12,22 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from meshkit import TEST_MODELS
 
 from server.config import flags
 from server.llm.base import ChatMessage, LlmRequest
 from server.llm.factory import build_provider
 from server.llm.local import LocalTransformersProvider
-from server.llm.model_store import prepare_model
 from server.llm.quantize import quantize_model
 from server.llm.settings import LlmSettings
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def model_dir() -> Path:
-    return prepare_model("smollm2", TEST_MODELS)
 
 
 @pytest.fixture(scope="module")
