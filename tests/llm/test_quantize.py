@@ -63,7 +63,8 @@ async def test_the_flag_reaches_the_loaded_model(model_dir: Path, tmp_path: Path
     parser = argparse.ArgumentParser()
     flags.add_flags(parser, LlmSettings)
     settings = flags.read(LlmSettings, parser.parse_args(["--llm-quantize", "int8", "--model-dir", str(model_dir)]))
-    assert settings.quantize == "int8" and LlmSettings().quantize == "none"
+    assert settings.quantize == "int8" and LlmSettings().quantize == "int8"  # the default
+    assert flags.read(LlmSettings, parser.parse_args(["--llm-quantize", "none"])).quantize == "none"
     provider = await build_provider(settings, tmp_path)
     try:
         assert isinstance(provider, LocalTransformersProvider) and provider.quantized_layers > 0
