@@ -373,8 +373,11 @@ class StreamingRecognizer:
             self._judging = self._tasks.spawn(self._judge(self._speculative, audio), "end-of-turn")
 
     async def _guess(self, utterance: int, audio: npt.NDArray[np.float32]) -> Transcript:
-        transcript = await self.transcriber.transcribe_async(audio, urgent=True,
-                                                             quick=utterance == self._quick_utterance)
+        # Every utterance's end-of-turn guess (which is also its final) decodes in the quick window:
+        # the full 30 s window cost 2.2 CPU-s for Whisper base, so end of speech -> final took a
+        # median 2.3 s on two cores; the transcriber falls back to the full window for a clip
+        # too long for it, a decode that loops or one that finds no words.
+        transcript = await self.transcriber.transcribe_async(audio, urgent=True, quick=True)
         judged = utterance == self._quick_utterance
         news = transcript.text != self._last_partial if transcript.text else judged
         if utterance == self._utterance and news:
@@ -419,8 +422,7 @@ class StreamingRecognizer:
             with contextlib.suppress(Exception):
                 transcript = await guess
         if transcript is None:
-            transcript = await self.transcriber.transcribe_async(audio, urgent=True,
-                                                                 quick=utterance == self._quick_utterance)
+            transcript = await self.transcriber.transcribe_async(audio, urgent=True, quick=True)
         latency = asyncio.get_running_loop().time() - ended_at
         self._emit(FinalTranscript(utterance, transcript.text, transcript.language, reason,
                                    transcript.audio_s, transcript.decode_s, latency, ending.silence_s,
