@@ -182,8 +182,9 @@ class StreamingRecognizer:
 
     def decode_quickly(self, utterance: int) -> None:
         """Utterance `utterance` is judged as a possible barge-in while the answer waits paused:
-        its decodes use the transcriber's quick window (about a fifth of the CPU), so the verdict
-        (and the resume after a backchannel) comes that much sooner after the user falls silent."""
+        its partial decodes use the transcriber's quick window too (every utterance's guess and
+        final already do), and a guess that found no words still goes out, as an empty partial,
+        so the judge can resume after a cough without waiting for the final."""
         self._quick_utterance = utterance
 
     async def feed(self, pcm: bytes, sample_rate_hertz: int = SAMPLE_RATE) -> None:

@@ -93,8 +93,9 @@ class WhisperTranscriber:
 
         One encoder pass: WhisperModel.transcribe would encode twice for a multilingual model
         (once to detect the language, once to decode), and the encoder is most of the cost.
-        `quick`: a clip of at most QUICK_MAX_AUDIO_S is encoded in the shorter window (a barge-in
-        is judged on it while the answer waits); a looping or empty decode falls back to the full one."""
+        `quick`: a clip of at most QUICK_MAX_AUDIO_S is encoded in the shorter window (every
+        end-of-turn guess and final, and a judged barge-in's partials); a looping or empty decode
+        falls back to the full one."""
         started = time.perf_counter()
         if quick and len(audio) <= QUICK_MAX_AUDIO_S * SAMPLE_RATE:
             cap = 8 + int(QUICK_TOKENS_PER_S * len(audio) / SAMPLE_RATE)
