@@ -142,7 +142,10 @@ class Turn:
                     return _spelled(handled.reply)
             memories = await recall
         finally:
-            recall.cancel()  # not needed (a command, a remainder) or the turn was cancelled: no orphan
+            if not recall.done():
+                recall.cancel()  # not needed (a command, a remainder) or the turn was cancelled: no orphan
+            elif not recall.cancelled():
+                recall.exception()  # a recall that failed on a path not using it is no unretrieved error
         request = LlmRequest(build_messages(history, self.input.text, memories), self.input.session_id,
                              self.deps.max_new_tokens)
         if self.deps.tools is not None:  # tool list on the prompt, <nit> scripts run (server/tools)
