@@ -197,7 +197,10 @@ class GatewayConnection:
             if not self._ended.done():
                 self._ended.set_result(ending)
 
-        self._tasks.spawn(run(), name)
+        task = self._tasks.spawn(run(), name)
+        # A connection closed before the task's first step cancels run() unstarted, which leaves
+        # the pump coroutine never awaited (a RuntimeWarning at collection); close it then.
+        task.add_done_callback(lambda _: pump.close())
 
     async def _read_client(self) -> None:
         async for frame in self.ws:
