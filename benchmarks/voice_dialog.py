@@ -160,6 +160,8 @@ async def main() -> None:
     parser.add_argument("--tts-engines", default="auto")
     parser.add_argument("--asr-model", default="base")
     parser.add_argument("--max-new-tokens", type=int, default=60)
+    parser.add_argument("--judge-after-ms", type=int, default=None,
+                        help="the core's --turn-judge-after-ms (default: the core's own default)")
     args = parser.parse_args()
     if unknown := [language for language in args.languages if language not in ("en", "zh")]:
         parser.error(f"--languages: unknown {unknown} (en, zh)")
@@ -167,6 +169,8 @@ async def main() -> None:
     flags = ["--llm", args.llm, "--model", args.model, "--scripted-delay-ms", str(args.delay_ms),
              "--tts-engines", args.tts_engines, "--asr-model", args.asr_model,
              "--max-new-tokens", str(args.max_new_tokens)]
+    if args.judge_after_ms is not None:
+        flags += ["--turn-judge-after-ms", str(args.judge_after_ms)]
     if args.llm == "local":
         flags += ["--model-dir", args.model_dir or await asyncio.to_thread(local_model_dir, args.model)]
     with serve(*flags) as endpoints:
@@ -174,7 +178,8 @@ async def main() -> None:
         await one_turn(address, "warmup", speech[args.languages[0]][0])  # one spoken turn before timing
         for language in args.languages:
             runs = [await one_turn(address, f"{language}{i}", pcm) for i, pcm in enumerate(speech[language])]
-            print(json.dumps(summary(args.llm, args.model, language, runs)), flush=True)
+            print(json.dumps({**summary(args.llm, args.model, language, runs),
+                              "judge_after_ms": args.judge_after_ms or "default"}), flush=True)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ def speech_settings(settings: MeshSettings) -> SpeechSettings:
     """The ASR/VAD/end-of-turn settings from the core's speech flags."""
     flags = settings.core.speech
     endpoint = EndpointConfig(end_silence_ms=flags.end_silence_ms, complete_silence_ms=flags.complete_silence_ms,
-                              incomplete_silence_ms=flags.incomplete_silence_ms)
+                              incomplete_silence_ms=flags.incomplete_silence_ms,
+                              judge_after_ms=flags.judge_after_ms)
     return SpeechSettings(flags.asr_model, flags.asr_language or None, flags.turn_model, endpoint)
 
 

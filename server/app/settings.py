@@ -93,6 +93,9 @@ class SpeechFlags:
                                     "silence that ends an utterance the end-of-turn model judged complete")
     incomplete_silence_ms: int = flag(EndpointConfig.incomplete_silence_ms, "turn-incomplete-silence-ms",
                                       "silence that ends an utterance judged unfinished (the longest wait)")
+    judge_after_ms: int = flag(EndpointConfig.judge_after_ms, "turn-judge-after-ms",
+                               "silence after which the utterance so far is decoded and judged (the "
+                               "speculative final: a shorter wait answers sooner, a pause costs a decode)")
     end_silence_ms: int = flag(EndpointConfig.end_silence_ms, "asr-end-silence-ms",
                                "silence that ends an utterance when there is no end-of-turn model")
 

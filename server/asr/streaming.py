@@ -22,16 +22,20 @@ frames (so a cough, a click or a burst of echo does not count). It ends on
 `end()` (the client's is_end), at `max_utterance_s` (Whisper's 30 s window),
 or after a silence whose length depends on what was said:
 
-- with an end-of-turn detector (turn_detector.py): 200 ms into a silence the
-  utterance so far is decoded and, at the same time, judged by the model;
+- with an end-of-turn detector (turn_detector.py): `judge_after_ms` (≈100 ms)
+  into a silence the utterance so far is decoded and, at the same time, judged
+  by the model;
   the verdict combines both. Judged complete, the turn ends once the silence
   reaches `complete_silence_ms` (≈250 ms; the decode already made is the
   final, so no time is lost); judged unfinished, or not judged yet, only at
   `incomplete_silence_ms` (≈2.5 s). Speech that resumes discards the verdict.
   Silence is counted in audio; once judged, the rest of the limit also runs
   in wall time, so a client that stops sending audio still gets its turn ended.
-  The decision therefore comes when the decode does (Whisper base: ~1 s on a
-  quiet machine), never before `complete_silence_ms`.
+  The decision therefore comes when the decode does (Whisper base, quick
+  window: ~0.3 s on a quiet machine), never before `complete_silence_ms`.
+  A pause shorter than the turn that resumes into speech wastes its decode;
+  one still queued behind another decode when that happens is skipped, so
+  pauses never pile decodes up in front of the final.
 - without one (no model file, `--turn-model none`): after `end_silence_ms`.
 
 `pre_roll_ms` of audio before the onset is kept so the first syllable is not clipped.
@@ -59,14 +63,12 @@ import numpy.typing as npt
 import soxr
 
 from server.aio import TaskOwner
-from server.asr.transcriber import SAMPLE_RATE, Transcript, WhisperTranscriber
+from server.asr.transcriber import SAMPLE_RATE, DecodeSkipped, Transcript, WhisperTranscriber
 from server.asr.turn_detector import TurnDetector, TurnVerdict
 from server.asr.vad import FRAME_SAMPLES, SileroVad
 
 log = logging.getLogger(__name__)
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
-# Trailing silence kept in a final's audio, and the point where a speculative final decode starts.
-_SPECULATE_AFTER_FRAMES = round(0.2 / FRAME_S)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,16 @@ class EndpointConfig:
     end_silence_ms: int = 700  # silence that ends an utterance without an end-of-turn model
     complete_silence_ms: int = 250  # with the model: silence that ends one judged complete
     incomplete_silence_ms: int = 2500  # with the model: silence that ends one judged unfinished
+    # Silence after which the utterance so far is decoded (the speculative final) and judged; also
+    # the trailing silence a final's audio keeps. Measured (benchmarks/voice_dialog.py, scripted
+    # model, quiet machine): 200 ms gave end of speech -> first audio p50 583 ms (en) / 656 (zh).
+    judge_after_ms: int = 100
+
+    def __post_init__(self) -> None:
+        if not 0 < self.judge_after_ms <= self.complete_silence_ms <= self.incomplete_silence_ms:
+            raise ValueError("turn timing must satisfy 0 < judge-after-ms <= complete-silence-ms <= "
+                             f"incomplete-silence-ms (got {self.judge_after_ms}, {self.complete_silence_ms}, "
+                             f"{self.incomplete_silence_ms})")
     pre_roll_ms: int = 300
     partial_interval_s: float = 1.5
     max_utterance_s: float = 28.0
@@ -163,6 +175,8 @@ class StreamingRecognizer:
         self._verdict: TurnVerdict | None = None  # of the current silence, once judged
         self._judging: asyncio.Task[TurnVerdict | None] | None = None
         self._quick_utterance = -1  # decoded quickly: judged as a possible barge-in (decode_quickly)
+        self._judge_after = max(1, round(self.config.judge_after_ms / 1000 / FRAME_S))  # in frames
+        self._resumes = 0  # times speech resumed after a guess started: a queued stale guess skips
         self._closed = False
 
     @property
@@ -212,7 +226,7 @@ class StreamingRecognizer:
         if self._closed:
             return
         heard = self._speaking or self._voiced > 0
-        if heard and len(self._pending) and self._silent < _SPECULATE_AFTER_FRAMES:
+        if heard and len(self._pending) and self._silent < self._judge_after:
             self._frames.append(self._pending)
         self._pending = np.zeros(0, dtype=np.float32)
         self._finalize("is_end", heard=heard)
@@ -290,11 +304,13 @@ class StreamingRecognizer:
         self._frames.append(frame)
         if prob < cfg.silence_threshold:
             self._silent += 1
-            if self._silent == _SPECULATE_AFTER_FRAMES:
+            if self._silent == self._judge_after:
                 self._speculate()
         else:
             self._silent = 0
-            self._speculative = None  # the user went on speaking: that guess (and its verdict) is stale
+            if self._speculative is not None:  # the user went on speaking: that guess (and its
+                self._resumes += 1  # verdict) is stale; if it has not started decoding, it never will
+            self._speculative = None
             self._verdict = None
         if self._silent * FRAME_S * 1000 >= self._silence_limit_ms():
             complete = self._verdict is not None and self._verdict.complete
@@ -369,16 +385,20 @@ class StreamingRecognizer:
         if self.transcriber.final_busy and self._detector is None:  # it would queue; the final
             return  # will decode anyway (with a detector the verdict needs it: queue it)
         audio = np.concatenate(self._frames)
-        self._speculative = self._tasks.spawn(self._guess(self._utterance, audio), "speculative")
+        self._speculative = self._tasks.spawn(self._guess(self._utterance, audio, self._resumes), "speculative")
         if self._detector is not None:
             self._judging = self._tasks.spawn(self._judge(self._speculative, audio), "end-of-turn")
 
-    async def _guess(self, utterance: int, audio: npt.NDArray[np.float32]) -> Transcript:
+    async def _guess(self, utterance: int, audio: npt.NDArray[np.float32], resumes: int) -> Transcript:
         # Every utterance's end-of-turn guess (which is also its final) decodes in the quick window:
         # the full 30 s window cost 2.2 CPU-s for Whisper base, so end of speech -> final took a
         # median 2.3 s on two cores; the transcriber falls back to the full window for a clip
         # too long for it, a decode that loops or one that finds no words.
-        transcript = await self.transcriber.transcribe_async(audio, urgent=True, quick=True)
+        try:
+            transcript = await self.transcriber.transcribe_async(
+                audio, urgent=True, quick=True, wanted=lambda: self._resumes == resumes)
+        except DecodeSkipped:
+            raise asyncio.CancelledError from None  # abandoned (speech resumed before it started)
         judged = utterance == self._quick_utterance
         news = transcript.text != self._last_partial if transcript.text else judged
         if utterance == self._utterance and news:
@@ -391,9 +411,9 @@ class StreamingRecognizer:
 
     def _finalize(self, reason: str, heard: bool = True) -> None:
         audio = np.concatenate(self._frames) if heard and self._frames else np.zeros(0, dtype=np.float32)
-        if self._speaking and self._silent >= _SPECULATE_AFTER_FRAMES:
-            # keep ~200 ms of the trailing silence, not all of it: exactly the speculative audio
-            keep = len(audio) - (self._silent - _SPECULATE_AFTER_FRAMES) * FRAME_SAMPLES
+        if self._speaking and self._silent >= self._judge_after:
+            # keep judge_after_ms of the trailing silence, not all of it: exactly the speculative audio
+            keep = len(audio) - (self._silent - self._judge_after) * FRAME_SAMPLES
             audio = audio[:keep]
         guess, self._speculative = self._speculative, None
         silence_s = self._silent * FRAME_S if reason in ("end_of_turn", "end_of_speech") else 0.0

@@ -9,11 +9,11 @@ several sessions talk at once). A model is loaded once per process and shared.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,10 @@ LANGUAGES = ("zh", "en")
 QUICK_FRAMES = 1500
 QUICK_MAX_AUDIO_S = 12.0
 QUICK_TOKENS_PER_S = 12
+
+
+class DecodeSkipped(Exception):
+    """A queued decode found, when its turn came, that its result was no longer wanted."""
 
 
 @dataclass(frozen=True)
@@ -143,15 +147,20 @@ class WhisperTranscriber:
         return max(LANGUAGES, key=lambda code: float(probabilities.get(f"<|{code}|>", 0.0)))
 
     async def transcribe_async(self, audio: npt.NDArray[np.float32], urgent: bool = False,
-                               quick: bool = False) -> Transcript:
+                               quick: bool = False, wanted: Callable[[], bool] | None = None) -> Transcript:
         """`transcribe` off the event loop, in one of two lanes, each decoding one utterance at a
         time: `urgent` for finals (and guesses at them), the other for partial updates, so a final
         never queues behind a partial. Cancelling the awaiting task abandons the result; the decode
-        in progress still finishes on its thread (CTranslate2 cannot be interrupted)."""
+        in progress still finishes on its thread (CTranslate2 cannot be interrupted). `wanted` is
+        asked (on the lane's thread) when the decode's turn comes: False skips it (DecodeSkipped)."""
+        def job() -> Transcript:
+            if wanted is not None and not wanted():
+                raise DecodeSkipped()
+            return self.transcribe(audio, quick=quick)
+
         self._pending[urgent] += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._lanes[urgent], functools.partial(self.transcribe, audio, quick=quick))
+            return await asyncio.get_running_loop().run_in_executor(self._lanes[urgent], job)
         finally:
             self._pending[urgent] -= 1
 

@@ -6,7 +6,11 @@ sentence with . ? ! 。 ？ ！ and a trailing-off one with … or a comma), and
 last word that cannot end a sentence (a conjunction, a preposition, an
 article or a filler: "about", "and", "because", "因为", "然后", "嗯", "那个").
 Neither is trusted alone: Whisper puts a full stop after almost anything, and
-"What are you talking about?" ends with a preposition. `text_evidence`
+"What are you talking about?" ends with a preposition. Whisper also puts a
+question mark after an unfinished yes/no question ("Can you help me with?"):
+a question ending with a preposition is finished only when it asks with a
+wh-word (what, who, where, …); one ending with an article, a possessive, a
+conjunction or a filler never is. `text_evidence`
 returns log-odds that the end-of-turn detector adds to the model's.
 """
 
@@ -14,13 +18,20 @@ from __future__ import annotations
 
 import re
 
-# English words that (outside a question) do not end a finished utterance.
-_EN_HANGING = frozenset((
-    "and", "or", "but", "nor", "because", "cause", "although", "unless", "whereas", "if", "than",
+# English words that (outside a question) do not end a finished utterance: prepositions, which a
+# wh-question may end with ("What are you talking about?"), and the rest, which nothing ends with.
+_EN_PREPOSITIONS = frozenset((
     "about", "to", "of", "for", "with", "from", "into", "onto", "toward", "towards", "through",
-    "without", "between", "across", "the", "a", "an", "my", "your", "our", "their", "its",
+    "without", "between", "across",
+))
+_EN_NEVER_LAST = frozenset((
+    "and", "or", "but", "nor", "because", "cause", "although", "unless", "whereas", "if", "than",
+    "the", "a", "an", "my", "your", "our", "their", "its",
     "um", "uh", "er", "erm", "uhm", "hmm", "mm",
 ))
+_EN_HANGING = _EN_PREPOSITIONS | _EN_NEVER_LAST
+_WH_WORDS = frozenset(("what", "who", "whom", "whose", "which", "where", "when", "why", "how", "what's",
+                       "who's", "where's", "how's"))
 # Mandarin: conjunctions, fillers and the "if … then" opener, matched at the end of the text.
 _ZH_HANGING = ("因为", "所以", "然后", "但是", "可是", "而且", "还有", "或者", "如果", "要是", "虽然",
                "不过", "就是", "那个", "这个", "的话", "比如", "嗯", "呃", "额", "和", "跟", "与", "把", "被")
@@ -47,8 +58,11 @@ def text_evidence(text: str) -> float:
     text = text.strip()
     if not text:
         return 0.0
-    if text.endswith(_QUESTION):  # a question may end with "about", "for": it is finished
-        return QUESTION + (PARTICLE if text[:-1].rstrip().endswith(_ZH_FINAL_PARTICLES) else 0.0)
+    if text.endswith(_QUESTION):
+        asked = text.rstrip("?？ ")
+        if _unfinished_question(asked):
+            return HANGING
+        return QUESTION + (PARTICLE if asked.endswith(_ZH_FINAL_PARTICLES) else 0.0)
     trailing_off = text.endswith(_TRAILING_OFF)
     bare = text.rstrip(_TERMINAL + "".join(_TRAILING_OFF) + " ")
     if hanging_word(bare):
@@ -58,6 +72,18 @@ def text_evidence(text: str) -> float:
     if bare.endswith(_ZH_FINAL_PARTICLES):
         return PARTICLE + (TERMINAL if bare != text else 0.0)
     return TERMINAL if bare != text else 0.0
+
+
+def _unfinished_question(asked: str) -> bool:
+    """"Can you help me with?": a yes/no question left hanging. A wh-question may end with a
+    preposition ("Who are you going with?"); no question ends with an article or a conjunction."""
+    match = _WORDS.search(asked)
+    if match is None:
+        return False
+    last = match.group(2).lower()
+    if last in _EN_NEVER_LAST:
+        return True
+    return last in _EN_PREPOSITIONS and not _WH_WORDS.intersection(re.findall(r"[a-z']+", asked.lower()))
 
 
 def hanging_word(text: str) -> bool:

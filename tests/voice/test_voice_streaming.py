@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from server.asr.streaming import (
     SpeechStarted,
     StreamingRecognizer,
 )
-from server.asr.transcriber import WhisperTranscriber
+from server.asr.transcriber import DecodeSkipped, WhisperTranscriber
 from server.tts.engine import SpeechEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
@@ -90,3 +91,23 @@ async def test_is_end_finalises_at_once_with_any_rate_and_odd_chunks(
     final = events[-1]
     assert isinstance(final, FinalTranscript) and final.reason == "is_end"
     assert word_error_rate([ENGLISH[2]], [final.text]) <= 0.15, final.text
+
+
+async def test_a_queued_decode_no_longer_wanted_is_skipped_when_its_turn_comes(
+        piper: SpeechEngine, whisper_tiny_en: WhisperTranscriber) -> None:
+    """A pause that resumes into speech leaves its speculative decode stale: one still queued
+    behind another decode must not run (it would delay the final behind it)."""
+    audio = (np.frombuffer(await speak(piper, ENGLISH[0], "en"), "<i2") / 32768).astype(np.float32)
+    gate = threading.Event()  # holds the first decode on the lane's thread until the second is queued
+    wanted = [True]
+    first = asyncio.create_task(whisper_tiny_en.transcribe_async(
+        audio, urgent=True, quick=True, wanted=lambda: gate.wait(30)))
+    second = asyncio.create_task(whisper_tiny_en.transcribe_async(
+        audio, urgent=True, quick=True, wanted=lambda: wanted[0]))
+    await asyncio.sleep(0)  # both jobs are in the lane: the first waits at its gate, the second behind it
+    wanted[0] = False  # speech resumed: the second is stale
+    gate.set()
+    assert word_error_rate([ENGLISH[0]], [(await first).text]) < 0.3
+    with pytest.raises(DecodeSkipped):
+        await second
+    assert not whisper_tiny_en.busy
