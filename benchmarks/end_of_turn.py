@@ -78,6 +78,10 @@ MANDARIN = [
     ("请把厨房的灯关掉。", True),
     ("我最喜欢的颜色是蓝色。", True),
     ("给我讲个关于猫的笑话吧。", True),
+    ("你周末想去哪里玩？", True),
+    ("这本书多少钱？", True),
+    ("你知道为什么他昨天", False),  # an interrogative in an unfinished sentence
+    ("我不知道怎么跟他说，但是", False),
     ("我想跟你说一件事，因为", False),
     ("我昨天去了超市，然后", False),
     ("我觉得我们可以，嗯", False),

@@ -44,6 +44,10 @@ def test_no_cue_leaves_the_model_alone() -> None:
     (0.98, "We should probably talk to.", False),
     (0.04, "I want to tell you about.", False),
     (0.02, "So what I was thinking is that maybe we could...", False),
+    (0.10, "给妹妹送什么小礼物比较好。", True),  # Mandarin asks in place; Whisper wrote "。"
+    (0.17, "我明天下午有什么安排", True),
+    (0.12, "下與天事何看什麼書。", True),  # in Whisper's traditional characters too
+    (0.95, "我想问你为什么，因为", False),  # an interrogative does not rescue a hanging ending
     (0.70, "I like it", True),  # no cue: the model decides
     (0.30, "I like it", False),
 ])
