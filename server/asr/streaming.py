@@ -141,6 +141,13 @@ class _Ending:
 _CLOSED = object()
 
 
+class _Wanted:
+    """Whether a speculative decode's result is still wanted (read on the decode lane's thread)."""
+
+    def __init__(self) -> None:
+        self.value = True
+
+
 class StreamingRecognizer:
     """One audio stream's recognizer. Not thread-safe: call it from one event loop."""
 
@@ -176,7 +183,7 @@ class StreamingRecognizer:
         self._judging: asyncio.Task[TurnVerdict | None] | None = None
         self._quick_utterance = -1  # decoded quickly: judged as a possible barge-in (decode_quickly)
         self._judge_after = max(1, round(self.config.judge_after_ms / 1000 / FRAME_S))  # in frames
-        self._resumes = 0  # times speech resumed after a guess started: a queued stale guess skips
+        self._guess_wanted: _Wanted | None = None  # of the current silence's guess; speech resuming clears it
         self._closed = False
 
     @property
@@ -308,9 +315,9 @@ class StreamingRecognizer:
                 self._speculate()
         else:
             self._silent = 0
-            if self._speculative is not None:  # the user went on speaking: that guess (and its
-                self._resumes += 1  # verdict) is stale; if it has not started decoding, it never will
-            self._speculative = None
+            if self._guess_wanted is not None:  # the user went on speaking: that guess (and its
+                self._guess_wanted.value = False  # verdict) is stale; not yet decoding, it never will
+            self._speculative, self._guess_wanted = None, None
             self._verdict = None
         if self._silent * FRAME_S * 1000 >= self._silence_limit_ms():
             complete = self._verdict is not None and self._verdict.complete
@@ -385,18 +392,19 @@ class StreamingRecognizer:
         if self.transcriber.final_busy and self._detector is None:  # it would queue; the final
             return  # will decode anyway (with a detector the verdict needs it: queue it)
         audio = np.concatenate(self._frames)
-        self._speculative = self._tasks.spawn(self._guess(self._utterance, audio, self._resumes), "speculative")
+        self._guess_wanted = wanted = _Wanted()
+        self._speculative = self._tasks.spawn(self._guess(self._utterance, audio, wanted), "speculative")
         if self._detector is not None:
             self._judging = self._tasks.spawn(self._judge(self._speculative, audio), "end-of-turn")
 
-    async def _guess(self, utterance: int, audio: npt.NDArray[np.float32], resumes: int) -> Transcript:
+    async def _guess(self, utterance: int, audio: npt.NDArray[np.float32], wanted: _Wanted) -> Transcript:
         # Every utterance's end-of-turn guess (which is also its final) decodes in the quick window:
         # the full 30 s window cost 2.2 CPU-s for Whisper base, so end of speech -> final took a
         # median 2.3 s on two cores; the transcriber falls back to the full window for a clip
         # too long for it, a decode that loops or one that finds no words.
         try:
             transcript = await self.transcriber.transcribe_async(
-                audio, urgent=True, quick=True, wanted=lambda: self._resumes == resumes)
+                audio, urgent=True, quick=True, wanted=lambda: wanted.value)
         except DecodeSkipped:
             raise asyncio.CancelledError from None  # abandoned (speech resumed before it started)
         judged = utterance == self._quick_utterance
@@ -415,7 +423,7 @@ class StreamingRecognizer:
             # keep judge_after_ms of the trailing silence, not all of it: exactly the speculative audio
             keep = len(audio) - (self._silent - self._judge_after) * FRAME_SAMPLES
             audio = audio[:keep]
-        guess, self._speculative = self._speculative, None
+        guess, self._speculative, self._guess_wanted = self._speculative, None, None  # the final's: wanted
         silence_s = self._silent * FRAME_S if reason in ("end_of_turn", "end_of_speech") else 0.0
         ending = _Ending(reason, silence_s, self._verdict)
         log.debug("utterance %d ended: %s after %.2fs of silence", self._utterance, reason, silence_s)
@@ -440,8 +448,9 @@ class StreamingRecognizer:
             return
         transcript = None
         if guess is not None:
-            with contextlib.suppress(Exception):
-                transcript = await guess
+            await asyncio.wait([guess])  # never raises: a failed or abandoned guess means decoding again
+            if not guess.cancelled() and guess.exception() is None:
+                transcript = guess.result()
         if transcript is None:
             transcript = await self.transcriber.transcribe_async(audio, urgent=True, quick=True)
         latency = asyncio.get_running_loop().time() - ended_at

@@ -40,9 +40,23 @@ LANGUAGES = ("zh", "en")
 # decoder may loop on a shortened window ("Stop Stop Stop …"): a decode that reaches
 # QUICK_TOKENS_PER_S is taken as such a loop and redone on the full window; so is one that finds
 # no words (measured: a short "停" is empty in the quick window, words in the full one).
+# The window also shrinks with the clip: a clip of 1.5 s or more is encoded in (its length + 5 s),
+# at least 8 s (measured on the 20 spoken questions of benchmarks/_questions.py, 2-3 s each: the
+# same text as the 15 s window for all 20, decode p50 289 -> 158 ms zh, 274 -> 136 ms en). A
+# shorter clip (a backchannel) keeps the whole quick window, where "mm hmm" is read right.
 QUICK_FRAMES = 1500
+QUICK_MIN_FRAMES = 800
+QUICK_SHRINK_FROM_S = 1.5
+QUICK_MARGIN_S = 5.0
 QUICK_MAX_AUDIO_S = 12.0
 QUICK_TOKENS_PER_S = 12
+
+
+def quick_window_frames(audio_s: float) -> int:
+    """Mel frames of the quick window for a clip of `audio_s` seconds."""
+    if audio_s < QUICK_SHRINK_FROM_S:
+        return QUICK_FRAMES
+    return min(QUICK_FRAMES, max(QUICK_MIN_FRAMES, round((audio_s + QUICK_MARGIN_S) * 100)))
 
 
 class DecodeSkipped(Exception):
@@ -103,7 +117,7 @@ class WhisperTranscriber:
         started = time.perf_counter()
         if quick and len(audio) <= QUICK_MAX_AUDIO_S * SAMPLE_RATE:
             cap = 8 + int(QUICK_TOKENS_PER_S * len(audio) / SAMPLE_RATE)
-            decoded = self._decode(audio, QUICK_FRAMES, cap)
+            decoded = self._decode(audio, quick_window_frames(len(audio) / SAMPLE_RATE), cap)
             if decoded is not None and decoded[0]:  # no words: the full window is the reference
                 return Transcript(*decoded, len(audio) / SAMPLE_RATE, time.perf_counter() - started)
         text, language = self._decode(audio, N_FRAMES, None) or ("", "")

@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from voice.voice_helpers import speak
+from voice.voice_helpers import speak, word_error_rate
 
-from server.asr.transcriber import WhisperTranscriber
+from server.asr.transcriber import QUICK_FRAMES, SAMPLE_RATE, WhisperTranscriber, quick_window_frames
 from server.dialog.barge_in import is_backchannel
 from server.tts.espeak import EspeakEngine
 
@@ -49,3 +49,21 @@ async def test_a_long_clip_is_not_decoded_in_the_short_window(
     said = "Wait, what time is my meeting with the doctor tomorrow?"
     audio = _samples(await speak(espeak, said, "en"))
     assert "meeting" in whisper_base.transcribe(audio, quick=True).text.lower()
+
+
+@pytest.mark.parametrize("said", ["What should I pack for a weekend by the sea?",
+                                  "Tell me something cheerful before I go to work."])
+async def test_a_sentence_decodes_alike_in_a_window_cut_to_its_length(
+        whisper_base: WhisperTranscriber, espeak: EspeakEngine, said: str) -> None:
+    audio = _samples(await speak(espeak, said, "en"))
+    frames = quick_window_frames(len(audio) / SAMPLE_RATE)
+    assert frames < QUICK_FRAMES, frames  # the case under test: a window shorter than 15 s
+    quick, full = whisper_base.transcribe(audio, quick=True), whisper_base.transcribe(audio)
+    assert word_error_rate([full.text], [quick.text]) <= 0.1, (quick.text, full.text)
+
+    def cpu_s(window: int) -> float:
+        started = time.process_time()
+        whisper_base._decode(audio, window, None)
+        return time.process_time() - started
+
+    assert min(cpu_s(frames) for _ in range(2)) < min(cpu_s(QUICK_FRAMES) for _ in range(2))

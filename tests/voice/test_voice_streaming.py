@@ -111,3 +111,29 @@ async def test_a_queued_decode_no_longer_wanted_is_skipped_when_its_turn_comes(
     with pytest.raises(DecodeSkipped):
         await second
     assert not whisper_tiny_en.busy
+
+
+async def test_a_final_s_guess_stays_wanted_when_the_next_utterance_pauses(
+        piper: SpeechEngine, whisper_tiny_en: WhisperTranscriber) -> None:
+    """Audio that arrives faster than decodes (an upload): the first utterance's guess is its final
+    and must still run when a later utterance's pause makes that later guess stale."""
+    first, second, third = [await speak(piper, text, "en") for text in ENGLISH[:3]]
+    audio = silence(0.3) + first + silence(1.0) + second + silence(0.15) + third
+    recognizer = StreamingRecognizer(whisper_tiny_en)
+    await recognizer.feed(audio, RATE)  # all at once: no decode has started yet
+    await recognizer.end()
+    finals = [e for e in await asyncio.wait_for(_events_until_is_end(recognizer), 60)
+              if isinstance(e, FinalTranscript)]
+    await recognizer.close()
+    assert [f.reason for f in finals] == ["end_of_speech", "is_end"], finals
+    assert word_error_rate([ENGLISH[0]], [finals[0].text]) <= 0.2, finals[0]
+    assert word_error_rate([" ".join(ENGLISH[1:3])], [finals[1].text]) <= 0.2, finals[1]
+
+
+async def _events_until_is_end(recognizer: StreamingRecognizer) -> list[RecognitionEvent]:
+    events: list[RecognitionEvent] = []
+    async for event in recognizer.events():
+        events.append(event)
+        if isinstance(event, FinalTranscript) and event.reason == "is_end":
+            break
+    return events
