@@ -125,7 +125,10 @@ async def test_voice_stops_audio_still_playing_after_the_turn_completed(
             assert cancels[0].audio_cancel.chunks_sent == kinds(done).count("audio_chunk")
             assert kinds(seen).index("audio_cancel") < kinds(seen).index("transcription")
             assert final.turn_id == "playout#2"
-            talk.interrupt()
+            # Saying how much was played makes the stop deterministic: turn 2 (2 ms a token) may
+            # already be complete when the interrupt arrives, and an interrupt without played_ms
+            # counts a completed answer's delivered audio as heard (test_played_ms.py).
+            talk.send(interrupt=pb.Interrupt(played_ms=200))
             await talk.until_state(pb.STATE_INTERRUPTED)
             await talk.close()
     finally:
