@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from server import telemetry
+from server.app.core import speech_settings
 from server.app.root import run_until_signalled, start_mesh
 from server.app.settings import (
     BridgeSettings,
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = flags.read(MeshSettings, args)
     try:
         settings.selected()
+        speech_settings(settings)  # the turn-timing flags are checked together (EndpointConfig)
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
     asyncio.run(serve(settings))

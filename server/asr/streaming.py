@@ -33,9 +33,9 @@ or after a silence whose length depends on what was said:
   in wall time, so a client that stops sending audio still gets its turn ended.
   The decision therefore comes when the decode does (Whisper base, quick
   window: ~0.3 s on a quiet machine), never before `complete_silence_ms`.
-  A pause shorter than the turn that resumes into speech wastes its decode;
-  one still queued behind another decode when that happens is skipped, so
-  pauses never pile decodes up in front of the final.
+  A pause that turns back into speech wastes its decode; one still queued
+  behind another decode when that happens is skipped, so pauses never pile
+  decodes up in front of the final.
 - without one (no model file, `--turn-model none`): after `end_silence_ms`.
 
 `pre_roll_ms` of audio before the onset is kept so the first syllable is not clipped.
@@ -83,17 +83,18 @@ class EndpointConfig:
     incomplete_silence_ms: int = 2500  # with the model: silence that ends one judged unfinished
     # Silence after which the utterance so far is decoded (the speculative final) and judged; also
     # the trailing silence a final's audio keeps. Measured (benchmarks/voice_dialog.py, scripted
-    # model, quiet machine): 200 ms gave end of speech -> first audio p50 583 ms (en) / 656 (zh).
+    # model, quiet machine, same run): end of speech -> first audio p50 588-627 ms (en) and
+    # 611-659 (zh) at 200 ms, 520-525 and 537-554 at 100 ms.
     judge_after_ms: int = 100
+    pre_roll_ms: int = 300
+    partial_interval_s: float = 1.5
+    max_utterance_s: float = 28.0
 
     def __post_init__(self) -> None:
         if not 0 < self.judge_after_ms <= self.complete_silence_ms <= self.incomplete_silence_ms:
             raise ValueError("turn timing must satisfy 0 < judge-after-ms <= complete-silence-ms <= "
                              f"incomplete-silence-ms (got {self.judge_after_ms}, {self.complete_silence_ms}, "
                              f"{self.incomplete_silence_ms})")
-    pre_roll_ms: int = 300
-    partial_interval_s: float = 1.5
-    max_utterance_s: float = 28.0
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pytest
 from bridge.limits import Limits
 from server.app.settings import CoreSettings, MeshSettings
 from server.asr.streaming import EndpointConfig
-from server.cli import build_parser, parse_serve
+from server.cli import build_parser, main, parse_serve
 from server.hub.hub import HubConfig
 from tests.meshkit import start_test_mesh
 
@@ -94,3 +94,12 @@ async def test_a_failed_start_stops_what_had_started(tmp_path: Path) -> None:
         assert set(mesh.addresses) == {"core", "bridge"}
     finally:
         await mesh.stop()
+
+
+def test_turn_timing_flags_that_contradict_each_other_stop_the_command_with_the_reason() -> None:
+    for argv in (["--turn-judge-after-ms", "0"], ["--turn-judge-after-ms", "300"],
+                 ["--turn-complete-silence-ms", "3000"]):
+        with pytest.raises(SystemExit, match="judge-after-ms <= complete-silence-ms"):
+            main(["serve", *argv])
+    speech = parse_serve(["--turn-judge-after-ms", "60"]).core.speech
+    assert speech.judge_after_ms == 60 and EndpointConfig().judge_after_ms == 100
