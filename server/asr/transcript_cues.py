@@ -90,10 +90,7 @@ def _ending_evidence(text: str) -> float:
 def _unfinished_question(asked: str) -> bool:
     """"Can you help me with?": a yes/no question left hanging. A wh-question may end with a
     preposition ("Who are you going with?"); no question ends with an article or a conjunction."""
-    match = _WORDS.search(asked)
-    if match is None:
-        return False
-    last = match.group(2).lower()
+    _, last = _last_words(asked)
     if last in _EN_NEVER_LAST:
         return True
     return last in _EN_PREPOSITIONS and not _WH_WORDS.intersection(re.findall(r"[a-z']+", asked.lower()))
@@ -103,9 +100,13 @@ def hanging_word(text: str) -> bool:
     """True when `text` (without its final punctuation) ends with a word that leaves it unfinished."""
     if text.endswith(_ZH_HANGING):
         return True
+    before, last = _last_words(text)
+    return last in _EN_HANGING or (bool(before) and f"{before} {last}" in _EN_HANGING_PAIRS)
+
+
+def _last_words(text: str) -> tuple[str, str]:
+    """The last two English words of `text`, lower-cased ("" where there is none)."""
     match = _WORDS.search(text)
     if match is None:
-        return False
-    last = match.group(2).lower()
-    pair = f"{match.group(1).strip().lower()} {last}" if match.group(1) else ""
-    return last in _EN_HANGING or pair in _EN_HANGING_PAIRS
+        return "", ""
+    return (match.group(1) or "").strip().lower(), match.group(2).lower()
