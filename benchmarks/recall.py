@@ -63,6 +63,7 @@ from server.memory.rerank import PROMPT_MIN_SEMANTIC, relevant
 from server.memory.schema import upgrade_to_head
 from server.memory.server import MemoryServer, start_memory_server
 from server.storage.db import Database
+from server.warmup import settle_heap
 from tests.memory.conftest import load_fixture
 
 DIM = 384
@@ -264,6 +265,7 @@ async def run_fixture(args: argparse.Namespace, work: Path) -> None:
     config = MemoryConfig(data_dir=work, db_url=args.db_url or f"sqlite:///{work / 'memory.db'}",
                           secretary_interval_s=0, index_save_interval_s=0)
     server = await start_memory_server(config, allow_unauthenticated_loopback=True)
+    settle_heap()  # as `peromesh serve` does once every server is warm (the facts come after, as in use)
     client = MemoryClient.connect(server.address, recall_timeout_s=30.0)
     try:
         sets = await load_facts(server)

