@@ -16,6 +16,8 @@ from typing import Any
 
 import grpc
 
+from server.rpc.decoding import drain_requests
+
 # Open without a token: health (probes carry no secrets) and reflection (the schema is public, and
 # grpcurl looks a method up before it sends the call's headers' token); neither reveals or changes data.
 _OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
@@ -65,10 +67,18 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 def _deny_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
-    async def deny(_request: Any, context: grpc.aio.ServicerContext) -> None:
+    # A refused request stream is drained (undecoded, bounded) before the status goes out: a
+    # client whose messages are still in flight would otherwise get INTERNAL, not UNAUTHENTICATED.
+    streaming = handler is not None and handler.request_streaming
+
+    async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
+        if streaming:
+            await drain_requests(request)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid 'authorization: Bearer <token>'")
 
-    async def deny_stream(_request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def deny_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if streaming:
+            await drain_requests(request)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid 'authorization: Bearer <token>'")
         yield  # pragma: no cover - abort raises
 

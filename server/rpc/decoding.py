@@ -102,10 +102,17 @@ class _DecodedStream:
         if self._ended:
             return
         self._ended = True
-        with contextlib.suppress(Exception, TimeoutError):
-            async with asyncio.timeout(DRAIN_S), self._lock:
-                for _ in range(DRAIN_MESSAGES):
-                    await self._raw.__anext__()
+        async with self._lock:
+            await drain_requests(self._raw)
+
+
+async def drain_requests(raw: AsyncIterator[Any]) -> None:
+    """Read and drop what a client is still sending, bounded (DRAIN_S, DRAIN_MESSAGES), before a
+    call's status goes out: see `_DecodedStream` for why (also a refused stranger's stream, auth.py)."""
+    with contextlib.suppress(Exception, TimeoutError):
+        async with asyncio.timeout(DRAIN_S):
+            for _ in range(DRAIN_MESSAGES):
+                await raw.__anext__()
 
 
 class _DrainingContext:

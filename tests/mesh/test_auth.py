@@ -147,3 +147,20 @@ async def test_a_configured_token_is_enforced_even_with_the_open_loopback(data_d
             await talk.close()
     finally:
         await mesh.stop()
+
+
+async def test_a_stranger_s_stream_still_in_flight_is_refused_as_unauthenticated(data_dir: Path) -> None:
+    """Many messages on a refused stream: the status must not race the client's sending (INTERNAL)."""
+    mesh = await start_test_mesh(data_dir, "--scripted-delay-ms", "1", only=["core"])
+    try:
+        async with open_channel(mesh.addresses["core"]) as anonymous:
+            for _ in range(5):
+                requests = [pb.ConverseRequest(config=pb.SessionConfig(text_only=True))]
+                requests += [pb.ConverseRequest(user_text=pb.UserText(text="x" * 2000)) for _ in range(200)]
+                call = dpb_grpc.DialogServiceStub(anonymous).Converse(iter(requests))
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    async for _ in call:
+                        pass
+                assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, caught.value.details()
+    finally:
+        await mesh.stop()
