@@ -102,17 +102,19 @@ class _DecodedStream:
         if self._ended:
             return
         self._ended = True
-        async with self._lock:
-            await drain_requests(self._raw)
+        await drain_requests(self._raw, self._lock)
 
 
-async def drain_requests(raw: AsyncIterator[Any]) -> None:
+async def drain_requests(raw: AsyncIterator[Any], lock: asyncio.Lock | None = None) -> None:
     """Read and drop what a client is still sending, bounded (DRAIN_S, DRAIN_MESSAGES), before a
-    call's status goes out: see `_DecodedStream` for why (also a refused stranger's stream, auth.py)."""
+    call's status goes out: see `_DecodedStream` for why (also a refused stranger's stream, auth.py).
+    The bound covers waiting for `lock` too: a servicer blocked in a read that holds it (a silent
+    peer) must not hold the call's end up."""
     with contextlib.suppress(Exception, TimeoutError):
         async with asyncio.timeout(DRAIN_S):
-            for _ in range(DRAIN_MESSAGES):
-                await raw.__anext__()
+            async with lock or contextlib.nullcontext():
+                for _ in range(DRAIN_MESSAGES):
+                    await raw.__anext__()
 
 
 class _DrainingContext:
