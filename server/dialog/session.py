@@ -66,6 +66,7 @@ class ConverseSession:
         self._paused_playout = ""  # the completed turn whose client playout the judged speech paused
         self._judged_utterance = -1  # the recognizer's utterance that started during playback
         self._echoed = False  # ... was found to be our own speech coming back
+        self._judged_onset_s = 0.0  # ... its onset, on the microphone clock (echo.py)
         self._echo = EchoGate(deps.echo)
 
     # -- reading -----------------------------------------------------------
@@ -234,6 +235,7 @@ class ConverseSession:
             return True
         judge = BargeInJudge(self.deps.barge_in, onset_s)
         self._judge, self._judged_utterance, self._echoed = judge, utterance, False
+        self._judged_onset_s = onset_s
         if self.speech is not None and self.speech.recognizer is not None:
             self.speech.recognizer.decode_quickly(utterance)  # the verdict waits on its decode
         self._tasks.spawn(self._watch(judge), "barge-in-watchdog")
@@ -251,7 +253,7 @@ class ConverseSession:
         if self._judge is not None:
             await self._act(self._judge.ended(text))
         else:  # resumed already (on silence): the final words may still cut it
-            self._echoed = self._echoed or (bool(text) and await self._echo.is_echo())
+            self._echoed = self._echoed or (bool(text) and await self._echo.is_echo(self._judged_onset_s))
             if not self._echoed and not is_backchannel(text):
                 await self._act(Verdict.INTERRUPT, judged=False)
         return self._echoed or is_backchannel(text)
@@ -262,7 +264,7 @@ class ConverseSession:
         if verdict is Verdict.WAIT or (judged and self._judge is None):
             return
         self._judge, paused_playout, self._paused_playout = None, self._paused_playout, ""
-        if verdict is Verdict.INTERRUPT and await self._echo.is_echo():
+        if verdict is Verdict.INTERRUPT and await self._echo.is_echo(self._judged_onset_s):
             verdict, self._echoed = Verdict.RESUME, True
         turn = self.turn
         if verdict is Verdict.INTERRUPT:

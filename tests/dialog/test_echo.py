@@ -22,15 +22,34 @@ def test_similarity_finds_a_delayed_copy_and_rejects_other_audio() -> None:
     assert similarity(np.zeros(8000, dtype=np.float32), sent) == 0.0
 
 
-async def test_the_gate_compares_the_latest_microphone_audio_with_what_was_sent() -> None:
-    sent = (voice_like(6, 3) * 20000).astype("<i2")
+def sending(seconds: float, seed: int) -> tuple[EchoGate, np.ndarray]:
+    """A gate that delivered `seconds` of voice-like speech, in 24 kHz chunks as the core sends them."""
+    sent = (voice_like(seconds, seed) * 20000).astype("<i2")
     gate = EchoGate()
-    for i in range(0, len(sent), 4000):  # 24 kHz chunks as the core delivers them, resampled inside
+    for i in range(0, len(sent), 4000):  # resampled to 8 kHz inside
         gate.sent(np.repeat(sent[i:i + 4000], 3).tobytes(), 24000)
-    gate.heard((voice_like(1, 4) * 20000).astype("<i2").tobytes(), 8000)
-    assert not await gate.is_echo()
-    gate.heard((sent[16000:24000] // 2).tobytes(), 8000)
-    assert await gate.is_echo()
+    return gate, sent
+
+
+async def test_the_gate_compares_an_utterance_with_what_was_sent() -> None:
+    gate, sent = sending(6, 3)
+    gate.heard((voice_like(1, 4) * 20000).astype("<i2").tobytes(), 8000)  # someone else, from 0 s
+    assert not await gate.is_echo(0.0)
+    gate.heard((sent[16000:24000] // 2).tobytes(), 8000)  # our own voice, quieter, from 1 s
+    assert await gate.is_echo(1.0)
+
+
+async def test_an_utterance_checked_after_its_end_of_speech_silence_is_still_recognised() -> None:
+    """The final transcript comes after the end-of-speech silence: the check must not read that
+    silence (nobody's echo) instead of the utterance."""
+    gate, sent = sending(6, 5)
+    gate.heard(b"\0\0" * 4000, 8000)  # 0.5 s of quiet before it
+    gate.heard((sent[8000:24000] // 2).tobytes(), 8000)  # 2 s of our own voice from 0.5 s
+    gate.heard(b"\0\0" * 12000, 8000)  # then 1.5 s of silence: the end of speech and the decode
+    assert await gate.is_echo(0.5)
+    gate.heard((voice_like(2, 6) * 20000).astype("<i2").tobytes(), 8000)  # the user, from 4 s
+    gate.heard(b"\0\0" * 12000, 8000)
+    assert not await gate.is_echo(4.0)
 
 
 def pcm_s(seconds: float, rate: int = 16000) -> bytes:
