@@ -49,25 +49,27 @@ def export_folder(models_dir: Path | None = None) -> Path:
 def prepare_minilm_onnx(models_dir: Path | None = None) -> Path:
     """The folder holding model.onnx, tokenizer.json and meta.json, exporting it on first use."""
     target = export_folder(models_dir)
-    if all((target / name).is_file() for name in _FILES):
+    if _complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the shared models from other users of the dir
     try:
         _export(staging)
-        if target.exists():  # a half-written folder from an older layout, or another process won
-            if all((target / name).is_file() for name in _FILES):
-                return target
+        if target.exists() and not _complete(target):  # half-written (a kill during an older layout)
             shutil.rmtree(target, ignore_errors=True)
         try:
             os.rename(staging, target)
         except OSError:  # another process renamed its complete export into place first
-            if not all((target / name).is_file() for name in _FILES):
+            if not _complete(target):
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in _FILES)
 
 
 def _export(folder: Path) -> None:
